@@ -1,0 +1,76 @@
+"""Settings from the environment (and an optional ``.env`` file), validated by pydantic.
+
+The names are part of the public contract in DESIGN.md; change one only with a migration note
+in the README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from prompts import DEFAULT_STUDY_PATH
+
+DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = DEFAULT_API_BASE_URL
+    telegram_webhook_secret: SecretStr | None = None
+    database_url: str = "sqlite+aiosqlite:///./data/companion.db"
+    companion_study: Path = DEFAULT_STUDY_PATH
+    companion_secret_key: SecretStr | None = None
+    companion_data_dir: Path = Path("data")
+    companion_locale: str = "en-GB"
+    companion_connector_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    companion_researcher_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    companion_global_rate: float = Field(default=30.0, gt=0)
+    companion_chat_rate: float = Field(default=1.0, gt=0)
+    companion_group_per_minute: int = Field(default=20, gt=0)
+    companion_log_level: str = "INFO"
+    companion_log_format: str = "text"
+
+    @field_validator("companion_connector_ids", "companion_researcher_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        """Accept ``"123,456"`` as well as a list; ids are numeric, never usernames."""
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",")]
+            return [int(p) for p in parts if p]
+        return value
+
+    @property
+    def api_base_url(self) -> str:
+        """The Bot API base URL; python-telegram-bot appends the token to it."""
+        return self.telegram_api_base_url
+
+    @property
+    def file_base_url(self) -> str:
+        """Where files are downloaded from: Telegram's ``/file/bot`` beside ``/bot``."""
+        base = self.telegram_api_base_url.rstrip("/")
+        if base.endswith("/bot"):
+            return base[: -len("/bot")] + "/file/bot"
+        return base + "/file/bot"
+
+    def token(self) -> str:
+        """The bot token; raises a plain error when it is missing."""
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
+            raise MissingTokenError
+        return self.telegram_bot_token.get_secret_value()
+
+
+class MissingTokenError(RuntimeError):
+    """The bot token is needed but not set."""
+
+    def __init__(self) -> None:
+        super().__init__("TELEGRAM_BOT_TOKEN is not set")

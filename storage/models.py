@@ -1,0 +1,192 @@
+"""SQLAlchemy models.
+
+Identity (who someone is on Telegram) is kept apart from the research side (a pseudonymous
+person with a role), so that exports and analysis never need the identity table.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+
+from storage.types import UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with named constraints (Alembic needs names on SQLite)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), int: Integer(), dict[str, Any]: JSON()}
+
+
+class Role(enum.StrEnum):
+    """What someone does in the study."""
+
+    PARTNER = "partner"
+    CONNECTOR = "connector"
+    RESEARCHER = "researcher"
+
+
+class PersonStatus(enum.StrEnum):
+    """Whether the bot may contact someone."""
+
+    ACTIVE = "active"
+    UNREACHABLE = "unreachable"  # Telegram answered 403: they blocked the bot or left
+    WITHDRAWN = "withdrawn"
+
+
+class InboxStatus(enum.StrEnum):
+    """Where an incoming update is in its processing."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where an outgoing message is in its delivery."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # the request may have reached Telegram; never resent blindly
+    CANCELLED = "cancelled"
+
+
+class Person(Base):
+    """Someone enrolled in the study, known to the research side only by a pseudonym."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=PersonStatus.ACTIVE)
+    status_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    identity: Mapped[TelegramIdentity | None] = relationship(
+        back_populates="person", uselist=False, lazy="raise"
+    )
+
+
+class TelegramIdentity(Base):
+    """The Telegram side of a person: numeric ids and the name Telegram gives."""
+
+    __tablename__ = "telegram_identity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), unique=True
+    )
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    first_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    username: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="identity", lazy="raise")
+
+
+class InboxUpdate(Base):
+    """An update from Telegram, committed before its offset is confirmed.
+
+    The raw payload is kept only until the update is processed; afterwards only the id (for
+    de-duplication) and the outcome remain, so an outsider's message is not kept.
+    """
+
+    __tablename__ = "inbox_update"
+    __table_args__ = (Index("ix_inbox_update_status_update_id", "status", "update_id"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class OutboxMessage(Base):
+    """A message the bot will send, written in the same transaction as the change behind it."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_message_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(32), default="message")
+    method: Mapped[str] = mapped_column(String(32), default="sendMessage")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    tg_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(300), default=None)
+
+
+class AuditEvent(Base):
+    """One line of the append-only audit log: exports, broadcasts, role changes, alerts."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # No foreign key: the log must outlive a withdrawn partner whose data is deleted.
+    actor_person_id: Mapped[int | None] = mapped_column(default=None)
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised when code tries to change or delete an audit event."""
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_audit_change(mapper: Mapper[Any], connection: Any, target: AuditEvent) -> None:
+    raise AppendOnlyError("the audit log is append-only")
+
+
+__all__ = [
+    "AppendOnlyError",
+    "AuditEvent",
+    "Base",
+    "InboxStatus",
+    "InboxUpdate",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Person",
+    "PersonStatus",
+    "Role",
+    "TelegramIdentity",
+]
