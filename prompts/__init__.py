@@ -3,7 +3,7 @@
 Templates live in one folder per locale (``en-GB/`` first). Messages sent to Telegram are
 ``*.html.j2`` (HTML, autoescaped, strict about missing values); command-line output is
 ``*.txt.j2`` (plain text). Short strings such as button labels and the command menu live in
-``<locale>/labels.yaml``. This package imports nothing else of ours.
+``<locale>/labels.yaml`` and ``<locale>/labels/*.yaml``. This package imports nothing else of ours.
 """
 
 from __future__ import annotations
@@ -54,10 +54,7 @@ class Prompts:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        labels_file = folder / "labels.yaml"
-        self._labels: dict[str, Any] = (
-            yaml.safe_load(labels_file.read_text(encoding="utf-8")) if labels_file.exists() else {}
-        ) or {}
+        self._labels: dict[str, Any] = _load_labels(folder)
 
     def render(self, name: str, /, **context: Any) -> str:
         """Render the Telegram message ``name`` (``"start/outsider"``) as HTML."""
@@ -101,6 +98,27 @@ class Prompts:
         for path in sorted((self.root / self.locale).rglob("*.j2")):
             names.append(str(path.relative_to(self.root / self.locale)))
         return names
+
+
+def _load_labels(folder: Path) -> dict[str, Any]:
+    """``labels.yaml`` merged with every ``labels/*.yaml`` (one file per feature).
+
+    Top-level keys must not repeat across files, so two features cannot silently overwrite
+    each other's wording.
+    """
+    files = [folder / "labels.yaml", *sorted((folder / "labels").glob("*.yaml"))]
+    merged: dict[str, Any] = {}
+    for path in files:
+        if not path.exists():
+            continue
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise PromptNotFoundError(f"{path} must be a mapping of labels")
+        for key, value in data.items():
+            if key in merged:
+                raise PromptNotFoundError(f"label group {key!r} is defined twice ({path})")
+            merged[key] = value
+    return merged
 
 
 @cache

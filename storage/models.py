@@ -106,6 +106,8 @@ class TelegramIdentity(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     first_name: Mapped[str | None] = mapped_column(String(128), default=None)
     username: Mapped[str | None] = mapped_column(String(64), default=None)
+    preferred_name: Mapped[str | None] = mapped_column(String(64), default=None)
+    language_code: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="identity", lazy="raise")
@@ -177,16 +179,150 @@ def _refuse_audit_change(mapper: Mapper[Any], connection: Any, target: AuditEven
     raise AppendOnlyError("the audit log is append-only")
 
 
+
+
+class Invite(Base):
+    """A single-use, expiring invite; only a hash of its code is kept."""
+
+    __tablename__ = "invite"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    group_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    used_by_person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL"), default=None
+    )
+
+
+class PartnerProfile(Base):
+    """How a partner takes part: group, time zone, check-in time, quiet hours, pause.
+
+    Research side: no names here (the name they chose is on the identity table).
+    """
+
+    __tablename__ = "partner_profile"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/London")
+    checkin_weekday: Mapped[int | None] = mapped_column(default=None)  # 0 = Monday
+    checkin_time: Mapped[str | None] = mapped_column(String(5), default=None)  # "18:00" local
+    quiet_start: Mapped[str | None] = mapped_column(String(5), default=None)
+    quiet_end: Mapped[str | None] = mapped_column(String(5), default=None)
+    paused_until: Mapped[datetime | None] = mapped_column(default=None)
+    onboarding_step: Mapped[str] = mapped_column(String(32), default="welcome")
+    # What the next free text from this partner answers, e.g. "settings:name" (None: nothing).
+    awaiting_input: Mapped[str | None] = mapped_column(String(64), default=None)
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    onboarded_at: Mapped[datetime | None] = mapped_column(default=None)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ConsentDecision(Base):
+    """One decision on one consent item; the latest per item is the one in force."""
+
+    __tablename__ = "consent_decision"
+    __table_args__ = (Index("ix_consent_decision_person_item", "person_id", "item_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    item_key: Mapped[str] = mapped_column(String(64))
+    granted: Mapped[bool] = mapped_column()
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckinStatus(enum.StrEnum):
+    """Where one check-in is."""
+
+    PLANNED = "planned"
+    OPEN = "open"
+    COMPLETED = "completed"
+    EXPIRED = "expired"  # its window ended before it was finished
+    MISSED = "missed"  # never started (downtime, pause); the reason is kept
+    CANCELLED = "cancelled"
+
+
+class Checkin(Base):
+    """One occurrence of a check-in for one partner."""
+
+    __tablename__ = "checkin"
+    __table_args__ = (Index("ix_checkin_person_status", "person_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_key: Mapped[str] = mapped_column(String(200), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    checkin_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=CheckinStatus.OPEN)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opened_at: Mapped[datetime | None] = mapped_column(default=None)
+    closes_at: Mapped[datetime] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    current_question: Mapped[str | None] = mapped_column(String(64), default=None)
+    reason: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Answer(Base):
+    """One answer to one question; a changed answer adds a row and supersedes the old one."""
+
+    __tablename__ = "answer"
+    __table_args__ = (Index("ix_answer_checkin_question", "checkin_id", "question_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkin_id: Mapped[int] = mapped_column(ForeignKey("checkin.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    question_key: Mapped[str] = mapped_column(String(64))
+    value_number: Mapped[int | None] = mapped_column(default=None)
+    value_choice: Mapped[str | None] = mapped_column(String(64), default=None)
+    value_text: Mapped[str | None] = mapped_column(Text, default=None)  # encrypted when keyed
+    text_encrypted: Mapped[bool] = mapped_column(default=False)
+    voice_file_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    voice_duration: Mapped[int | None] = mapped_column(default=None)
+    voice_path: Mapped[str | None] = mapped_column(String(300), default=None)
+    skipped: Mapped[bool] = mapped_column(default=False)
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    superseded_at: Mapped[datetime | None] = mapped_column(default=None)
+    source_update_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class SafeguardingAlert(Base):
+    """A risk signal in what a partner wrote, and who in the team picked it up."""
+
+    __tablename__ = "safeguarding_alert"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))  # "answer" or "message"
+    answer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("answer.id", ondelete="SET NULL"), default=None
+    )
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_by_person_id: Mapped[int | None] = mapped_column(default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+
 __all__ = [
+    "Answer",
     "AppendOnlyError",
     "AuditEvent",
     "Base",
+    "Checkin",
+    "CheckinStatus",
+    "ConsentDecision",
     "InboxStatus",
     "InboxUpdate",
+    "Invite",
     "OutboxMessage",
     "OutboxStatus",
+    "PartnerProfile",
     "Person",
     "PersonStatus",
     "Role",
+    "SafeguardingAlert",
     "TelegramIdentity",
 ]

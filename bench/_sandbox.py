@@ -1,0 +1,90 @@
+"""Helpers for benchmarks: a sandbox Telegram in its own process, driven over its control API.
+
+The sandbox runs in a separate process so that the bot being measured has its own core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RemoteSandbox:
+    """A sandbox process and a client for its control API."""
+
+    url: str
+    token: str
+    client: httpx.AsyncClient
+
+    @property
+    def base_url(self) -> str:
+        """Bot API base URL (the token is appended by python-telegram-bot)."""
+        return f"{self.url}/bot"
+
+    async def state(self) -> dict:
+        """The sandbox's counters."""
+        response = await self.client.get(f"{self.url}/control/state")
+        response.raise_for_status()
+        return response.json()
+
+    async def send_texts(self, user_ids: range, text: str) -> None:
+        """Each user sends one text message (concurrently, a few at a time)."""
+        semaphore = asyncio.Semaphore(16)
+
+        async def one(user_id: int) -> None:
+            async with semaphore:
+                r = await self.client.post(
+                    f"{self.url}/control/users/{user_id}/text",
+                    json={"text": text, "first_name": f"User{user_id}"},
+                )
+                r.raise_for_status()
+
+        await asyncio.gather(*(one(u) for u in user_ids))
+
+    async def sent_messages(self) -> int:
+        """How many sendMessage calls the sandbox has answered."""
+        state = await self.state()
+        return int(state["requests_by_method"].get("sendMessage", 0))
+
+    async def wait_for_sent(self, target: int, timeout: float = 300.0) -> None:
+        """Wait until the sandbox has answered ``target`` sendMessage calls in total."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self.sent_messages() < target:
+            if loop.time() > deadline:
+                raise TimeoutError(f"fewer than {target} messages sent in {timeout:.0f} s")
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def remote_sandbox(*extra_args: str) -> AsyncIterator[RemoteSandbox]:
+    """Start ``python -m bot.sandbox`` on a free port and stop it afterwards."""
+    port = free_port()
+    token = "123456:BENCH-token"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.sandbox", "--port", str(port), "--token", token, *extra_args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        async with httpx.AsyncClient(timeout=30) as client:
+            yield RemoteSandbox(url=f"http://127.0.0.1:{port}", token=token, client=client)
+    finally:
+        process.terminate()
+        await process.wait()

@@ -1,0 +1,53 @@
+"""Wiring: build the python-telegram-bot Application with our context, limits and handlers.
+
+There is no python-telegram-bot Updater: updates come through our durable inbox instead
+(``bot.inbox``), and everything the bot sends on its own goes through the outbox sender.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.request import BaseRequest, HTTPXRequest
+
+import handlers
+from bot.context import SERVICES_KEY, BotContext, Services
+from bot.ratelimit import CompanionRateLimiter
+from bot.settings import Settings
+
+CompanionApplication = Application[Any, BotContext, Any, Any, Any, Any]
+
+
+def build_application(
+    settings: Settings, services: Services, *, request: BaseRequest | None = None
+) -> CompanionApplication:
+    """The Application for ``settings``, with every handler registered and services attached."""
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token())
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.file_base_url)
+        .updater(None)
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .context_types(ContextTypes(context=BotContext))
+        .rate_limiter(CompanionRateLimiter(services.limiter))
+    )
+    if request is not None:
+        builder = builder.request(request)
+    application: CompanionApplication = builder.build()
+    application.bot_data[SERVICES_KEY] = services
+    handlers.register(application)
+    return application
+
+
+def build_plain_bot(settings: Settings, *, pool_size: int = 8, read_timeout: float = 10.0) -> Bot:
+    """A Bot for one job (the sender, the poller) with its own connection pool and no limiter."""
+    return Bot(
+        token=settings.token(),
+        base_url=settings.api_base_url,
+        base_file_url=settings.file_base_url,
+        request=HTTPXRequest(connection_pool_size=pool_size, read_timeout=read_timeout),
+    )

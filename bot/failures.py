@@ -1,0 +1,42 @@
+"""When handling something fails: an apology to the person and an alert to the connectors."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.outbox import enqueue
+from bot.people import staff_chat_ids
+from prompts import Prompts
+
+
+async def notify_staff_of_failure(
+    session: AsyncSession,
+    prompts: Prompts,
+    reference: str,
+    error: BaseException,
+    *,
+    chat_id: int | None = None,
+    person_id: int | None = None,
+) -> None:
+    """Queue the connectors' alert (and, when a person was waiting, an apology to them).
+
+    Neither message carries what the person wrote: only a reference and the error's type.
+    """
+    alert = prompts.render("errors/staff_alert", reference=reference, error_type=type(error).__name__)
+    for staff_chat in await staff_chat_ids(session):
+        await enqueue(
+            session,
+            key=f"failure:{reference}:{staff_chat}",
+            chat_id=staff_chat,
+            text=alert,
+            kind="staff_alert",
+        )
+    if chat_id is not None and person_id is not None:
+        await enqueue(
+            session,
+            key=f"failure:{reference}:sorry",
+            chat_id=chat_id,
+            text=prompts.render("errors/user_sorry"),
+            person_id=person_id,
+            kind="reply",
+        )

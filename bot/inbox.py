@@ -1,0 +1,375 @@
+"""The durable inbox: every update is committed before Telegram is told it arrived.
+
+``InboxPoller`` long-polls ``getUpdates`` and only asks for the next offset (which confirms
+the batch to Telegram) after the batch is committed. The webhook receiver uses ``store_updates``
+the same way before answering 200. ``InboxWorker`` then hands each stored update, in order, to
+python-telegram-bot's ``Application.process_update`` inside the same transaction that marks the
+row done (a batch of updates shares one transaction, each in its own savepoint), so a crash at
+any point either leaves the update to be processed again from scratch or finds it done: never
+half-applied, never lost. A handler that fails has only its own update rolled back and recorded
+as failed; the rest go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Bot, Update
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.ext import Application
+from telegram.request import BaseRequest, RequestData
+from telegram.request._requestparameter import RequestParameter
+
+from bot.context import UpdateScope, current_scope
+from bot.people import person_for_telegram_user
+from bot.ratelimit import retry_after_seconds
+from storage.db import Database
+from storage.models import InboxStatus, InboxUpdate, PartnerProfile, Person, TelegramIdentity
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# A batch commits at least this often, so that a long burst does not hold replies back.
+MAX_BATCH_SECONDS = 0.25
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+
+
+FailureHook = Callable[[AsyncSession, int, int | None, BaseException], Awaitable[None]]
+"""Called in the transaction that records a failed update: (session, update_id, chat_id, error)."""
+
+
+def update_chat_id(payload: dict[str, Any]) -> int | None:
+    """The chat a raw update came from, if it has one."""
+    for key in ("message", "edited_message", "my_chat_member"):
+        body = payload.get(key)
+        if isinstance(body, dict) and isinstance(body.get("chat"), dict):
+            chat_id = body["chat"].get("id")
+            return int(chat_id) if isinstance(chat_id, int) else None
+    query = payload.get("callback_query")
+    if isinstance(query, dict) and isinstance(query.get("message"), dict):
+        chat = query["message"].get("chat")
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return int(chat["id"])
+    return None
+
+
+def update_user_id(payload: dict[str, Any]) -> int | None:
+    """The Telegram user id behind a raw update, whatever its kind."""
+    for key in ("message", "edited_message", "callback_query", "my_chat_member"):
+        body = payload.get(key)
+        if isinstance(body, dict):
+            sender = body.get("from")
+            if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+                return int(sender["id"])
+    return None
+
+
+async def store_updates(db: Database, updates: Sequence[dict[str, Any]]) -> int:
+    """Commit raw updates to the inbox, ignoring ids already there; returns how many were new."""
+    if not updates:
+        return 0
+    ids = [int(u["update_id"]) for u in updates]
+    async with db.transaction() as session:
+        existing = set(
+            (
+                await session.execute(
+                    select(InboxUpdate.update_id).where(InboxUpdate.update_id.in_(ids))
+                )
+            ).scalars()
+        )
+        fresh = 0
+        for raw in updates:
+            update_id = int(raw["update_id"])
+            if update_id in existing:
+                continue
+            existing.add(update_id)
+            session.add(
+                InboxUpdate(
+                    update_id=update_id,
+                    payload=json.dumps(raw, ensure_ascii=False, separators=(",", ":")),
+                    status=InboxStatus.PENDING,
+                    received_at=utcnow(),
+                )
+            )
+            fresh += 1
+    return fresh
+
+
+class InboxPoller:
+    """Long polling that confirms an offset only after the batch is committed."""
+
+    def __init__(
+        self,
+        db: Database,
+        bot: Bot,
+        request: BaseRequest,
+        *,
+        on_stored: Callable[[], None],
+        timeout: int = 25,
+        allowed_updates: Sequence[str] = ALLOWED_UPDATES,
+    ) -> None:
+        self.db = db
+        self.bot = bot
+        self.request = request
+        self.on_stored = on_stored
+        self.timeout = timeout
+        self.allowed_updates = list(allowed_updates)
+        self.offset: int | None = None
+        self.last_poll_at: float | None = None
+
+    async def _get_updates(self) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "timeout": self.timeout,
+            "limit": 100,
+            "allowed_updates": self.allowed_updates,
+        }
+        if self.offset is not None:
+            params["offset"] = self.offset
+        data = RequestData([RequestParameter.from_input(k, v) for k, v in params.items()])
+        # The raw JSON is what we store: parsing happens later, per update, so one update that
+        # python-telegram-bot cannot parse never blocks the others.
+        result = await self.request.post(
+            url=f"{self.bot.base_url}/getUpdates",
+            request_data=data,
+            read_timeout=self.timeout + 10,
+        )
+        return list(result) if isinstance(result, list) else []
+
+    async def poll_once(self) -> int:
+        """One getUpdates round: store the batch, then move the offset past it."""
+        updates = await self._get_updates()
+        self.last_poll_at = asyncio.get_running_loop().time()
+        if not updates:
+            return 0
+        await store_updates(self.db, updates)
+        self.offset = max(int(u["update_id"]) for u in updates) + 1
+        self.on_stored()
+        return len(updates)
+
+    async def run(self) -> None:
+        """Poll until cancelled, backing off on Telegram or network trouble."""
+        backoff = 1.0
+        while True:
+            try:
+                await self.poll_once()
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except RetryAfter as exc:
+                delay = retry_after_seconds(exc)
+                log.warning("getUpdates rate limited; waiting %.0f s", delay)
+                await asyncio.sleep(delay)
+            except Conflict:
+                log.error(
+                    "another process is polling with this bot token (or a webhook is set); "
+                    "retrying in %.0f s",
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+            except InvalidToken:
+                log.critical("Telegram rejected the bot token; polling stops")
+                raise
+            except (TimedOut, NetworkError) as exc:
+                log.warning(
+                    "getUpdates failed (%s); retrying in %.0f s", type(exc).__name__, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+            except (DBAPIError, OSError) as exc:
+                # The batch was not committed, so the offset did not move: nothing is lost.
+                log.error("could not store updates (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+
+
+class InboxWorker:
+    """Processes stored updates in order, one transaction each."""
+
+    def __init__(
+        self,
+        db: Database,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        *,
+        on_committed: Callable[[], None],
+        on_failed: FailureHook | None = None,
+        batch_size: int = 50,
+    ) -> None:
+        self.db = db
+        self.application = application
+        self.on_committed = on_committed
+        self.on_failed = on_failed
+        self.batch_size = batch_size
+        self._wake = asyncio.Event()
+        self.processed = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        """New rows were committed; look now."""
+        self._wake.set()
+
+    async def _people(
+        self, session: AsyncSession, user_ids: set[int]
+    ) -> dict[int, tuple[Person, PartnerProfile | None]]:
+        """Enrolled people (with partner profiles) for a batch's senders, in one query."""
+        if not user_ids:
+            return {}
+        result = await session.execute(
+            select(TelegramIdentity.telegram_user_id, Person, PartnerProfile)
+            .join(Person, Person.id == TelegramIdentity.person_id)
+            .outerjoin(PartnerProfile, PartnerProfile.person_id == Person.id)
+            .where(TelegramIdentity.telegram_user_id.in_(user_ids))
+        )
+        return {row[0]: (row[1], row[2]) for row in result}
+
+    async def process_batch(self) -> int:
+        """Process up to ``batch_size`` pending updates, in order, in ONE transaction.
+
+        Each update runs inside its own SAVEPOINT: a failing handler's changes are rolled back
+        alone and the update is recorded as failed, while the others commit together with
+        their "done" marks. One commit per batch instead of one per update is what keeps a
+        burst fast on SQLite. Returns how many updates were handled (0: nothing pending).
+        """
+        failures = 0
+        handled = 0
+        loop = asyncio.get_running_loop()
+        async with self.db.transaction() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(InboxUpdate)
+                        .where(InboxUpdate.status == InboxStatus.PENDING)
+                        .order_by(InboxUpdate.update_id)
+                        .limit(self.batch_size)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not rows:
+                return 0
+            raws = {r.update_id: json.loads(r.payload) for r in rows if r.payload is not None}
+            user_ids = {uid for raw in raws.values() if (uid := update_user_id(raw)) is not None}
+            people = await self._people(session, user_ids)
+            started = loop.time()
+            for row in rows:
+                handled += 1
+                raw = raws.get(row.update_id)
+                if raw is not None:
+                    error = await self._process(session, row.update_id, raw, people)
+                    if error is not None:
+                        # Recorded at once, so the apology is queued before later replies.
+                        await self._record_failure(session, row, update_chat_id(raw), error)
+                        failures += 1
+                        people = {}  # a rolled-back savepoint expires what it touched
+                        continue
+                row.status = InboxStatus.DONE
+                row.payload = None  # keep the id for de-duplication, not the message
+                row.processed_at = utcnow()
+                row.attempts += 1
+                if loop.time() - started > MAX_BATCH_SECONDS:
+                    break  # commit what is done so replies are not held back for long
+        self.processed += handled - failures
+        self.failed += failures
+        self.on_committed()
+        return handled
+
+    async def _process(
+        self,
+        session: AsyncSession,
+        update_id: int,
+        raw: dict[str, Any],
+        people: dict[int, tuple[Person, PartnerProfile | None]],
+    ) -> BaseException | None:
+        """Run one update's handlers inside a savepoint; return the error if one failed."""
+        scope = UpdateScope(update_id=update_id, session=session)
+        user_id = update_user_id(raw)
+        if user_id is not None:
+            known = people.get(user_id)
+            if known is None:
+                # Someone enrolled earlier in this batch, or a cache cleared by a rollback.
+                person = await person_for_telegram_user(session, user_id)
+                profile = await session.get(PartnerProfile, person.id) if person else None
+                if person is not None:
+                    people[user_id] = known = (person, profile)
+            if known is not None:
+                scope.person, scope.profile = known
+        savepoint = await session.begin_nested()
+        token = current_scope.set(scope)
+        try:
+            update = Update.de_json(raw, self.application.bot)
+            await self.application.process_update(update)
+        except Exception as exc:  # a payload PTB cannot parse, or a failing handler
+            scope.error = exc
+        finally:
+            current_scope.reset(token)
+        if scope.error is None:
+            await savepoint.commit()
+            return None
+        await savepoint.rollback()
+        log.error(
+            "update %s failed: %s",
+            update_id,
+            type(scope.error).__name__,
+            exc_info=scope.error,
+        )
+        return scope.error
+
+    async def _record_failure(
+        self,
+        session: AsyncSession,
+        row: InboxUpdate,
+        chat_id: int | None,
+        error: BaseException,
+    ) -> None:
+        row.attempts += 1
+        row.error = type(error).__name__[:200]
+        row.status = InboxStatus.FAILED
+        row.payload = None
+        row.processed_at = utcnow()
+        if self.on_failed is not None:
+            await self.on_failed(session, row.update_id, chat_id, error)
+
+    async def drain(self) -> int:
+        """Process everything pending now; returns how many updates were handled."""
+        handled = 0
+        while True:
+            count = await self.process_batch()
+            if not count:
+                return handled
+            handled += count
+
+    async def run(self) -> None:
+        """Process updates as they arrive until cancelled (resuming unfinished ones first)."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.drain()
+            except (DBAPIError, OSError) as exc:
+                # The batch rolled back as a whole; its updates are still pending.
+                log.error("inbox worker database error (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+
+    async def prune(self, older_than_days: int = 7) -> int:
+        """Delete finished rows whose ids Telegram can no longer redeliver (it keeps 24 h)."""
+        cutoff = utcnow() - timedelta(days=older_than_days)
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                delete(InboxUpdate).where(
+                    InboxUpdate.status != InboxStatus.PENDING,
+                    InboxUpdate.processed_at < cutoff,
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,95 @@
+"""Looking people up: who someone is, what role they hold, and where staff can be reached."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import User
+
+from bot.settings import Settings
+from storage.models import AuditEvent, Person, PersonStatus, Role, TelegramIdentity
+from storage.types import utcnow
+
+STAFF_ROLES = (Role.CONNECTOR, Role.RESEARCHER)
+
+
+def new_pseudonym() -> str:
+    """A random pseudonym such as ``P-7K2Q9XWD``; it says nothing about the person."""
+    alphabet = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+    return "P-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+async def person_for_telegram_user(session: AsyncSession, telegram_user_id: int) -> Person | None:
+    """The enrolled person behind a Telegram user id, or None for an outsider."""
+    result = await session.execute(
+        select(Person)
+        .join(TelegramIdentity, TelegramIdentity.person_id == Person.id)
+        .where(TelegramIdentity.telegram_user_id == telegram_user_id)
+    )
+    return result.scalar_one_or_none()
+
+
+def allow_listed_role(settings: Settings, telegram_user_id: int) -> Role | None:
+    """The staff role an allow-list gives this numeric id, if any (never by username)."""
+    if telegram_user_id in settings.companion_connector_ids:
+        return Role.CONNECTOR
+    if telegram_user_id in settings.companion_researcher_ids:
+        return Role.RESEARCHER
+    return None
+
+
+async def enrol_allow_listed(
+    session: AsyncSession, settings: Settings, user: User, chat_id: int
+) -> Person | None:
+    """Create the person for an allow-listed staff member on first contact, with an audit line."""
+    role = allow_listed_role(settings, user.id)
+    if role is None:
+        return None
+    person = Person(pseudonym=new_pseudonym(), role=role, status=PersonStatus.ACTIVE)
+    session.add(person)
+    await session.flush()
+    session.add(
+        TelegramIdentity(
+            person_id=person.id,
+            telegram_user_id=user.id,
+            chat_id=chat_id,
+            first_name=user.first_name,
+            username=user.username,
+        )
+    )
+    session.add(
+        AuditEvent(
+            actor_person_id=person.id,
+            action="role.granted",
+            detail={"role": str(role), "source": "allow-list"},
+            at=utcnow(),
+        )
+    )
+    return person
+
+
+async def staff_chat_ids(session: AsyncSession) -> list[int]:
+    """Private chats of every active connector."""
+    result = await session.execute(
+        select(TelegramIdentity.chat_id)
+        .join(Person, Person.id == TelegramIdentity.person_id)
+        .where(Person.role == Role.CONNECTOR, Person.status == PersonStatus.ACTIVE)
+    )
+    # Allow-listed connectors are enrolled on first contact, so the query covers them too;
+    # one who never opened the bot has no chat the bot could write to.
+    return sorted(set(result.scalars().all()))
+
+
+async def display_name(session: AsyncSession, person: Person) -> str:
+    """The name someone chose to be called, else their Telegram first name."""
+    result = await session.execute(
+        select(TelegramIdentity.preferred_name, TelegramIdentity.first_name).where(
+            TelegramIdentity.person_id == person.id
+        )
+    )
+    row = result.first()
+    if row is None:
+        return ""
+    return row[0] or row[1] or ""

@@ -1,0 +1,69 @@
+"""Whether the bot can reach someone: a 403 or a block marks them unreachable, and staff hear."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.outbox import enqueue
+from bot.people import staff_chat_ids
+from prompts import Prompts
+from storage.models import (
+    AuditEvent,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    PersonStatus,
+)
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+async def mark_unreachable(
+    session: AsyncSession, prompts: Prompts, person: Person, *, reason: str
+) -> bool:
+    """Mark ``person`` unreachable, hold their queued messages and tell the connectors once.
+
+    Returns False when they were already unreachable or withdrawn (nothing changes then).
+    """
+    if person.status != PersonStatus.ACTIVE:
+        return False
+    now = utcnow()
+    person.status = PersonStatus.UNREACHABLE
+    person.status_changed_at = now
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.person_id == person.id,
+            OutboxMessage.status == OutboxStatus.PENDING,
+        )
+        .values(status=OutboxStatus.FAILED, last_error="unreachable")
+    )
+    session.add(
+        AuditEvent(action="person.unreachable", detail={"person": person.pseudonym, "reason": reason}, at=now)
+    )
+    text = prompts.render("errors/unreachable", pseudonym=person.pseudonym)
+    for chat_id in await staff_chat_ids(session):
+        await enqueue(
+            session,
+            key=f"unreachable:{person.id}:{now:%Y-%m-%d}:{chat_id}",
+            chat_id=chat_id,
+            text=text,
+            kind="staff_notice",
+        )
+    log.info("person %s is unreachable (%s)", person.pseudonym, reason)
+    return True
+
+
+async def mark_reachable(session: AsyncSession, person: Person) -> bool:
+    """Someone who had blocked the bot opened it again: they can be reached once more."""
+    if person.status != PersonStatus.UNREACHABLE:
+        return False
+    now = utcnow()
+    person.status = PersonStatus.ACTIVE
+    person.status_changed_at = now
+    session.add(AuditEvent(action="person.reachable", detail={"person": person.pseudonym}, at=now))
+    return True

@@ -1,0 +1,225 @@
+"""The running bot: inbox (polling or webhook), worker, outbox sender and health endpoint.
+
+``Companion`` owns their lifecycles. ``start()`` recovers what a previous run left behind
+(unfinished updates are processed, sends whose outcome is unknown are marked so), then starts
+the loops; ``stop()`` stops taking updates first and lets the rest finish cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import CompanionApplication, build_application, build_plain_bot
+from bot.context import Services
+from bot.failures import notify_staff_of_failure
+from bot.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
+from bot.logs import quiet_http_libraries
+from bot.menu import publish_menu
+from bot.outbox import OutboxSender
+from bot.people import staff_chat_ids
+from bot.protocol import StudyProtocol, load_protocol
+from bot.ratelimit import SendLimiter
+from bot.settings import Settings
+from bot.webhook import webhook_routes
+from prompts import Prompts
+from storage import migrate
+from storage.db import Database
+from storage.models import InboxStatus, InboxUpdate, TelegramIdentity
+
+log = logging.getLogger(__name__)
+
+
+class SchemaBehindError(RuntimeError):
+    """The PostgreSQL database needs ``companion db upgrade`` before the bot can run."""
+
+
+@dataclass
+class WebhookOptions:
+    """Where Telegram should deliver updates, and where we listen for them."""
+
+    url: str
+    listen_host: str = "0.0.0.0"  # noqa: S104 - a webhook must be reachable from outside
+    listen_port: int = 8443
+    path: str = "/telegram"
+    secret_token: str | None = None
+
+
+async def ensure_schema(db: Database) -> None:
+    """Upgrade an SQLite database in place; refuse to run on a PostgreSQL one that is behind."""
+    url = db.url.render_as_string(hide_password=False)
+    if await migrate.is_up_to_date(url):
+        return
+    if db.is_sqlite:
+        log.info("bringing the SQLite database up to date")
+        await migrate.upgrade(url)
+        return
+    current = await migrate.current_revision(url)
+    raise SchemaBehindError(
+        f"the PostgreSQL database is at revision {current or 'none'} but this version needs "
+        f"{migrate.head_revision()}; run `companion db upgrade` first"
+    )
+
+
+class Companion:
+    """Everything that runs while the bot is up."""
+
+    def __init__(self, settings: Settings, *, protocol: StudyProtocol | None = None) -> None:
+        quiet_http_libraries()  # even when embedded without configure_logging
+        self.settings = settings
+        self.protocol = protocol or load_protocol(settings.companion_study)
+        self.prompts = Prompts(self.protocol.study.locale)
+        self.db = Database(settings.database_url)
+        self.limiter = SendLimiter(
+            global_rate=settings.companion_global_rate,
+            chat_rate=settings.companion_chat_rate,
+            group_per_minute=settings.companion_group_per_minute,
+        )
+        self.services = Services(
+            settings=settings,
+            db=self.db,
+            prompts=self.prompts,
+            protocol=self.protocol,
+            limiter=self.limiter,
+        )
+        self.application: CompanionApplication = build_application(settings, self.services)
+        self.sender_bot = build_plain_bot(settings, pool_size=64)
+        self.sender = OutboxSender(
+            self.db, self.sender_bot, self.limiter, self.prompts, staff_chats=staff_chat_ids
+        )
+        self.services.sender = self.sender
+        self.worker = InboxWorker(
+            self.db,
+            self.application,
+            on_committed=self.sender.wake,
+            on_failed=self._on_update_failed,
+        )
+        self.poll_bot = build_plain_bot(settings, pool_size=1, read_timeout=40.0)
+        self.poller = InboxPoller(
+            self.db, self.poll_bot, self.poll_bot.request, on_stored=self.worker.wake
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self.webhook: WebhookOptions | None = None
+
+    async def _on_update_failed(
+        self, session: AsyncSession, update_id: int, chat_id: int | None, error: BaseException
+    ) -> None:
+        person_id = None
+        if chat_id is not None:
+            person_id = (
+                await session.execute(
+                    select(TelegramIdentity.person_id).where(TelegramIdentity.chat_id == chat_id)
+                )
+            ).scalar_one_or_none()
+        await notify_staff_of_failure(
+            session,
+            self.prompts,
+            f"update-{update_id}",
+            error,
+            chat_id=chat_id if person_id is not None else None,
+            person_id=person_id,
+        )
+
+    async def start(
+        self,
+        *,
+        webhook: WebhookOptions | None = None,
+        health_port: int | None = None,
+        health_host: str = "127.0.0.1",
+    ) -> None:
+        """Recover, then start receiving (polling unless ``webhook``), processing and sending."""
+        await ensure_schema(self.db)
+        await self.application.initialize()
+        await self.application.start()
+        await self.sender_bot.initialize()
+        await self.poll_bot.initialize()
+        unknown = await self.sender.recover()
+        if unknown:
+            log.warning("%d sends from the last run have an unknown outcome; not resent", unknown)
+        await publish_menu(self.application.bot, self.prompts)
+        self._tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
+        self.webhook = webhook
+        routes = [web.get("/healthz", self._health)]
+        if webhook is None:
+            # A webhook left over from another deployment would make getUpdates fail; pending
+            # updates are kept (never drop_pending_updates).
+            await self.application.bot.delete_webhook(drop_pending_updates=False)
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="inbox-poller"))
+        else:
+            secret = webhook.secret_token or secrets.token_urlsafe(32)
+            webhook.secret_token = secret
+            routes += webhook_routes(webhook.path, secret, self.db, self.worker.wake)
+            health_host, health_port = webhook.listen_host, webhook.listen_port
+        if health_port is not None:
+            app = web.Application()
+            app.add_routes(routes)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, health_host, health_port)
+            await site.start()
+        if webhook is not None:
+            await self.application.bot.set_webhook(
+                url=webhook.url.rstrip("/") + webhook.path,
+                secret_token=webhook.secret_token,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+        log.info("companion is running (%s)", "webhook" if webhook else "long polling")
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        async with self.db.sessions() as session:
+            pending = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(InboxUpdate)
+                    .where(InboxUpdate.status == InboxStatus.PENDING)
+                )
+            ).scalar_one()
+        dead = [t.get_name() for t in self._tasks if t.done()]
+        status = 503 if dead else 200
+        return web.json_response(
+            {"status": "ok" if not dead else "degraded", "pending_updates": pending, "stopped": dead},
+            status=status,
+        )
+
+    async def stop(self) -> None:
+        """Stop receiving, let the worker and sender settle, then close everything."""
+        for task in reversed(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for closer in (self.application.stop, self.application.shutdown):
+            with contextlib.suppress(Exception):
+                await closer()
+        for bot in (self.sender_bot, self.poll_bot):
+            with contextlib.suppress(Exception):
+                await bot.shutdown()
+        await self.db.dispose()
+
+    async def run_until_stopped(self, **start_options: Any) -> None:
+        """Start, then run until SIGINT or SIGTERM, then stop cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start(**start_options)
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            await self.stop()

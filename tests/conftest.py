@@ -1,0 +1,117 @@
+"""Shared fixtures: a real database (SQLite file, or PostgreSQL when TEST_DATABASE_URL is set)
+and a running sandbox Telegram that checks itself against the Bot API spec."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from storage.db import Database, is_sqlite
+from storage.migrate import upgrade
+from storage.models import Base
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+_pg_migrated = False
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated once; each test gets a copy (migrations run for real)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """The URL of a fresh, migrated, empty database for this test."""
+    if TEST_DATABASE_URL and not is_sqlite(TEST_DATABASE_URL):
+        return TEST_DATABASE_URL
+    path = tmp_path / "companion.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+async def _reset_postgres(url: str) -> None:
+    global _pg_migrated
+    if not _pg_migrated:
+        await upgrade(url)
+        _pg_migrated = True
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+            await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            await session.execute(text("SELECT pg_advisory_unlock_all()"))
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A Database on a fresh schema; disposed after the test."""
+    if not is_sqlite(database_url):
+        await _reset_postgres(database_url)
+    db = Database(database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[object]:
+    """A running sandbox Telegram; fails the test if anything broke the Bot API spec."""
+    from bot.sandbox.server import SandboxTelegram
+    from bot.sandbox.spec import BotApiSpec, find_spec_path
+
+    spec_path = find_spec_path()
+    spec = BotApiSpec.load(spec_path) if spec_path else None
+    async with SandboxTelegram(spec=spec) as sb:
+        yield sb
+        assert sb.spec_errors == [], "the bot or the sandbox broke the Bot API spec"
+
+
+CONNECTOR_ID = 900_001
+
+
+def make_settings(sb: object, database_url: str, **overrides: object) -> object:
+    """Settings for a bot that talks to the sandbox ``sb`` and the test database."""
+    from bot.settings import Settings
+
+    values: dict[str, object] = {
+        "telegram_bot_token": sb.token,  # type: ignore[attr-defined]
+        "telegram_api_base_url": sb.base_url,  # type: ignore[attr-defined]
+        "database_url": database_url,
+        "companion_connector_ids": [CONNECTOR_ID],
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def companion(sandbox: object, database: Database, database_url: str) -> AsyncIterator[object]:
+    """The whole bot, long-polling the sandbox, on the test database."""
+    from bot.runtime import Companion
+
+    bot = Companion(make_settings(sandbox, database_url))  # type: ignore[arg-type]
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

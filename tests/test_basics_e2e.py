@@ -1,0 +1,133 @@
+"""End to end through the sandbox: outsiders, /help, bad input, failures and blocking."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+from telegram import Update
+from telegram.ext import CommandHandler
+
+from storage.models import (
+    AuditEvent,
+    InboxStatus,
+    InboxUpdate,
+    OutboxMessage,
+    Person,
+    PersonStatus,
+    TelegramIdentity,
+)
+from tests.conftest import CONNECTOR_ID
+
+
+async def count(database, model, *where) -> int:
+    async with database.sessions() as session:
+        query = select(func.count()).select_from(model)
+        for clause in where:
+            query = query.where(clause)
+        return int((await session.execute(query)).scalar_one())
+
+
+async def settle(companion, sandbox, *, timeout: float = 5.0) -> None:
+    """Wait until every stored update is processed and every queued message is sent."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if (
+            sandbox.pending_updates == 0
+            and await count(companion.db, InboxUpdate, InboxUpdate.status == InboxStatus.PENDING)
+            == 0
+        ):
+            break
+        await asyncio.sleep(0.05)
+    await companion.sender.drain(timeout=timeout)
+
+
+async def test_outsider_gets_one_neutral_reply_and_nothing_is_stored(companion, sandbox, database):
+    stranger = sandbox.user(5001, "Alex")
+    stranger.send_command("start")
+    [reply] = await sandbox.wait_for_messages(5001, 1)
+    assert "invite link" in reply["text"]
+    stranger.send_text("hello?")
+    stranger.send_command("help")
+    stranger.send_sticker()
+    await settle(companion, sandbox)
+    assert len(sandbox.sent_to(5001)) == 1, "an outsider is answered once, not every time"
+    assert await count(database, Person) == 0
+    assert await count(database, TelegramIdentity) == 0
+    assert await count(database, OutboxMessage) == 0
+    async with database.sessions() as session:
+        payloads = (await session.execute(select(InboxUpdate.payload))).scalars().all()
+    assert payloads and all(p is None for p in payloads), "raw updates are not kept"
+
+
+async def test_allow_listed_connector_is_enrolled_and_gets_help(companion, sandbox, database):
+    connector = sandbox.user(CONNECTOR_ID, "Jo")
+    connector.send_command("help")
+    [reply] = await sandbox.wait_for_messages(CONNECTOR_ID, 1)
+    assert "/help" in reply["text"]
+    assert "116 123" in reply["text"], "help says where to get help at any hour"
+    async with database.sessions() as session:
+        person = (await session.execute(select(Person))).scalar_one()
+        assert person.role == "connector"
+        audit = (await session.execute(select(AuditEvent))).scalar_one()
+        assert audit.action == "role.granted"
+
+
+async def test_bad_input_from_a_member_gets_a_kind_reply_and_no_crash(
+    companion, sandbox, database
+):
+    connector = sandbox.user(CONNECTOR_ID, "Jo")
+    connector.send_command("help")
+    await sandbox.wait_for_messages(CONNECTOR_ID, 1)
+    connector.send_command("no_such_command")
+    connector.send_sticker()
+    connector.send_photo()
+    connector.send_text("x" * 4096)
+    connector.edit(1, "edited text")
+    await settle(companion, sandbox)
+    texts = [m["text"] for m in sandbox.sent_to(CONNECTOR_ID)[1:]]
+    assert len(texts) == 4 and all("/help" in t for t in texts)
+    [message] = sandbox.sent_to(CONNECTOR_ID)[:1]
+    sandbox.user(CONNECTOR_ID).press(message, "forged:data:1234")
+    await settle(companion, sandbox)
+    assert len(sandbox.callback_answers) == 1
+    assert await count(database, InboxUpdate, InboxUpdate.status == InboxStatus.FAILED) == 0
+
+
+async def test_a_failing_handler_is_recorded_and_does_not_block_the_next_update(
+    companion, sandbox, database
+):
+    async def boom(update: Update, context) -> None:
+        raise RuntimeError("handler bug")
+
+    companion.application.add_handler(CommandHandler("boom", boom), group=1)
+    connector = sandbox.user(CONNECTOR_ID, "Jo")
+    connector.send_command("help")
+    await sandbox.wait_for_messages(CONNECTOR_ID, 1)
+    connector.send_command("boom")
+    connector.send_command("help")
+    await settle(companion, sandbox)
+    failed = await count(database, InboxUpdate, InboxUpdate.status == InboxStatus.FAILED)
+    assert failed == 1
+    texts = [m["text"] for m in sandbox.sent_to(CONNECTOR_ID)]
+    assert any("Reference: update-" in t and "RuntimeError" in t for t in texts), texts
+    assert any("Sorry, something went wrong" in t for t in texts)
+    assert texts[-1].startswith("Here is what you can do"), "the next update still works"
+    assert all("handler bug" not in t for t in texts), "the alert carries no error text"
+
+
+async def test_blocking_the_bot_marks_the_person_unreachable(companion, sandbox, database):
+    connector = sandbox.user(CONNECTOR_ID, "Jo")
+    connector.send_command("help")
+    await sandbox.wait_for_messages(CONNECTOR_ID, 1)
+    connector.block()
+    await settle(companion, sandbox)
+    async with database.sessions() as session:
+        person = (await session.execute(select(Person))).scalar_one()
+    assert person.status == PersonStatus.UNREACHABLE
+    connector.unblock()
+    await settle(companion, sandbox)
+    async with database.sessions() as session:
+        person = (await session.execute(select(Person))).scalar_one()
+    assert person.status == PersonStatus.ACTIVE
