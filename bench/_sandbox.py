@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -76,7 +76,14 @@ async def remote_sandbox(*extra_args: str) -> AsyncIterator[RemoteSandbox]:
     port = free_port()
     token = "123456:BENCH-token"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.sandbox", "--port", str(port), "--token", token, *extra_args,
+        sys.executable,
+        "-m",
+        "bot.sandbox",
+        "--port",
+        str(port),
+        "--token",
+        token,
+        *extra_args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )

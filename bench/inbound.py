@@ -25,17 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import Update  # noqa: E402
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters  # noqa: E402
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bench._sandbox import RemoteSandbox, remote_sandbox  # noqa: E402
-from bot.logs import quiet_http_libraries  # noqa: E402
-from bot.people import new_pseudonym  # noqa: E402
-from bot.runtime import Companion  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.models import Person, Role, TelegramIdentity  # noqa: E402
+from bench._sandbox import RemoteSandbox, remote_sandbox
+from bot.logs import quiet_http_libraries
+from bot.people import new_pseudonym
+from bot.runtime import Companion
+from bot.settings import Settings
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import Person, Role, TelegramIdentity
 
 BUDGET = 0.5
 
@@ -74,7 +74,9 @@ async def enrol(database_url: str, users: range) -> None:
             await session.flush()
             session.add(
                 TelegramIdentity(
-                    person_id=person.id, telegram_user_id=user_id, chat_id=user_id,
+                    person_id=person.id,
+                    telegram_user_id=user_id,
+                    chat_id=user_id,
                     first_name=f"User{user_id}",
                 )
             )

@@ -22,8 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.sandbox.html import parse_html  # noqa: E402
-from prompts import PROMPTS_DIR, Prompts  # noqa: E402
+from bot.sandbox.html import parse_html
+from prompts import PROMPTS_DIR, Prompts
 
 SAMPLES_DIR = ROOT / "tests" / "prompt_samples"
 AVERAGE_BUDGET = 70.0
@@ -86,8 +86,10 @@ def main() -> int:
     average = sum(s.ease for s in scores) / len(scores)
     lowest = min(s.ease for s in scores)
     print(f"\n{len(scores)} partner-facing messages")
-    print(f"readability: average {average:.1f} (budget >= {AVERAGE_BUDGET:.0f}), "
-          f"lowest {lowest:.1f} (floor {FLOOR:.0f})")
+    print(
+        f"readability: average {average:.1f} (budget >= {AVERAGE_BUDGET:.0f}), "
+        f"lowest {lowest:.1f} (floor {FLOOR:.0f})"
+    )
     return 0 if average >= AVERAGE_BUDGET and lowest >= FLOOR else 1
 
 

@@ -22,7 +22,9 @@ async def notify_staff_of_failure(
 
     Neither message carries what the person wrote: only a reference and the error's type.
     """
-    alert = prompts.render("errors/staff_alert", reference=reference, error_type=type(error).__name__)
+    alert = prompts.render(
+        "errors/staff_alert", reference=reference, error_type=type(error).__name__
+    )
     for staff_chat in await staff_chat_ids(session):
         await enqueue(
             session,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeDefault
-from telegram import Bot
+from telegram import Bot, BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeDefault
 
 from prompts import Prompts
 from storage.models import Role

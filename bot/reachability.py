@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import enqueue
@@ -16,6 +18,7 @@ from storage.models import (
     OutboxStatus,
     Person,
     PersonStatus,
+    TelegramIdentity,
 )
 from storage.types import utcnow
 
@@ -23,15 +26,22 @@ log = logging.getLogger(__name__)
 
 
 async def mark_unreachable(
-    session: AsyncSession, prompts: Prompts, person: Person, *, reason: str
+    session: AsyncSession,
+    prompts: Prompts,
+    person: Person,
+    *,
+    reason: str,
+    staff_chats: Callable[[AsyncSession], Awaitable[list[int]]] = staff_chat_ids,
+    now: datetime | None = None,
 ) -> bool:
     """Mark ``person`` unreachable, hold their queued messages and tell the connectors once.
 
-    Returns False when they were already unreachable or withdrawn (nothing changes then).
+    Used both when Telegram answers 403 to a send and when a ``my_chat_member`` update says
+    they blocked the bot. Returns False when they were already unreachable or withdrawn.
     """
     if person.status != PersonStatus.ACTIVE:
         return False
-    now = utcnow()
+    now = now or utcnow()
     person.status = PersonStatus.UNREACHABLE
     person.status_changed_at = now
     await session.execute(
@@ -43,10 +53,23 @@ async def mark_unreachable(
         .values(status=OutboxStatus.FAILED, last_error="unreachable")
     )
     session.add(
-        AuditEvent(action="person.unreachable", detail={"person": person.pseudonym, "reason": reason}, at=now)
+        AuditEvent(
+            action="person.unreachable",
+            detail={"person": person.pseudonym, "reason": reason},
+            at=now,
+        )
     )
     text = prompts.render("errors/unreachable", pseudonym=person.pseudonym)
-    for chat_id in await staff_chat_ids(session):
+    own_chats = set(
+        (
+            await session.execute(
+                select(TelegramIdentity.chat_id).where(TelegramIdentity.person_id == person.id)
+            )
+        ).scalars()
+    )
+    for chat_id in await staff_chats(session):
+        if chat_id in own_chats:
+            continue  # a connector who blocked the bot cannot be told about themselves
         await enqueue(
             session,
             key=f"unreachable:{person.id}:{now:%Y-%m-%d}:{chat_id}",

@@ -94,7 +94,12 @@ class Companion:
         self.application: CompanionApplication = build_application(settings, self.services)
         self.sender_bot = build_plain_bot(settings, pool_size=64)
         self.sender = OutboxSender(
-            self.db, self.sender_bot, self.limiter, self.prompts, staff_chats=staff_chat_ids
+            self.db,
+            self.sender_bot,
+            self.limiter,
+            self.prompts,
+            staff_chats=staff_chat_ids,
+            data_dir=settings.companion_data_dir,
         )
         self.services.sender = self.sender
         self.worker = InboxWorker(
@@ -143,9 +148,7 @@ class Companion:
         await self.application.start()
         await self.sender_bot.initialize()
         await self.poll_bot.initialize()
-        unknown = await self.sender.recover()
-        if unknown:
-            log.warning("%d sends from the last run have an unknown outcome; not resent", unknown)
+        await self.sender.recover()
         await publish_menu(self.application.bot, self.prompts)
         self._tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
         self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
@@ -189,7 +192,11 @@ class Companion:
         dead = [t.get_name() for t in self._tasks if t.done()]
         status = 503 if dead else 200
         return web.json_response(
-            {"status": "ok" if not dead else "degraded", "pending_updates": pending, "stopped": dead},
+            {
+                "status": "ok" if not dead else "degraded",
+                "pending_updates": pending,
+                "stopped": dead,
+            },
             status=status,
         )
 

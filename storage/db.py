@@ -122,9 +122,12 @@ class Database:
             async with self._write_sessions() as session, session.begin():
                 yield session
             return
-        async with _sqlite_write_lock(self.url):
-            async with self._write_sessions() as session, session.begin():
-                yield session
+        async with (
+            _sqlite_write_lock(self.url),
+            self._write_sessions() as session,
+            session.begin(),
+        ):
+            yield session
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

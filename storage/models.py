@@ -179,8 +179,6 @@ def _refuse_audit_change(mapper: Mapper[Any], connection: Any, target: AuditEven
     raise AppendOnlyError("the audit log is append-only")
 
 
-
-
 class Invite(Base):
     """A single-use, expiring invite; only a hash of its code is kept."""
 
@@ -305,6 +303,7 @@ class SafeguardingAlert(Base):
     raised_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_by_person_id: Mapped[int | None] = mapped_column(default=None)
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+
 
 __all__ = [
     "Answer",

@@ -96,16 +96,14 @@ def make_settings(sb: object, database_url: str, **overrides: object) -> object:
 
 
 @pytest.fixture
-async def companion(sandbox: object, database: Database, database_url: str) -> AsyncIterator[object]:
-    """The whole bot, long-polling the sandbox, on the test database."""
-    from bot.runtime import Companion
+async def companion(
+    sandbox: object, database: Database, database_url: str, tmp_path: Path
+) -> AsyncIterator[object]:
+    """The whole bot, long-polling the sandbox, on the test database (see tests.support)."""
+    from tests.support import running_companion
 
-    bot = Companion(make_settings(sandbox, database_url))  # type: ignore[arg-type]
-    await bot.start()
-    try:
+    async with running_companion(sandbox, database_url, tmp_path / "data") as bot:
         yield bot
-    finally:
-        await bot.stop()
 
 
 def free_port() -> int:

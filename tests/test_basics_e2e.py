@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from sqlalchemy import func, select
+from sqlalchemy import select
 from telegram import Update
 from telegram.ext import CommandHandler
 
@@ -18,29 +16,7 @@ from storage.models import (
     TelegramIdentity,
 )
 from tests.conftest import CONNECTOR_ID
-
-
-async def count(database, model, *where) -> int:
-    async with database.sessions() as session:
-        query = select(func.count()).select_from(model)
-        for clause in where:
-            query = query.where(clause)
-        return int((await session.execute(query)).scalar_one())
-
-
-async def settle(companion, sandbox, *, timeout: float = 5.0) -> None:
-    """Wait until every stored update is processed and every queued message is sent."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if (
-            sandbox.pending_updates == 0
-            and await count(companion.db, InboxUpdate, InboxUpdate.status == InboxStatus.PENDING)
-            == 0
-        ):
-            break
-        await asyncio.sleep(0.05)
-    await companion.sender.drain(timeout=timeout)
+from tests.support import count, settle
 
 
 async def test_outsider_gets_one_neutral_reply_and_nothing_is_stored(companion, sandbox, database):

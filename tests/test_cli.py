@@ -26,6 +26,7 @@ def companion(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
 
 

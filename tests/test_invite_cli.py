@@ -10,26 +10,16 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select, text
 
 from storage.models import AuditEvent, Base, Invite, PartnerProfile, Person
 from storage.types import utcnow
-from tests.test_invites import fast_companion
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-async def companion(sandbox, database, database_url) -> AsyncIterator[object]:
-    """The running bot, with a faster per-chat send rate (see tests.test_invites)."""
-    async with fast_companion(sandbox, database_url) as bot:
-        yield bot
 
 
 async def run_cli(*args: str, sandbox, database_url: str, cwd: Path, **env: str):

@@ -3,15 +3,13 @@ end to end, used / expired / mistyped / forged codes enrol no one and store noth
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.invites import (
     CODE_PATTERN,
@@ -28,7 +26,6 @@ from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH
 from storage.models import (
     AuditEvent,
-    InboxStatus,
     InboxUpdate,
     Invite,
     OutboxMessage,
@@ -38,58 +35,13 @@ from storage.models import (
     TelegramIdentity,
 )
 from storage.types import utcnow
-from tests.conftest import make_settings
 from tests.factories import enrol
+from tests.support import count, settle
 
 PROTOCOL = load_protocol(DEFAULT_STUDY_PATH)
 
 
 @asynccontextmanager
-async def fast_companion(sandbox, database_url) -> AsyncIterator[object]:
-    """The whole bot against the sandbox, as conftest's ``companion``, with a faster per-chat
-    send rate: Telegram allows about one message a second per chat, which the outbox honours,
-    and onboarding sends a message for every step, so these tests lift that limit to stay quick.
-    """
-    from bot.runtime import Companion
-
-    bot = Companion(make_settings(sandbox, database_url, companion_chat_rate=50.0))
-    await bot.start()
-    try:
-        yield bot
-    finally:
-        await bot.stop()
-
-
-@pytest.fixture
-async def companion(sandbox, database, database_url) -> AsyncIterator[object]:
-    """The running bot (see :func:`fast_companion`)."""
-    async with fast_companion(sandbox, database_url) as bot:
-        yield bot
-
-
-async def count(database, model, *where) -> int:
-    async with database.sessions() as session:
-        query = select(func.count()).select_from(model)
-        for clause in where:
-            query = query.where(clause)
-        return int((await session.execute(query)).scalar_one())
-
-
-async def settle(companion, sandbox, *, limit: float = 5.0) -> None:
-    """Wait until every stored update is processed and every queued message is sent."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while loop.time() < deadline:
-        if (
-            sandbox.pending_updates == 0
-            and await count(companion.db, InboxUpdate, InboxUpdate.status == InboxStatus.PENDING)
-            == 0
-        ):
-            break
-        await asyncio.sleep(0.05)
-    await companion.sender.drain(timeout=limit)
-
-
 async def make_invite(database, role=Role.PARTNER, group="north", **kwargs) -> str:
     async with database.transaction() as session:
         [invite] = await create_invites(session, PROTOCOL, role=role, group_key=group, **kwargs)

@@ -4,9 +4,7 @@ an onboarded partner; resuming half-way; declining; forged and stale buttons."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
 from bot import onboarding as ob
@@ -22,27 +20,9 @@ from storage.models import (
 )
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
+from tests.support import buttons, data_for, settle
 from tests.test_invite_cli import run_cli
-from tests.test_invites import PROTOCOL, count, fast_companion, settle
-
-
-@pytest.fixture
-async def companion(sandbox, database, database_url) -> AsyncIterator[object]:
-    """The running bot, with a faster per-chat send rate (see tests.test_invites)."""
-    async with fast_companion(sandbox, database_url) as bot:
-        yield bot
-
-
-def buttons(message) -> list[tuple[str, str]]:
-    """(text, callback data) of every inline button under a bot message."""
-    markup = message.get("reply_markup") or {}
-    return [
-        (b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row
-    ]
-
-
-def data_for(message, text_part: str) -> str:
-    return next(data for text, data in buttons(message) if text_part in text)
+from tests.test_invites import PROTOCOL, count
 
 
 async def make_invite(database, group: str | None = "north") -> str:

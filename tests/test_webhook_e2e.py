@@ -6,7 +6,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-
 from bot.runtime import Companion, WebhookOptions
 from storage.models import InboxUpdate
 from tests.conftest import CONNECTOR_ID, free_port, make_settings
@@ -83,7 +82,7 @@ async def test_200_is_only_answered_after_the_commit(webhook_bot, database):
 
 
 async def test_health_endpoint(webhook_bot):
-    bot, url = webhook_bot
+    _bot, url = webhook_bot
     async with httpx.AsyncClient() as client:
         response = await client.get(url.replace("/telegram", "/healthz"))
     assert response.status_code == 200

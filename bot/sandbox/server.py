@@ -365,7 +365,7 @@ class SandboxTelegram:
         self,
         chat_id: int,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 (public API name)
+        timeout: float = 5.0,
     ) -> list[JsonDict]:
         """Wait until the bot has sent at least ``count`` messages to ``chat_id``; return them.
 

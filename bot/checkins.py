@@ -1,0 +1,858 @@
+"""Reflective check-ins: open one, ask one question at a time, keep every answer, close it.
+
+Every function takes a session and never commits (the caller owns the unit of work), and none
+needs a Telegram update, so the scheduler can open and expire check-ins the same way
+``/checkin`` does. Messages go through the outbox with keys derived from the check-in id, so
+running the same step twice never sends twice.
+
+How a check-in moves:
+
+* :func:`open_checkin` creates it (idempotent on ``occurrence_key``) and queues the intro
+  together with the first question.
+* ``current_question`` is the question waiting for an answer. A button answer
+  (:func:`record_choice`) or a text / voice answer (:func:`record_text`,
+  :func:`record_voice`) to it is stored at once and the next question is queued
+  (:func:`next_question` applies ``ask_if`` branching). After the last one the check-in is
+  completed and the end message counts the partner's reflections.
+* While it is open, a different button on an earlier question changes that answer: the old row
+  gets ``superseded_at`` and a new row is added. Branching is decided when moving forward; a
+  change only matters to the flow when it makes the question being asked now unnecessary.
+* A free-text question is waited for through ``PartnerProfile.awaiting_input`` =
+  ``"checkin:<id>:<question>"``, so the handler's filter can route the next text without a
+  database query.
+* Once completed, expired or cancelled, nothing changes it any more. :func:`expire_due` closes
+  open check-ins past ``closes_at`` (partial answers are kept); a check-in found past its time
+  on any other path is expired there and then.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from markupsafe import Markup
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.crypto import TextCipher
+from bot.outbox import enqueue
+from bot.protocol import CheckinDef, Question, StudyProtocol
+from bot.safeguarding import screen_answer_value, screen_text
+from bot.settings import Settings
+from prompts import CALLBACK_DATA_LIMIT, Prompts
+from storage.models import (
+    Answer,
+    Checkin,
+    CheckinStatus,
+    PartnerProfile,
+    Person,
+    PersonStatus,
+    Role,
+    TelegramIdentity,
+)
+
+CALLBACK_PREFIX = "ci"
+SKIP = "-"  # callback value of "Skip"; option keys can never be "-"
+AWAITING_PREFIX = "checkin:"
+CONFIDENCE_QUESTION = "confidence"  # the end message notices a change in this one
+CHOSEN_MARK = "\u2713 "
+SCALE_ROW = 6  # a longer scale wraps, so buttons stay readable on a small phone
+
+
+class Outcome(enum.StrEnum):
+    """What an incoming answer did."""
+
+    RECORDED = "recorded"  # an answer to the question being asked
+    CHANGED = "changed"  # a different answer to an earlier question
+    UNCHANGED = "unchanged"  # the same answer again (a double tap), or Skip on an answer
+    CLOSED = "closed"  # the check-in is completed, expired or cancelled
+    INVALID = "invalid"  # not theirs, unknown question, out of range, not asked yet
+
+
+@dataclass
+class AnswerResult:
+    """The outcome of an answer, and what the handler needs to show it."""
+
+    outcome: Outcome
+    checkin: Checkin | None = None
+    answer: Answer | None = None
+    question: Question | None = None
+    #: The answered question's keyboard with the current choice marked, for editing in place.
+    markup: InlineKeyboardMarkup | None = None
+    completed: bool = False
+    alerts: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What a partner has given so far, for the end message."""
+
+    reflections: int
+    confidence_first: int | None = None
+    confidence_latest: int | None = None
+
+
+# -- pure helpers ----------------------------------------------------------------------------
+
+
+def cipher_for(settings: Settings) -> TextCipher:
+    """The text cipher for the configured ``COMPANION_SECRET_KEY`` (disabled without one)."""
+    secret = settings.companion_secret_key
+    return TextCipher(secret.get_secret_value() if secret is not None else None)
+
+
+def manual_checkin_key(protocol: StudyProtocol) -> str:
+    """Which check-in ``/checkin`` starts: a "manual" one, else the weekly one, else the first."""
+    for schedule in ("manual", "weekly"):
+        for checkin in protocol.checkins:
+            if checkin.schedule == schedule:
+                return checkin.key
+    return protocol.checkins[0].key
+
+
+def callback_data(checkin: Checkin, definition: CheckinDef, question: Question, value: str) -> str:
+    """``ci:<checkin id>:<question>:<value>``; positions ``#n`` are used if keys are too long."""
+    data = f"{CALLBACK_PREFIX}:{checkin.id}:{question.key}:{value}"
+    if len(data.encode()) <= CALLBACK_DATA_LIMIT:
+        return data
+    position = definition.questions.index(question.key)
+    if value != SKIP and question.kind == "choice":
+        value = f"#{[o.key for o in question.options].index(value)}"
+    return f"{CALLBACK_PREFIX}:{checkin.id}:#{position}:{value}"
+
+
+@dataclass(frozen=True)
+class ParsedCallback:
+    """Check-in callback data, not yet checked against the database."""
+
+    checkin_id: int
+    question: str  # a key, or "#n" (a position in the check-in)
+    value: str
+
+
+def parse_callback(data: str | None) -> ParsedCallback | None:
+    """Parse ``ci:<id>:<question>:<value>``; None when it is not well formed."""
+    if not data or len(data.encode()) > CALLBACK_DATA_LIMIT:
+        return None
+    parts = data.split(":")
+    if len(parts) != 4 or parts[0] != CALLBACK_PREFIX:
+        return None
+    _, checkin_id, question, value = parts
+    if (
+        not (checkin_id.isascii() and checkin_id.isdigit())
+        or len(checkin_id) > 12
+        or not question
+        or not value
+    ):
+        return None
+    return ParsedCallback(int(checkin_id), question, value)
+
+
+def _resolve(
+    protocol: StudyProtocol, definition: CheckinDef, ref: str, value: str
+) -> tuple[Question, str] | None:
+    """The question and option key a callback refers to, or None when they do not exist."""
+    if ref.startswith("#"):
+        index = ref[1:]
+        if not index.isdigit() or int(index) >= len(definition.questions):
+            return None
+        key = definition.questions[int(index)]
+    elif ref in definition.questions:
+        key = ref
+    else:
+        return None
+    question = protocol.question(key)
+    if question.kind == "choice" and value.startswith("#"):
+        index = value[1:]
+        if not index.isdigit() or int(index) >= len(question.options):
+            return None
+        value = question.options[int(index)].key
+    return question, value
+
+
+def find_question(protocol: StudyProtocol, key: str | None) -> Question | None:
+    """The question ``key`` (stored in the database) if the protocol still has it."""
+    return next((q for q in protocol.questions if q.key == key), None)
+
+
+def _find_checkin(protocol: StudyProtocol, key: str) -> CheckinDef | None:
+    return next((c for c in protocol.checkins if c.key == key), None)
+
+
+def _valid_value(question: Question, value: str) -> bool:
+    if value == SKIP:
+        return question.optional or question.kind == "text"
+    if question.kind == "scale":
+        assert question.min is not None and question.max is not None
+        return value.isascii() and value.isdigit() and question.min <= int(value) <= question.max
+    if question.kind == "choice":
+        return value in {o.key for o in question.options}
+    return False
+
+
+def _answer_value(answer: Answer) -> str:
+    """An answer as the callback value that would give it."""
+    if answer.skipped:
+        return SKIP
+    if answer.value_number is not None:
+        return str(answer.value_number)
+    return answer.value_choice or ""
+
+
+def applies(question: Question, answers: Mapping[str, Answer]) -> bool:
+    """Whether ``question`` is asked, given the current answers (its ``ask_if``)."""
+    if question.ask_if is None:
+        return True
+    earlier = answers.get(question.ask_if.question)
+    return question.ask_if.holds(earlier.value_number if earlier is not None else None)
+
+
+def next_question(
+    protocol: StudyProtocol,
+    checkin_key: str,
+    answers: Mapping[str, Answer],
+    *,
+    after: str | None = None,
+) -> Question | None:
+    """The next question to ask after ``after`` (None: from the start), or None when done.
+
+    Questions whose ``ask_if`` does not hold (for example "what would help", asked only when
+    confidence is 2 or less) and questions already answered are passed over.
+    """
+    keys = protocol.checkin(checkin_key).questions
+    start = keys.index(after) + 1 if after in keys else 0
+    for key in keys[start:]:
+        question = protocol.question(key)
+        if key not in answers and applies(question, answers):
+            return question
+    return None
+
+
+def keyboard(
+    prompts: Prompts,
+    checkin: Checkin,
+    definition: CheckinDef,
+    question: Question,
+    chosen: str | None = None,
+) -> InlineKeyboardMarkup | None:
+    """The buttons of a question, with ``chosen`` (a callback value) marked with a tick."""
+
+    def button(text: str, value: str) -> InlineKeyboardButton:
+        mark = CHOSEN_MARK if value == chosen else ""
+        return InlineKeyboardButton(
+            mark + text, callback_data=callback_data(checkin, definition, question, value)
+        )
+
+    rows: list[list[InlineKeyboardButton]] = []
+    if question.kind == "scale":
+        assert question.min is not None and question.max is not None
+        numbers = [button(str(n), str(n)) for n in range(question.min, question.max + 1)]
+        rows += [numbers[i : i + SCALE_ROW] for i in range(0, len(numbers), SCALE_ROW)]
+    elif question.kind == "choice":
+        rows += [[button(prompts.label(o.label), o.key)] for o in question.options]
+    if question.optional or question.kind == "text":
+        rows.append([button(prompts.label("checkins.skip"), SKIP)])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def render_question(
+    prompts: Prompts,
+    question: Question,
+    *,
+    name: str,
+    intro: str | None = None,
+    again: bool = False,
+) -> str:
+    """The message for one question: the intro (if first), the wording, how to answer."""
+    return prompts.render(
+        "checkins/question",
+        intro=Markup(intro) if intro else None,  # noqa: S704 - our own rendered template
+        question=Markup(prompts.render(question.wording, name=name)),  # noqa: S704 - ditto
+        kind=question.kind,
+        optional=question.optional,
+        low=question.min,
+        high=question.max,
+        low_label=prompts.label(question.low_label) if question.low_label else "",
+        high_label=prompts.label(question.high_label) if question.high_label else "",
+        again=again,
+    )
+
+
+# -- database helpers ------------------------------------------------------------------------
+
+
+async def _identity(session: AsyncSession, person_id: int) -> TelegramIdentity | None:
+    result = await session.execute(
+        select(TelegramIdentity).where(TelegramIdentity.person_id == person_id)
+    )
+    return result.scalar_one_or_none()
+
+
+def _name_of(identity: TelegramIdentity | None) -> str:
+    if identity is None:
+        return ""
+    return identity.preferred_name or identity.first_name or ""
+
+
+async def current_answers(session: AsyncSession, checkin_id: int) -> dict[str, Answer]:
+    """The answers in force (not superseded) of one check-in, by question key."""
+    result = await session.execute(
+        select(Answer)
+        .where(Answer.checkin_id == checkin_id, Answer.superseded_at.is_(None))
+        .order_by(Answer.id)
+    )
+    return {a.question_key: a for a in result.scalars()}
+
+
+def _awaiting(checkin: Checkin, question: Question) -> str:
+    return f"{AWAITING_PREFIX}{checkin.id}:{question.key}"
+
+
+def parse_awaiting(value: str | None) -> tuple[int, str] | None:
+    """``(checkin_id, question_key)`` from ``awaiting_input``, or None if it is not ours."""
+    if not value or not value.startswith(AWAITING_PREFIX):
+        return None
+    checkin_id, _, question = value.removeprefix(AWAITING_PREFIX).partition(":")
+    if not checkin_id.isdigit() or not question:
+        return None
+    return int(checkin_id), question
+
+
+async def _set_awaiting(session: AsyncSession, checkin: Checkin, value: str | None) -> None:
+    """Point the partner's next free text at this check-in, or stop (only if it was ours)."""
+    profile = await session.get(PartnerProfile, checkin.person_id)
+    if profile is None:
+        return
+    if value is not None:
+        profile.awaiting_input = value
+        return
+    mine = parse_awaiting(profile.awaiting_input)
+    if mine is not None and mine[0] == checkin.id:
+        profile.awaiting_input = None
+
+
+async def _close(
+    session: AsyncSession,
+    checkin: Checkin,
+    status: CheckinStatus,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    checkin.status = status
+    checkin.reason = reason
+    if status == CheckinStatus.COMPLETED:
+        checkin.completed_at = now
+    await _set_awaiting(session, checkin, None)
+
+
+async def _ensure_open(session: AsyncSession, checkin: Checkin, now: datetime) -> bool:
+    """True if the check-in takes answers; one past its time is expired here and now."""
+    if checkin.status != CheckinStatus.OPEN:
+        return False
+    if checkin.closes_at <= now:
+        await _close(session, checkin, CheckinStatus.EXPIRED, now, "time")
+        return False
+    return True
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+def refusal_reason(
+    person: Person, profile: PartnerProfile | None, *, now: datetime, source: str = "manual"
+) -> str | None:
+    """Why a check-in cannot be opened for ``person`` now (None: it can).
+
+    Only active (or, for ``/checkin``, unreachable-but-writing) onboarded partners get one.
+    A pause stops scheduled check-ins but not one the partner asks for with ``/checkin``:
+    asking is the clearest sign that they want it.
+    """
+    if person.role != Role.PARTNER:
+        return "not_partner"
+    if person.status == PersonStatus.WITHDRAWN:
+        return "withdrawn"
+    if profile is None or profile.onboarded_at is None:
+        return "not_onboarded"
+    if source != "manual":
+        if person.status != PersonStatus.ACTIVE:
+            return "unreachable"
+        if profile.paused_until is not None and profile.paused_until > now:
+            return "paused"
+    return None
+
+
+async def current_open(session: AsyncSession, person_id: int, *, now: datetime) -> Checkin | None:
+    """The partner's open check-in, if any (one past its time is expired on the way)."""
+    result = await session.execute(
+        select(Checkin)
+        .where(Checkin.person_id == person_id, Checkin.status == CheckinStatus.OPEN)
+        .order_by(Checkin.id.desc())
+    )
+    found: Checkin | None = None
+    for checkin in result.scalars():
+        if await _ensure_open(session, checkin, now) and found is None:
+            found = checkin
+    return found
+
+
+async def open_checkin(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    person: Person,
+    checkin_key: str,
+    *,
+    occurrence_key: str,
+    now: datetime,
+    source: str = "manual",
+    due_at: datetime | None = None,
+) -> Checkin | None:
+    """Open a check-in and queue its intro with the first question; None if refused.
+
+    Idempotent on ``occurrence_key``: if that occurrence exists it is returned as it is and
+    nothing is queued again. A partner has at most one open check-in: an older open one is
+    expired (reason "replaced", its answers kept). Refusals are as :func:`refusal_reason`.
+    """
+    existing = await session.execute(
+        select(Checkin).where(Checkin.occurrence_key == occurrence_key)
+    )
+    found = existing.scalar_one_or_none()
+    if found is not None:
+        return found
+    profile = await session.get(PartnerProfile, person.id)
+    if refusal_reason(person, profile, now=now, source=source) is not None:
+        return None
+    definition = protocol.checkin(checkin_key)
+    older = await current_open(session, person.id, now=now)
+    if older is not None:
+        await _close(session, older, CheckinStatus.EXPIRED, now, "replaced")
+    checkin = Checkin(
+        occurrence_key=occurrence_key,
+        person_id=person.id,
+        checkin_key=definition.key,
+        status=CheckinStatus.OPEN,
+        due_at=due_at or now,
+        opened_at=now,
+        closes_at=now + timedelta(hours=definition.open_hours),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(checkin)
+    except IntegrityError:  # opened at the same moment elsewhere
+        again = await session.execute(
+            select(Checkin).where(Checkin.occurrence_key == occurrence_key)
+        )
+        return again.scalar_one_or_none()
+    identity = await _identity(session, person.id)
+    first = next_question(protocol, definition.key, {})
+    if identity is None or first is None:
+        return checkin
+    fixed = [k for k in definition.questions if protocol.question(k).ask_if is None]
+    intro = prompts.render(
+        definition.wording, name=_name_of(identity), count=len(fixed), hours=definition.open_hours
+    )
+    await _ask(session, protocol, prompts, checkin, question=first, identity=identity, intro=intro)
+    return checkin
+
+
+async def _ask(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    checkin: Checkin,
+    *,
+    question: Question,
+    identity: TelegramIdentity,
+    intro: str | None = None,
+    again_key: str | None = None,
+) -> None:
+    """Make ``question`` the current one and queue it (``again_key``: a repeat for /checkin)."""
+    definition = protocol.checkin(checkin.checkin_key)
+    checkin.current_question = question.key
+    await _set_awaiting(
+        session, checkin, _awaiting(checkin, question) if question.kind == "text" else None
+    )
+    await session.flush()
+    await enqueue(
+        session,
+        key=again_key or f"ci:{checkin.id}:ask:{question.key}",
+        chat_id=identity.chat_id,
+        text=render_question(
+            prompts, question, name=_name_of(identity), intro=intro, again=again_key is not None
+        ),
+        reply_markup=keyboard(prompts, checkin, definition, question),
+        person_id=checkin.person_id,
+        kind="checkin",
+    )
+
+
+async def resend_current(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    checkin: Checkin,
+    *,
+    key: str,
+) -> bool:
+    """Queue the question being asked again (``key``: a unique outbox key); False if none."""
+    if checkin.current_question is None:
+        return False
+    identity = await _identity(session, checkin.person_id)
+    if identity is None:
+        return False
+    question = find_question(protocol, checkin.current_question)
+    if question is None:
+        return False
+    await _ask(
+        session, protocol, prompts, checkin, question=question, identity=identity, again_key=key
+    )
+    return True
+
+
+# -- answering -------------------------------------------------------------------------------
+
+
+async def _advance(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    checkin: Checkin,
+    now: datetime,
+) -> bool:
+    """Ask the next question, or complete the check-in and queue the end; True if completed."""
+    answers = await current_answers(session, checkin.id)
+    question = next_question(
+        protocol, checkin.checkin_key, answers, after=checkin.current_question
+    )
+    identity = await _identity(session, checkin.person_id)
+    if question is not None and identity is not None:
+        await _ask(session, protocol, prompts, checkin, question=question, identity=identity)
+        return False
+    checkin.current_question = None
+    await _close(session, checkin, CheckinStatus.COMPLETED, now)
+    await session.flush()
+    if identity is not None:
+        summary = await contribution(session, checkin.person_id)
+        confidence = next((q for q in protocol.questions if q.key == CONFIDENCE_QUESTION), None)
+        await enqueue(
+            session,
+            key=f"ci:{checkin.id}:end",
+            chat_id=identity.chat_id,
+            text=prompts.render(
+                "checkins/end",
+                name=_name_of(identity),
+                reflections=summary.reflections,
+                confidence_first=summary.confidence_first,
+                confidence_latest=summary.confidence_latest,
+                confidence_max=confidence.max if confidence is not None else None,
+            ),
+            person_id=checkin.person_id,
+            kind="checkin",
+        )
+    return True
+
+
+async def _load(
+    session: AsyncSession, person: Person, checkin_id: int, now: datetime
+) -> tuple[Checkin | None, Outcome | None]:
+    """The partner's check-in, or the outcome that stops here (not theirs, or closed)."""
+    checkin = await session.get(Checkin, checkin_id)
+    if checkin is None or checkin.person_id != person.id:
+        return None, Outcome.INVALID
+    if not await _ensure_open(session, checkin, now):
+        return checkin, Outcome.CLOSED
+    return checkin, None
+
+
+async def record_choice(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    person: Person,
+    data: str | None,
+    *,
+    now: datetime,
+    update_id: int | None = None,
+) -> AnswerResult:
+    """Store a button press (``ci:`` callback data) from ``person``; every check is made here.
+
+    Forged or foreign ids, unknown questions and out-of-range values are INVALID and store
+    nothing; buttons of a closed check-in are CLOSED; pressing the value already chosen is
+    UNCHANGED. A new value for an earlier question supersedes the old row (history kept).
+    """
+    parsed = parse_callback(data)
+    if parsed is None:
+        return AnswerResult(Outcome.INVALID)
+    checkin, stop = await _load(session, person, parsed.checkin_id, now)
+    if stop is not None or checkin is None:
+        return AnswerResult(stop or Outcome.INVALID, checkin)
+    definition = _find_checkin(protocol, checkin.checkin_key)
+    if definition is None:
+        return AnswerResult(Outcome.INVALID, checkin)
+    resolved = _resolve(protocol, definition, parsed.question, parsed.value)
+    if resolved is None or not _valid_value(*resolved):
+        return AnswerResult(Outcome.INVALID, checkin)
+    question, value = resolved
+    answers = await current_answers(session, checkin.id)
+    earlier = answers.get(question.key)
+    is_current = question.key == checkin.current_question and earlier is None
+    if not is_current and (earlier is None or not applies(question, answers)):
+        return AnswerResult(Outcome.INVALID, checkin, question=question)
+    markup_for = keyboard(prompts, checkin, definition, question, chosen=value)
+    if earlier is not None and (value in {SKIP, _answer_value(earlier)}):
+        chosen = _answer_value(earlier)
+        return AnswerResult(
+            Outcome.UNCHANGED,
+            checkin,
+            earlier,
+            question,
+            keyboard(prompts, checkin, definition, question, chosen=chosen),
+        )
+    if earlier is not None:
+        earlier.superseded_at = now
+    answer = Answer(
+        checkin_id=checkin.id,
+        person_id=person.id,
+        question_key=question.key,
+        value_number=int(value) if question.kind == "scale" and value != SKIP else None,
+        value_choice=value if question.kind == "choice" and value != SKIP else None,
+        skipped=value == SKIP,
+        answered_at=now,
+        source_update_id=update_id,
+    )
+    session.add(answer)
+    await session.flush()
+    result = AnswerResult(
+        Outcome.CHANGED if earlier is not None else Outcome.RECORDED,
+        checkin,
+        answer,
+        question,
+        markup_for,
+    )
+    alert = await screen_answer_value(session, protocol, prompts, person, answer, now=now)
+    if alert is not None:
+        result.alerts.append(alert.id)
+    if is_current:
+        result.completed = await _advance(session, protocol, prompts, checkin, now)
+    elif checkin.current_question is not None:
+        # A change may make the question being asked now unnecessary (confidence 1 -> 4 while
+        # "what would help" waits): then move on. Questions already passed are not revisited.
+        answers = await current_answers(session, checkin.id)
+        now_asked = find_question(protocol, checkin.current_question)
+        if now_asked is None or not applies(now_asked, answers):
+            result.completed = await _advance(session, protocol, prompts, checkin, now)
+    return result
+
+
+async def _record_free(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    person: Person,
+    *,
+    checkin_id: int,
+    question_key: str,
+    fields: dict[str, object],
+    text: str | None,
+    chat_id: int,
+    now: datetime,
+) -> AnswerResult:
+    """Store a free answer (``fields`` of the Answer row) to the question being asked.
+
+    ``text`` (the typed answer or a caption) is screened by safeguarding whatever happens,
+    even when nothing can be stored because the check-in has closed: a crisis reply must never
+    depend on timing. On a match the crisis reply is queued before the next question.
+    """
+    checkin, stop = await _load(session, person, checkin_id, now)
+    question = find_question(protocol, question_key) if checkin is not None else None
+    if (
+        stop is None
+        and checkin is not None
+        and question is not None
+        and (checkin.current_question != question_key or question.kind != "text")
+    ):
+        stop = Outcome.INVALID
+    if stop is not None or checkin is None or question is None:
+        if checkin is not None and checkin.person_id == person.id:
+            await _set_awaiting(session, checkin, None)
+        result = AnswerResult(stop or Outcome.INVALID, checkin)
+        alert = await screen_text(
+            session, protocol, prompts, person, text, chat_id=chat_id, source="message", now=now
+        )
+        if alert is not None:
+            result.alerts.append(alert.id)
+        return result
+    answer = Answer(
+        checkin_id=checkin.id,
+        person_id=person.id,
+        question_key=question.key,
+        answered_at=now,
+        **fields,
+    )
+    session.add(answer)
+    await session.flush()
+    result = AnswerResult(Outcome.RECORDED, checkin, answer, question)
+    alert = await screen_text(
+        session,
+        protocol,
+        prompts,
+        person,
+        text,
+        chat_id=chat_id,
+        source="answer",
+        now=now,
+        answer_id=answer.id,
+    )
+    if alert is not None:
+        result.alerts.append(alert.id)
+    result.completed = await _advance(session, protocol, prompts, checkin, now)
+    return result
+
+
+async def record_text(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    cipher: TextCipher,
+    person: Person,
+    *,
+    checkin_id: int,
+    question_key: str,
+    text: str,
+    chat_id: int,
+    now: datetime,
+    update_id: int | None = None,
+) -> AnswerResult:
+    """Store a typed answer to the question being asked (encrypted when a key is set).
+
+    The text is screened by safeguarding whether or not it can be stored.
+    """
+    stored, encrypted = cipher.encrypt(text)
+    return await _record_free(
+        session,
+        protocol,
+        prompts,
+        person,
+        checkin_id=checkin_id,
+        question_key=question_key,
+        fields={"value_text": stored, "text_encrypted": encrypted, "source_update_id": update_id},
+        text=text,
+        chat_id=chat_id,
+        now=now,
+    )
+
+
+async def record_voice(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    cipher: TextCipher,
+    person: Person,
+    *,
+    checkin_id: int,
+    question_key: str,
+    file_id: str,
+    duration: int,
+    caption: str | None,
+    chat_id: int,
+    now: datetime,
+    update_id: int | None = None,
+) -> AnswerResult:
+    """Store a voice-note answer (file id and length; the audio is fetched afterwards).
+
+    The row is written before any download, so a failed download never loses the answer.
+    A caption is kept as the answer's text and screened by safeguarding.
+    """
+    stored, encrypted = cipher.encrypt(caption) if caption else (None, False)
+    return await _record_free(
+        session,
+        protocol,
+        prompts,
+        person,
+        checkin_id=checkin_id,
+        question_key=question_key,
+        fields={
+            "value_text": stored,
+            "text_encrypted": encrypted,
+            "voice_file_id": file_id[:200],
+            "voice_duration": duration,
+            "source_update_id": update_id,
+        },
+        text=caption,
+        chat_id=chat_id,
+        now=now,
+    )
+
+
+def voice_relative_path(person: Person, answer: Answer) -> str:
+    """Where a voice answer's audio lives, relative to the data folder (pseudonym, not name)."""
+    return f"voice/{person.pseudonym}/{answer.id}.ogg"
+
+
+# -- closing and counting --------------------------------------------------------------------
+
+
+async def expire_due(session: AsyncSession, now: datetime) -> list[Checkin]:
+    """Expire every open check-in past ``closes_at``; partial answers are kept. Returns them."""
+    result = await session.execute(
+        select(Checkin)
+        .where(Checkin.status == CheckinStatus.OPEN, Checkin.closes_at <= now)
+        .order_by(Checkin.id)
+    )
+    expired = list(result.scalars())
+    for checkin in expired:
+        await _close(session, checkin, CheckinStatus.EXPIRED, now, "time")
+    return expired
+
+
+async def close_open(
+    session: AsyncSession,
+    person_id: int,
+    *,
+    now: datetime,
+    status: CheckinStatus = CheckinStatus.CANCELLED,
+    reason: str = "withdrawn",
+) -> int:
+    """Close a partner's open check-ins (for withdrawal or a pause); returns how many."""
+    result = await session.execute(
+        select(Checkin).where(Checkin.person_id == person_id, Checkin.status == CheckinStatus.OPEN)
+    )
+    closed = list(result.scalars())
+    for checkin in closed:
+        await _close(session, checkin, status, now, reason)
+    return len(closed)
+
+
+async def contribution(session: AsyncSession, person_id: int) -> Contribution:
+    """How many check-ins they have shared something in, and their first and latest confidence.
+
+    A reflection is a check-in with at least one answer that was not skipped, whatever its
+    status (a half-finished check-in still counts). The confidence pair is given only when it
+    comes from two different check-ins.
+    """
+    count = await session.execute(
+        select(func.count(func.distinct(Answer.checkin_id))).where(
+            Answer.person_id == person_id,
+            Answer.superseded_at.is_(None),
+            Answer.skipped.is_(False),
+        )
+    )
+    reflections = int(count.scalar_one())
+    rows = await session.execute(
+        select(Answer.checkin_id, Answer.value_number)
+        .where(
+            Answer.person_id == person_id,
+            Answer.question_key == CONFIDENCE_QUESTION,
+            Answer.superseded_at.is_(None),
+            Answer.value_number.is_not(None),
+        )
+        .order_by(Answer.checkin_id, Answer.id)
+    )
+    values: Sequence[tuple[int, int | None]] = [(r[0], r[1]) for r in rows]
+    if len({checkin_id for checkin_id, _ in values}) < 2:
+        return Contribution(reflections)
+    return Contribution(reflections, values[0][1], values[-1][1])

@@ -1,0 +1,304 @@
+"""Withdrawal: stop all contact at once, then keep or delete what was given, as consented.
+
+:func:`withdraw` does it all in the caller's transaction:
+
+1. ``Person.status = withdrawn`` (the outbox sender cancels anything still queued for them at
+   the last moment, and every partner tool ignores them from then on);
+2. ``profile.withdrawn_at``; any pause and awaited text input are cleared;
+3. every pending outbox row for them (by person or by chat) is cancelled, and every planned or
+   open check-in is closed as ``cancelled`` (reason ``withdrawn``);
+4. a consent decision records that the required consent is now withdrawn;
+5. with ``withdrawal.data: delete`` in the protocol: their answers, check-ins and earlier
+   consent decisions are deleted, their names are removed from the identity (the Telegram ids
+   stay, so the bot knows to stay silent), the texts of messages sent to them are redacted,
+   and their voice notes are removed from disk. The Person row (pseudonym, status), the
+   support checks raised about them (a duty-of-care record, pseudonymous) and the audit trail
+   stay. With ``keep``, their data stays and nothing new is collected;
+6. copies made for them (charts, /mydata exports) are removed from disk in both cases;
+7. an ``person.withdrawn`` audit event, and a last goodbye through the outbox with
+   ``person_id=None`` (so the sender's withdrawn check does not cancel it) and the key
+   ``withdraw:goodbye:<person_id>``.
+
+Files are removed only once the transaction commits, so a rolled-back withdrawal loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import delete, event, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from bot.journey import CHARTS_FOLDER
+from bot.mydata import EXPORTS_FOLDER
+from bot.outbox import enqueue
+from bot.protocol import StudyProtocol
+from prompts import Prompts
+from storage.models import (
+    Answer,
+    AuditEvent,
+    Checkin,
+    CheckinStatus,
+    ConsentDecision,
+    OutboxMessage,
+    OutboxStatus,
+    PartnerProfile,
+    Person,
+    PersonStatus,
+    SafeguardingAlert,
+    TelegramIdentity,
+)
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+DataPolicy = Literal["keep", "delete"]
+REDACTED_PAYLOAD: dict[str, Any] = {"redacted": "withdrawn"}
+
+
+@dataclass(frozen=True)
+class WithdrawalOutcome:
+    """What a withdrawal did."""
+
+    person_id: int
+    data: DataPolicy
+    cancelled_messages: int
+    closed_checkins: int
+    deleted: dict[str, int] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()  # removed from disk once the transaction commits
+
+
+def is_withdrawn(person: Person | None) -> bool:
+    """Whether ``person`` has withdrawn (the bot must not contact or answer them)."""
+    return person is not None and person.status == PersonStatus.WITHDRAWN
+
+
+def goodbye_key(person_id: int) -> str:
+    """The outbox key of the last message a withdrawn person gets."""
+    return f"withdraw:goodbye:{person_id}"
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _inside(root: Path, stored: str) -> Path | None:
+    """``stored`` (relative to ``root``, or absolute) if it resolves inside ``root``."""
+    candidate = (root / stored).resolve()
+    return candidate if candidate.is_relative_to(root) else None
+
+
+def _files_to_remove(data_dir: Path, pseudonym: str, voice_notes: list[str]) -> list[Path]:
+    """This person's charts and /mydata exports, and the given voice notes, that exist."""
+    root = data_dir.resolve()
+    files = [root / CHARTS_FOLDER / f"{pseudonym}.png"]
+    exports = root / EXPORTS_FOLDER
+    if exports.is_dir():
+        files += sorted(exports.glob(f"{pseudonym}-*"))
+    for stored in voice_notes:
+        inside = _inside(root, stored)
+        if inside is not None:
+            files.append(inside)
+    return [f for f in files if f.is_file()]
+
+
+def remove_files(paths: Iterable[Path]) -> int:
+    """Delete files, ignoring ones already gone; return how many were removed."""
+    removed = 0
+    for path in paths:
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("could not remove a withdrawn person's file (%s)", type(exc).__name__)
+    return removed
+
+
+def remove_after_commit(session: AsyncSession, paths: list[Path]) -> None:
+    """Delete ``paths`` once the session's outermost transaction commits (never on rollback)."""
+    if not paths:
+        return
+    sync = session.sync_session
+    state = {"done": False}
+
+    def on_commit(committed: Session) -> None:
+        if state["done"] or committed.in_nested_transaction():
+            return
+        state["done"] = True
+        remove_files(paths)
+
+    def on_end(_session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            state["done"] = True
+
+    event.listen(sync, "after_commit", on_commit)
+    event.listen(sync, "after_transaction_end", on_end)
+
+
+async def withdraw(
+    session: AsyncSession,
+    person: Person,
+    *,
+    protocol: StudyProtocol,
+    prompts: Prompts,
+    data_dir: Path | None,
+    now: datetime | None = None,
+    actor_person_id: int | None = None,
+    goodbye: bool = True,
+) -> WithdrawalOutcome | None:
+    """Withdraw ``person`` (see the module docstring); None if they had already withdrawn.
+
+    ``actor_person_id`` is who asked (default: the person themselves, for the audit log).
+    Nothing is committed here.
+    """
+    if is_withdrawn(person):
+        return None
+    now = now or utcnow()
+    policy: DataPolicy = protocol.withdrawal.data
+    pid = person.id
+
+    person.status = PersonStatus.WITHDRAWN
+    person.status_changed_at = now
+    profile = await session.get(PartnerProfile, pid)
+    if profile is not None:
+        profile.withdrawn_at = now
+        profile.awaiting_input = None
+        profile.paused_until = None
+
+    identity = (
+        await session.execute(select(TelegramIdentity).where(TelegramIdentity.person_id == pid))
+    ).scalar_one_or_none()
+    to_them = OutboxMessage.person_id == pid
+    if identity is not None:
+        to_them = or_(to_them, OutboxMessage.chat_id == identity.chat_id)
+    cancelled = _rowcount(
+        await session.execute(
+            update(OutboxMessage)
+            .where(to_them, OutboxMessage.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.CANCELLED, last_error="withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+    )
+    closed = _rowcount(
+        await session.execute(
+            update(Checkin)
+            .where(
+                Checkin.person_id == pid,
+                Checkin.status.in_([CheckinStatus.PLANNED, CheckinStatus.OPEN]),
+            )
+            .values(status=CheckinStatus.CANCELLED, reason="withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+    voice_notes: list[str] = []
+    deleted: dict[str, int] = {}
+    if policy == "delete":
+        voice = await session.execute(
+            select(Answer.voice_path).where(
+                Answer.person_id == pid, Answer.voice_path.is_not(None)
+            )
+        )
+        voice_notes = [stored for stored in voice.scalars() if stored]
+    files = (
+        await asyncio.to_thread(_files_to_remove, data_dir, person.pseudonym, voice_notes)
+        if data_dir is not None
+        else []
+    )
+    if policy == "delete":
+        await session.execute(
+            update(SafeguardingAlert)
+            .where(SafeguardingAlert.person_id == pid)
+            .values(answer_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        deleted["answers"] = _rowcount(
+            await session.execute(
+                delete(Answer)
+                .where(Answer.person_id == pid)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        deleted["checkins"] = _rowcount(
+            await session.execute(
+                delete(Checkin)
+                .where(Checkin.person_id == pid)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        deleted["consent_decisions"] = _rowcount(
+            await session.execute(
+                delete(ConsentDecision)
+                .where(ConsentDecision.person_id == pid)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if identity is not None:
+            identity.first_name = None
+            identity.username = None
+            identity.preferred_name = None
+            identity.language_code = None
+            deleted["names"] = 1
+        deleted["message_texts"] = _rowcount(
+            await session.execute(
+                update(OutboxMessage)
+                .where(to_them)
+                .values(payload=REDACTED_PAYLOAD)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        deleted["files"] = len(files)
+
+    # The withdrawal itself is a consent decision, kept whatever the data policy.
+    session.add(
+        ConsentDecision(
+            person_id=pid, item_key=protocol.required_consent.key, granted=False, decided_at=now
+        )
+    )
+    session.add(
+        AuditEvent(
+            at=now,
+            actor_person_id=actor_person_id if actor_person_id is not None else pid,
+            action="person.withdrawn",
+            detail={
+                "person_id": pid,
+                "pseudonym": person.pseudonym,
+                "data": policy,
+                "cancelled_messages": cancelled,
+                "closed_checkins": closed,
+                "deleted": deleted,
+            },
+        )
+    )
+    if goodbye and identity is not None:
+        await enqueue(
+            session,
+            key=goodbye_key(pid),
+            chat_id=identity.chat_id,
+            text=prompts.render(
+                "withdraw/goodbye",
+                data_policy=policy,
+                crisis_resources=protocol.crisis_resources,
+            ),
+            person_id=None,  # the sender cancels anything carrying a withdrawn person's id
+            kind="goodbye",
+        )
+    remove_after_commit(session, files)
+    log.info("person %s withdrew (data: %s)", person.pseudonym, policy)
+    return WithdrawalOutcome(
+        person_id=pid,
+        data=policy,
+        cancelled_messages=cancelled,
+        closed_checkins=closed,
+        deleted=deleted,
+        files=tuple(files),
+    )

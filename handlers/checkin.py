@@ -1,0 +1,212 @@
+"""/checkin, the answer buttons, and typed or spoken answers to a check-in question.
+
+Thin: parse the update, call :mod:`bot.checkins`, answer the button, reply. Every answer is
+stored in the update's own transaction, so it is committed the moment the update is done.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardMarkup, Update, Voice
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot import checkins
+from bot.checkins import Outcome
+from bot.context import BotContext
+from bot.voice import download_voice
+from handlers.filters import AwaitingInput
+from storage.models import Role
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+#: The callback answer (a short toast) for each outcome of a button press.
+BUTTON_ANSWERS = {
+    Outcome.RECORDED: None,
+    Outcome.CHANGED: "checkins.changed",
+    Outcome.UNCHANGED: "checkins.unchanged",
+    Outcome.CLOSED: "checkins.closed",
+    Outcome.INVALID: "checkins.not_available",
+}
+
+
+async def start_checkin(update: Update, context: BotContext) -> None:
+    """``/checkin``: start one now, or show the question of the one already going."""
+    person = context.person
+    if person is None or person.role != Role.PARTNER:
+        await context.reply(update, "checkins/not_now")
+        return
+    session, now = context.session, utcnow()
+    update_id = context.scope.update_id
+    going = await checkins.current_open(session, person.id, now=now)
+    if going is not None:
+        key = f"ci:{going.id}:again:{update_id}"
+        if await checkins.resend_current(
+            session, context.protocol, context.prompts, going, key=key
+        ):
+            return
+    opened = await checkins.open_checkin(
+        session,
+        context.protocol,
+        context.prompts,
+        person,
+        checkins.manual_checkin_key(context.protocol),
+        occurrence_key=f"manual:{person.id}:{update_id}",
+        now=now,
+        source="manual",
+    )
+    if opened is None:
+        await context.reply(update, "checkins/not_now")
+
+
+async def edit_buttons(
+    update: Update, context: BotContext, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Replace the buttons under the pressed message (None removes them); failures are logged.
+
+    ``parse_mode=None``: python-telegram-bot would otherwise add the default ``parse_mode`` to
+    a method that has none. "Message is not modified" (a repeat) is fine.
+    """
+    query = update.callback_query
+    message = query.message if query is not None else None
+    if query is None or message is None or not message.date:  # inaccessible (too old)
+        return
+    try:
+        await query.edit_message_reply_markup(reply_markup=markup, api_kwargs={"parse_mode": None})
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            log.info("could not update the buttons (%s)", type(exc).__name__)
+    except TelegramError as exc:
+        log.info("could not update the buttons (%s)", type(exc).__name__)
+
+
+async def answer_button(update: Update, context: BotContext) -> None:
+    """A check-in button: store (or change) the answer, then answer the press and mark it."""
+    query = update.callback_query
+    person = context.person
+    if query is None:
+        return
+    if person is None or person.role != Role.PARTNER:
+        await query.answer(context.prompts.label("checkins.not_available"))
+        return
+    result = await checkins.record_choice(
+        context.session,
+        context.protocol,
+        context.prompts,
+        person,
+        query.data,
+        now=utcnow(),
+        update_id=context.scope.update_id,
+    )
+    label = BUTTON_ANSWERS[result.outcome]
+    await query.answer(context.prompts.label(label) if label else None)
+    if result.outcome in {Outcome.RECORDED, Outcome.CHANGED}:
+        await edit_buttons(update, context, result.markup)
+
+
+async def _after_free_answer(
+    update: Update, context: BotContext, result: checkins.AnswerResult
+) -> None:
+    """Reply when a typed or spoken answer could not be stored."""
+    if result.outcome == Outcome.RECORDED:
+        return
+    if result.alerts:
+        return  # the crisis reply is the answer that matters now
+    checkin = result.checkin
+    if result.outcome == Outcome.INVALID and checkin is not None and checkin.current_question:
+        await checkins.resend_current(
+            context.session,
+            context.protocol,
+            context.prompts,
+            checkin,
+            key=f"ci:{checkin.id}:again:{context.scope.update_id}",
+        )
+        return
+    await context.reply(update, "checkins/closed")
+
+
+async def answer_text(update: Update, context: BotContext) -> None:
+    """Typed text while a free-text question waits: store it as the answer."""
+    message, person, profile = update.effective_message, context.person, context.profile
+    if message is None or person is None or profile is None or message.text is None:
+        return
+    waiting = checkins.parse_awaiting(profile.awaiting_input)
+    if waiting is None:
+        return
+    result = await checkins.record_text(
+        context.session,
+        context.protocol,
+        context.prompts,
+        checkins.cipher_for(context.settings),
+        person,
+        checkin_id=waiting[0],
+        question_key=waiting[1],
+        text=message.text,
+        chat_id=message.chat_id,
+        now=utcnow(),
+        update_id=context.scope.update_id,
+    )
+    await _after_free_answer(update, context, result)
+
+
+async def answer_voice(update: Update, context: BotContext) -> None:
+    """A voice note while a free-text question waits: keep its id and length, then fetch it."""
+    message, person, profile = update.effective_message, context.person, context.profile
+    if message is None or person is None or profile is None or message.voice is None:
+        return
+    waiting = checkins.parse_awaiting(profile.awaiting_input)
+    if waiting is None:
+        return
+    result = await checkins.record_voice(
+        context.session,
+        context.protocol,
+        context.prompts,
+        checkins.cipher_for(context.settings),
+        person,
+        checkin_id=waiting[0],
+        question_key=waiting[1],
+        file_id=message.voice.file_id,
+        duration=voice_seconds(message.voice),
+        caption=message.caption,
+        chat_id=message.chat_id,
+        now=utcnow(),
+        update_id=context.scope.update_id,
+    )
+    if result.outcome == Outcome.RECORDED and result.answer is not None:
+        result.answer.voice_path = await download_voice(
+            context.bot,
+            message.voice.file_id,
+            context.settings.companion_data_dir,
+            checkins.voice_relative_path(person, result.answer),
+        )
+    await _after_free_answer(update, context, result)
+
+
+def voice_seconds(voice: Voice) -> int:
+    """A voice note's length in whole seconds.
+
+    Read from the serialised form: python-telegram-bot 22 warns on ``Voice.duration`` while it
+    moves to ``timedelta``, and the warning would differ by environment.
+    """
+    raw = voice.to_dict().get("duration", 0)
+    return int(raw.total_seconds()) if hasattr(raw, "total_seconds") else int(raw or 0)
+
+
+_PRIVATE_MESSAGE = filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
+    CommandHandler("checkin", start_checkin, filters=filters.ChatType.PRIVATE),
+    CallbackQueryHandler(answer_button, pattern=rf"^{checkins.CALLBACK_PREFIX}:"),
+    MessageHandler(
+        _PRIVATE_MESSAGE
+        & filters.TEXT
+        & ~filters.COMMAND
+        & AwaitingInput(checkins.AWAITING_PREFIX),
+        answer_text,
+    ),
+    MessageHandler(
+        _PRIVATE_MESSAGE & filters.VOICE & AwaitingInput(checkins.AWAITING_PREFIX), answer_voice
+    ),
+]

@@ -1,0 +1,112 @@
+"""Enrolment by invite: ``/start CODE``.
+
+From someone not yet enrolled the gate hands the code to :func:`redeem_invite`: a valid code
+enrols them and starts onboarding (partners) or welcomes them as staff; a used, expired or
+unknown code gets a kind explanation and enrols no one. Failed attempts are counted in memory
+(``throttle``): after five in an hour one short "please ask your connector", then silence.
+Replies to people who are not enrolled are sent straight away, not through the outbox, because
+the outbox would store their chat id.
+
+From someone already enrolled (handler group 0), ``/start CODE`` only says they are set up;
+the code is not used up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from telegram import Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CommandHandler
+
+from bot import onboarding as ob
+from bot.context import BotContext
+from bot.invites import RedeemOutcome, RedemptionThrottle, redeem
+from bot.menu import commands_for
+from handlers.onboarding import send_step
+from storage.models import Role
+
+throttle = RedemptionThrottle()
+
+FAILURE_TEMPLATES = {
+    RedeemOutcome.UNKNOWN: "invite/unknown",
+    RedeemOutcome.EXPIRED: "invite/expired",
+    RedeemOutcome.USED: "invite/used",
+}
+
+
+def start_payload(message: Message | None) -> str | None:
+    """The payload of ``/start PAYLOAD`` (a deep link's code), or None for anything else."""
+    if message is None or not message.text:
+        return None
+    parts = message.text.split()
+    if not parts or parts[0].split("@", 1)[0].lower() != "/start" or len(parts) < 2:
+        return None
+    return " ".join(parts[1:])
+
+
+async def _say_directly(context: BotContext, chat_id: int, template: str) -> None:
+    """Reply to someone not enrolled without storing anything (not worth a failure if lost)."""
+    with contextlib.suppress(TelegramError):
+        await context.bot.send_message(chat_id=chat_id, text=context.prompts.render(template))
+
+
+async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
+    """Try to enrol the (not yet enrolled) sender of ``/start CODE``."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or chat.type != ChatType.PRIVATE:
+        return
+    if throttle.blocked(user.id):
+        if throttle.warn_once(user.id):
+            await _say_directly(context, chat.id, "invite/too_many")
+        return
+    result = await redeem(
+        context.session,
+        context.protocol,
+        code,
+        telegram_user_id=user.id,
+        chat_id=chat.id,
+        first_name=user.first_name,
+        username=user.username,
+        language_code=user.language_code,
+    )
+    if result.outcome != RedeemOutcome.ENROLLED or result.person is None:
+        throttle.record_failure(user.id)
+        await _say_directly(context, chat.id, FAILURE_TEMPLATES[result.outcome])
+        return
+    throttle.forget(user.id)
+    scope = context.scope
+    scope.person = result.person
+    scope.profile = result.profile
+    if result.profile is not None:
+        await send_step(update, context, result.person, result.profile, result.identity)
+        return
+    await context.reply(
+        update,
+        "invite/welcome_staff",
+        name=ob.called(result.identity),
+        study=context.protocol.study.name,
+        role=result.person.role,
+        commands=commands_for(context.prompts, result.person.role),
+    )
+
+
+async def already_enrolled(update: Update, context: BotContext) -> None:
+    """``/start CODE`` from someone enrolled: they are set up already; the code stays unused."""
+    person = context.person
+    if person is None:
+        return
+    identity = await ob.identity_of(context.session, person)
+    await context.reply(
+        update,
+        "invite/already_enrolled",
+        name=ob.called(identity),
+        staff=person.role != Role.PARTNER,
+    )
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
+    CommandHandler("start", already_enrolled, has_args=True)
+]

@@ -1,0 +1,89 @@
+"""The gate every update passes first: outsiders get one neutral reply and nothing else.
+
+It runs in handler group -2. An update from someone who is not enrolled (and not on the staff
+allow-list) stops here: ``/start CODE`` in a private chat goes to enrolment
+(``handlers.enrol.redeem_invite``, which enrols them or explains kindly why not), any other
+private message gets the neutral reply at most once per ``OUTSIDER_REPLY_EVERY`` per person, a
+button press is answered silently, everything else is ignored. Nothing about outsiders is
+written to the database; the throttles are in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
+
+from bot.context import BotContext
+from bot.people import enrol_allow_listed
+from handlers.enrol import redeem_invite, start_payload
+from storage.models import PersonStatus
+
+OUTSIDER_REPLY_EVERY = 600.0  # seconds
+_MAX_REMEMBERED = 10_000
+
+
+class OutsiderThrottle:
+    """Remembers, in memory only, when each outsider was last answered."""
+
+    def __init__(self, every: float = OUTSIDER_REPLY_EVERY) -> None:
+        self.every = every
+        self._last: OrderedDict[int, float] = OrderedDict()
+
+    def allow(self, user_id: int, now: float | None = None) -> bool:
+        """True when this outsider may get the neutral reply now."""
+        now = time.monotonic() if now is None else now
+        last = self._last.get(user_id)
+        if last is not None and now - last < self.every:
+            return False
+        self._last[user_id] = now
+        self._last.move_to_end(user_id)
+        while len(self._last) > _MAX_REMEMBERED:
+            self._last.popitem(last=False)
+        return True
+
+
+throttle = OutsiderThrottle()
+
+
+async def gate(update: Update, context: BotContext) -> None:
+    """Let enrolled people through; answer outsiders neutrally and stop."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or user.is_bot:
+        raise ApplicationHandlerStop
+    scope = context.scope
+    if scope.person is None and chat is not None and chat.type == ChatType.PRIVATE:
+        scope.person = await enrol_allow_listed(context.session, context.settings, user, chat.id)
+    if scope.person is not None and scope.person.status == PersonStatus.WITHDRAWN:
+        # Withdrawal stops all contact: no reply of any kind, old buttons just stop spinning.
+        if update.callback_query is not None:
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer()
+        raise ApplicationHandlerStop
+    if scope.person is not None:
+        return
+    if update.callback_query is not None:
+        # A stale query from an outsider is not worth an error.
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+        raise ApplicationHandlerStop
+    if update.message is not None and chat is not None and chat.type == ChatType.PRIVATE:
+        code = start_payload(update.message)
+        if code is not None:
+            await redeem_invite(update, context, code)
+            raise ApplicationHandlerStop
+        if throttle.allow(user.id):
+            # Sent straight away, not through the outbox: the outbox would store their chat id.
+            await context.bot.send_message(
+                chat_id=chat.id, text=context.prompts.render("start/outsider")
+            )
+    raise ApplicationHandlerStop
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [TypeHandler(Update, gate)]

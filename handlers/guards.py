@@ -1,0 +1,57 @@
+"""Role checks, in one place: every staff command and staff button is wrapped here.
+
+``staff_only`` marks the callback so that a test can list every registered handler and prove
+that each staff command is guarded. Someone without the role gets the same kind "not for you"
+reply whatever the command, and nothing runs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from telegram import Update
+
+from bot.context import BotContext
+from storage.models import PersonStatus, Role
+
+Callback = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+GUARD_ATTRIBUTE = "__companion_roles__"
+
+
+def requires_role(roles: Iterable[Role]) -> Callable[[Callback], Callback]:
+    """Let the callback run only for an active person holding one of ``roles``."""
+    allowed = frozenset(roles)
+
+    def decorate(callback: Callback) -> Callback:
+        @functools.wraps(callback)
+        async def guarded(update: Update, context: BotContext) -> None:
+            person = context.person
+            if (
+                person is None
+                or person.role not in allowed
+                or person.status == PersonStatus.WITHDRAWN
+            ):
+                if update.callback_query is not None:
+                    await update.callback_query.answer(context.prompts.label("guards.not_for_you"))
+                elif update.effective_chat is not None:
+                    await context.reply(update, "guards/not_for_you")
+                return
+            await callback(update, context)
+
+        setattr(guarded, GUARD_ATTRIBUTE, allowed)
+        return guarded
+
+    return decorate
+
+
+staff_only = requires_role([Role.CONNECTOR, Role.RESEARCHER])
+connector_only = requires_role([Role.CONNECTOR])
+partner_only = requires_role([Role.PARTNER])
+
+
+def roles_of(callback: object) -> frozenset[Role] | None:
+    """The roles a callback is guarded for, or None when it is not guarded."""
+    roles = getattr(callback, GUARD_ATTRIBUTE, None)
+    return roles if isinstance(roles, frozenset) else None

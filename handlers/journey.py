@@ -1,0 +1,86 @@
+"""``/journey``: a chart of the partner's scale answers over time, and what they contributed.
+
+The chart is written under ``<data dir>/charts/<pseudonym>.png`` (one per person, replaced each
+time) and sent as a photo through the outbox, with a caption that says in words what the chart
+shows. A plain summary follows. With no answers yet, one kind message and no chart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler
+
+from bot.context import BotContext
+from bot.journey import (
+    CHARTS_FOLDER,
+    chart_lines_for_caption,
+    chart_text,
+    load_journey,
+    render_chart,
+)
+from bot.mydata import cipher_for
+from bot.outbox import enqueue
+from bot.preferences import date_words, zone_of
+from handlers.withdraw import partner_tool
+
+
+@partner_tool(onboarded=True)
+async def journey_command(update: Update, context: BotContext) -> None:
+    """Send the chart (if there are scale answers) and the summary."""
+    person, chat = context.person, update.effective_chat
+    if person is None or chat is None:
+        return
+    prompts = context.prompts
+    journey = await load_journey(
+        context.session,
+        person.id,
+        context.protocol,
+        prompts,
+        cipher_for(context.settings),
+    )
+    if journey.empty:
+        await context.reply(update, "journey/empty")
+        return
+    zone = zone_of(context.profile)
+    if journey.lines:
+        relative = f"{CHARTS_FOLDER}/{person.pseudonym}.png"
+        await asyncio.to_thread(
+            render_chart,
+            journey,
+            context.settings.companion_data_dir / relative,
+            zone=zone,
+            text=chart_text(prompts, journey),
+        )
+        low, high = journey.scale_range
+        caption = prompts.render(
+            "journey/caption",
+            lines=chart_lines_for_caption(journey, prompts, zone),
+            low=low,
+            high=high,
+        )
+        await enqueue(
+            context.session,
+            key=f"journey:{context.scope.update_id}",
+            chat_id=chat.id,
+            method="sendPhoto",
+            text=caption,
+            payload={"photo": {"path": relative, "filename": "journey.png"}},
+            person_id=person.id,
+            kind="journey",
+        )
+    assert journey.first_at is not None  # not empty
+    await context.reply(
+        update,
+        "journey/summary",
+        checkins=journey.checkins,
+        shared=journey.shared,
+        since=date_words(prompts, journey.first_at, zone),
+        quotes=[{"heading": q.heading, "text": q.text} for q in journey.quotes],
+    )
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
+    CommandHandler("journey", journey_command)
+]

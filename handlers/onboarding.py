@@ -1,0 +1,259 @@
+"""Onboarding handlers (group -1): they take over while a partner is setting up.
+
+They run after the gate and before the features. While a partner's onboarding is unfinished
+(``profile.onboarded_at`` is None, see ``handlers.filters.Onboarding``), any message re-sends
+the current step (typed text at the name step is the name), ``/start`` resumes, and onboarding
+buttons (``ob:<step>:<value>``) move them on. Whenever these handlers answer an update they
+raise ``ApplicationHandlerStop`` so that no feature answers it too. Updates from people who
+have finished onboarding, and from staff, pass through untouched (except a press of an old
+onboarding button, which is answered here because no feature knows those buttons).
+
+``/withdraw`` is let through so that someone half-way can always stop, and so is everything
+from someone who has withdrawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import onboarding as ob
+from bot.context import BotContext
+from bot.protocol import StudyProtocol
+from handlers.filters import Onboarding
+from storage.models import PartnerProfile, Person, PersonStatus, TelegramIdentity
+
+PASS_THROUGH_COMMANDS = frozenset({"withdraw"})
+
+
+def _button(text: str, step: str, value: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=ob.callback_data(step, value))
+
+
+def _column(buttons: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
+    """One button per row: big targets on small screens."""
+    return InlineKeyboardMarkup([[b] for b in buttons])
+
+
+def _connector(protocol: StudyProtocol, profile: PartnerProfile | None) -> str | None:
+    group = protocol.group(profile.group_key if profile is not None else None)
+    return group.connector if group is not None else None
+
+
+async def send_step(
+    update: Update,
+    context: BotContext,
+    person: Person,
+    profile: PartnerProfile,
+    identity: TelegramIdentity | None = None,
+    *,
+    resumed: bool = False,
+) -> None:
+    """Send the message (and buttons) for the partner's current onboarding step."""
+    protocol = context.protocol
+    prompts = context.prompts
+    if identity is None:
+        identity = await ob.identity_of(context.session, person)
+    name = ob.called(identity)
+    step = profile.onboarding_step
+    if step == ob.WELCOME:
+        await context.reply(
+            update,
+            "onboarding/welcome",
+            name=name,
+            study=protocol.study.name,
+            team=protocol.study.team,
+            connector=_connector(protocol, profile),
+        )
+        await context.reply(
+            update,
+            "onboarding/safety",
+            monitored_hours=protocol.study.monitored_hours,
+            crisis_resources=protocol.crisis_resources,
+            reply_markup=_column(
+                [_button(prompts.label("onboarding.start_button"), ob.WELCOME, ob.WELCOME_OK)]
+            ),
+        )
+    elif (item := ob.consent_item_for(protocol, step)) is not None:
+        kind = "required" if item.required else "optional"
+        await context.reply(
+            update,
+            item.wording,
+            study=protocol.study.name,
+            team=protocol.study.team,
+            withdrawal=protocol.withdrawal.data,
+            reply_markup=InlineKeyboardMarkup(
+                [
+                    [_button(prompts.label(f"onboarding.yes_{kind}"), step, ob.YES)],
+                    [_button(prompts.label(f"onboarding.no_{kind}"), step, ob.NO)],
+                ]
+            ),
+        )
+    elif step == ob.NAME:
+        first = ob.clean_name(identity.first_name if identity is not None else None)
+        buttons = []
+        if first is not None:
+            buttons.append(
+                _button(
+                    prompts.label("onboarding.use_telegram_name", name=first),
+                    ob.NAME,
+                    ob.USE_TELEGRAM_NAME,
+                )
+            )
+        await context.reply(
+            update,
+            "onboarding/ask_name",
+            has_button=first is not None,
+            reply_markup=_column(buttons) if buttons else None,
+        )
+    elif step == ob.GROUP:
+        await context.reply(
+            update,
+            "onboarding/ask_group",
+            name=name,
+            reply_markup=_column([_button(g.name, ob.GROUP, g.key) for g in protocol.groups]),
+        )
+    elif step == ob.SLOT:
+        buttons = [_button(prompts.label(s.label), ob.SLOT, s.key) for s in protocol.checkin_slots]
+        buttons.append(_button(prompts.label("onboarding.slot_later"), ob.SLOT, ob.SLOT_LATER))
+        await context.reply(
+            update, "onboarding/ask_slot", name=name, reply_markup=_column(buttons)
+        )
+    elif step == ob.DONE:
+        slot = ob.slot_of(protocol, profile)
+        await context.reply(
+            update,
+            "onboarding/done",
+            name=name,
+            slot=prompts.label(slot.label) if slot is not None else None,
+            connector=_connector(protocol, profile),
+            team=protocol.study.team,
+            quiet_start=profile.quiet_start or protocol.quiet_hours.start,
+            quiet_end=profile.quiet_end or protocol.quiet_hours.end,
+        )
+    elif step == ob.DECLINED:
+        await context.reply(
+            update, "onboarding/declined_reminder" if resumed else "onboarding/declined"
+        )
+    else:  # a step name from an older version of the protocol: begin again
+        ob.restart(profile)
+        await send_step(update, context, person, profile, identity)
+
+
+def _command(update: Update) -> str | None:
+    """The command a message starts with (``"start"`` for ``/start@bot CODE``), if any."""
+    message = update.message
+    text = message.text if message is not None else None
+    if not text or not text.startswith("/"):
+        return None
+    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
+
+
+async def on_message(update: Update, context: BotContext) -> None:
+    """Any message from a partner who has not finished onboarding."""
+    person = context.person
+    profile = context.profile
+    if (
+        person is None
+        or profile is None
+        or profile.onboarded_at is not None
+        or person.status == PersonStatus.WITHDRAWN
+    ):
+        return  # not ours: let the features see it
+    command = _command(update)
+    if command in PASS_THROUGH_COMMANDS:
+        return
+    identity = await ob.identity_of(context.session, person)
+    if profile.onboarding_step == ob.DECLINED:
+        if command == "start":
+            ob.restart(profile)
+            await send_step(update, context, person, profile, identity)
+        else:
+            await send_step(update, context, person, profile, identity, resumed=True)
+        raise ApplicationHandlerStop
+    message = update.message
+    typed = message.text if message is not None and command is None else None
+    if (
+        profile.onboarding_step == ob.NAME
+        and typed is not None
+        and identity is not None
+        and ob.set_name(profile, identity, context.protocol, typed) is None
+    ):
+        await context.reply(update, "onboarding/name_invalid", most=ob.NAME_MAX)
+        raise ApplicationHandlerStop
+    await send_step(update, context, person, profile, identity)
+    raise ApplicationHandlerStop
+
+
+async def on_edit(update: Update, context: BotContext) -> None:
+    """An edited message during onboarding changes nothing and gets no reply."""
+    raise ApplicationHandlerStop
+
+
+async def _answer(update: Update, text: str | None = None) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    with contextlib.suppress(TelegramError):  # too old to answer; the step still arrives
+        await query.answer(text)
+
+
+async def on_button(update: Update, context: BotContext) -> None:
+    """An onboarding button (``ob:<step>:<value>``): validated, stored, next step sent."""
+    query = update.callback_query
+    if query is None:
+        return
+    person = context.person
+    profile = context.profile
+    prompts = context.prompts
+    parsed = ob.parse_callback(query.data or "")
+    if person is None or profile is None or person.status == PersonStatus.WITHDRAWN:
+        await _answer(update, prompts.label("buttons.not_available"))
+        raise ApplicationHandlerStop
+    if parsed is None:
+        await _answer(update, prompts.label("onboarding.bad_button"))
+        raise ApplicationHandlerStop
+    step, value = parsed
+    if profile.onboarded_at is not None:
+        await _answer(update, prompts.label("onboarding.step_done"))
+        raise ApplicationHandlerStop
+    identity = await ob.identity_of(context.session, person)
+    result = await ob.apply_choice(
+        context.session,
+        context.protocol,
+        person=person,
+        profile=profile,
+        identity=identity,
+        step=step,
+        value=value,
+    )
+    if result.outcome == ob.ChoiceOutcome.ACCEPTED:
+        await _answer(update, prompts.label("onboarding.saved"))
+        await send_step(update, context, person, profile, identity)
+    elif result.outcome == ob.ChoiceOutcome.DONE_ALREADY:
+        await _answer(update, prompts.label("onboarding.step_done"))
+    elif result.outcome == ob.ChoiceOutcome.NOT_NOW:
+        await _answer(update, prompts.label("onboarding.not_now"))
+    else:
+        await _answer(update, prompts.label("onboarding.bad_button"))
+    raise ApplicationHandlerStop
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
+    CallbackQueryHandler(on_button, pattern=r"^ob:"),
+    MessageHandler(
+        filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & Onboarding(), on_message
+    ),
+    MessageHandler(
+        filters.UpdateType.EDITED_MESSAGE & filters.ChatType.PRIVATE & Onboarding(), on_edit
+    ),
+]

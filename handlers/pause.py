@@ -1,0 +1,93 @@
+"""``/pause`` (a break of a length the protocol offers) and ``/resume`` (end it now).
+
+Buttons: ``pause:<days>`` and ``pause:cancel``. A length the protocol does not offer (a forged
+or out-of-date button) answers politely and changes nothing.
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
+
+from bot.context import BotContext
+from bot.pausing import is_paused, pause, pause_choices, resume
+from bot.preferences import checkin_words, day_words, zone_of
+from handlers.withdraw import partner_tool
+from prompts import Prompts
+from storage.types import utcnow
+
+
+def length_words(prompts: Prompts, days: int) -> str:
+    """A break's length as a button label: ``1 week``, ``2 weeks``, ``10 days``."""
+    if days % 7 == 0:
+        weeks = days // 7
+        return prompts.label(
+            "tools.pause.one_week" if weeks == 1 else "tools.pause.weeks", weeks=weeks
+        )
+    return prompts.label("tools.pause.one_day" if days == 1 else "tools.pause.days", days=days)
+
+
+@partner_tool(onboarded=True)
+async def pause_command(update: Update, context: BotContext) -> None:
+    """Offer the lengths of break, and say when the current one ends if there is one."""
+    profile = context.profile
+    if profile is None:
+        return
+    prompts = context.prompts
+    rows = [
+        [InlineKeyboardButton(length_words(prompts, days), callback_data=f"pause:{days}")]
+        for days in pause_choices(context.protocol)
+    ]
+    rows.append(
+        [InlineKeyboardButton(prompts.label("tools.pause.cancel"), callback_data="pause:cancel")]
+    )
+    until = None
+    if is_paused(profile, utcnow()) and profile.paused_until is not None:
+        until = day_words(prompts, profile.paused_until, zone_of(profile))
+    await context.reply(
+        update, "pause/choose", reply_markup=InlineKeyboardMarkup(rows), until=until
+    )
+
+
+@partner_tool(onboarded=True)
+async def pause_button(update: Update, context: BotContext) -> None:
+    """Start the chosen break, or leave things as they are."""
+    query = update.callback_query
+    profile = context.profile
+    if query is None or profile is None:
+        return
+    value = (query.data or "").removeprefix("pause:")
+    if value == "cancel":
+        await query.answer(context.prompts.label("tools.pause.cancelled"))
+        return
+    days = int(value) if value.isdigit() and len(value) <= 4 else None
+    if days is None or days not in context.protocol.pause_options_days:
+        await query.answer(context.prompts.label("tools.pause.old_button"))
+        return
+    await query.answer()
+    until = pause(profile, context.protocol, days, now=utcnow())
+    await context.reply(
+        update, "pause/paused", until=day_words(context.prompts, until, zone_of(profile))
+    )
+
+
+@partner_tool(onboarded=True)
+async def resume_command(update: Update, context: BotContext) -> None:
+    """End a break now (or say there is none)."""
+    profile = context.profile
+    if profile is None:
+        return
+    if not resume(profile, now=utcnow()):
+        await context.reply(update, "pause/not_paused")
+        return
+    checkin = None
+    if profile.checkin_weekday is not None and profile.checkin_time is not None:
+        checkin = checkin_words(context.prompts, profile, context.protocol)
+    await context.reply(update, "pause/resumed", checkin=checkin)
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
+    CommandHandler("pause", pause_command),
+    CommandHandler("resume", resume_command),
+    CallbackQueryHandler(pause_button, pattern=r"^pause:"),
+]

@@ -1,0 +1,265 @@
+"""``/settings``: change name, group, time zone, weekly check-in time and quiet hours.
+
+Buttons (callback data, all validated; anything unknown answers politely and changes nothing):
+
+* ``set:menu:<name|group|tz|slot|quiet>`` opens one choice;
+* ``set:group:<group key>``, ``set:tz:<IANA zone from the offered list>``,
+  ``set:slot:<protocol slot key>``, ``set:quiet:<preset key>`` make a change;
+* ``set:tz:type`` and ``set:menu:name`` wait for the next text (``awaiting_input`` is
+  ``settings:tz`` / ``settings:name``); ``set:cancel`` stops waiting.
+
+Every change is confirmed in plain words.
+"""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import BotContext
+from bot.preferences import (
+    NAME_LIMIT,
+    QUIET_PRESETS,
+    checkin_slot,
+    checkin_words,
+    clean_name,
+    current_name,
+    quiet_hours,
+    quiet_words,
+    resolve_timezone,
+    set_checkin_slot,
+    set_group,
+    set_name,
+    set_quiet_preset,
+    set_timezone,
+    slot_words,
+    time_words,
+    timezone_words,
+    zone_of,
+)
+from handlers.filters import AwaitingInput
+from handlers.withdraw import partner_tool
+from storage.types import utcnow
+
+AWAITING_PREFIX = "settings:"
+AWAITING_NAME = "settings:name"
+AWAITING_TIMEZONE = "settings:tz"
+MENU_ITEMS = ("name", "group", "tz", "slot", "quiet")
+_MENU_LABELS = {
+    "name": "name",
+    "group": "group",
+    "tz": "timezone",
+    "slot": "checkin",
+    "quiet": "quiet",
+}
+
+
+def _button(text: str, data: str) -> list[InlineKeyboardButton]:
+    return [InlineKeyboardButton(text, callback_data=data)]
+
+
+def _cancel_row(context: BotContext) -> list[InlineKeyboardButton]:
+    return _button(context.prompts.label("tools.settings.cancel"), "set:cancel")
+
+
+@partner_tool(onboarded=True)
+async def settings_command(update: Update, context: BotContext) -> None:
+    """Show the current settings and a button for each."""
+    profile = context.profile
+    if profile is None:
+        return
+    prompts = context.prompts
+    if profile.awaiting_input and profile.awaiting_input.startswith(AWAITING_PREFIX):
+        profile.awaiting_input = None
+    group = context.protocol.group(profile.group_key)
+    rows = [
+        _button(prompts.label(f"tools.settings.{_MENU_LABELS[item]}"), f"set:menu:{item}")
+        for item in MENU_ITEMS
+    ]
+    await context.reply(
+        update,
+        "settings/menu",
+        reply_markup=InlineKeyboardMarkup(rows),
+        name=await current_name(context.session, profile.person_id)
+        or prompts.label("tools.settings.not_set"),
+        group=group.name if group else prompts.label("tools.settings.not_set"),
+        timezone=timezone_words(prompts, profile.timezone),
+        checkin=checkin_words(prompts, profile, context.protocol),
+        quiet=quiet_words(prompts, quiet_hours(profile, context.protocol)),
+    )
+
+
+async def _open(update: Update, context: BotContext, item: str) -> None:
+    """Show the choices for one setting."""
+    profile = context.profile
+    assert profile is not None
+    prompts, protocol = context.prompts, context.protocol
+    if item == "name":
+        profile.awaiting_input = AWAITING_NAME
+        await context.reply(
+            update, "settings/ask_name", reply_markup=InlineKeyboardMarkup([_cancel_row(context)])
+        )
+    elif item == "group":
+        current = protocol.group(profile.group_key)
+        rows = [_button(g.name, f"set:group:{g.key}") for g in protocol.groups]
+        await context.reply(
+            update,
+            "settings/choose_group",
+            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            current=current.name if current else prompts.label("tools.settings.not_set"),
+        )
+    elif item == "tz":
+        zones = prompts.labels("tools.settings.zones")
+        rows = [_button(words, f"set:tz:{zone}") for zone, words in zones.items()]
+        type_it = prompts.label("tools.settings.type_it")
+        rows.append(_button(type_it, "set:tz:type"))
+        await context.reply(
+            update,
+            "settings/choose_timezone",
+            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            current=timezone_words(prompts, profile.timezone),
+            type_it=type_it,
+        )
+    elif item == "slot":
+        rows = [
+            _button(slot_words(prompts, s), f"set:slot:{s.key}") for s in protocol.checkin_slots
+        ]
+        await context.reply(
+            update,
+            "settings/choose_checkin",
+            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            current=checkin_words(prompts, profile, protocol),
+        )
+    elif item == "quiet":
+        words = prompts.labels("tools.settings.quiet_presets")
+        rows = [_button(words[key], f"set:quiet:{key}") for key in QUIET_PRESETS]
+        await context.reply(
+            update,
+            "settings/choose_quiet",
+            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            current=quiet_words(prompts, quiet_hours(profile, protocol)),
+        )
+
+
+async def _timezone_changed(update: Update, context: BotContext, zone: str) -> None:
+    profile = context.profile
+    assert profile is not None
+    local = utcnow().astimezone(zone_of(profile))
+    await context.reply(
+        update,
+        "settings/timezone_changed",
+        timezone=timezone_words(context.prompts, zone),
+        local_time=time_words(context.prompts, local.time()),
+    )
+
+
+def _valid(context: BotContext, what: str, value: str) -> bool:
+    """Whether a button's change is one that was offered (forged or stale ones are not)."""
+    protocol, prompts = context.protocol, context.prompts
+    if what == "menu":
+        return value in MENU_ITEMS
+    if what == "group":
+        return protocol.group(value) is not None
+    if what == "tz":
+        return value == "type" or value in prompts.labels("tools.settings.zones")
+    if what == "slot":
+        return checkin_slot(protocol, value) is not None
+    if what == "quiet":
+        return value in QUIET_PRESETS
+    return False
+
+
+@partner_tool(onboarded=True)
+async def settings_button(update: Update, context: BotContext) -> None:
+    """Open a choice or make a change, after checking the button is one we offered."""
+    query = update.callback_query
+    profile = context.profile
+    if query is None or profile is None:
+        return
+    prompts, protocol = context.prompts, context.protocol
+    parts = (query.data or "").split(":", 2)
+    if parts == ["set", "cancel"]:
+        if profile.awaiting_input and profile.awaiting_input.startswith(AWAITING_PREFIX):
+            profile.awaiting_input = None
+        await query.answer(prompts.label("tools.settings.cancelled"))
+        return
+    if len(parts) != 3 or not _valid(context, parts[1], parts[2]):
+        await query.answer(prompts.label("tools.settings.old_button"))
+        return
+    what, value = parts[1], parts[2]
+    if what == "menu":
+        await query.answer()
+        await _open(update, context, value)
+        return
+    typing = what == "tz" and value == "type"
+    await query.answer(None if typing else prompts.label("tools.settings.saved"))
+    if what == "group":
+        group = set_group(profile, protocol, value)
+        assert group is not None
+        await context.reply(
+            update,
+            "settings/group_changed",
+            group=group.name,
+            connector=group.connector,
+            timezone=timezone_words(prompts, group.timezone),
+        )
+    elif typing:
+        profile.awaiting_input = AWAITING_TIMEZONE
+        await context.reply(
+            update,
+            "settings/ask_timezone",
+            reply_markup=InlineKeyboardMarkup([_cancel_row(context)]),
+        )
+    elif what == "tz":
+        set_timezone(profile, value)
+        await _timezone_changed(update, context, value)
+    elif what == "slot":
+        slot = set_checkin_slot(profile, protocol, value)
+        assert slot is not None
+        await context.reply(update, "settings/checkin_changed", checkin=slot_words(prompts, slot))
+    elif what == "quiet":
+        window = set_quiet_preset(profile, value)
+        await context.reply(
+            update,
+            "settings/quiet_changed",
+            quiet=quiet_words(prompts, window) if window is not None else None,
+        )
+
+
+@partner_tool(onboarded=True)
+async def settings_text(update: Update, context: BotContext) -> None:
+    """The name or time zone the partner was asked to type."""
+    profile, person, message = context.profile, context.person, update.effective_message
+    if profile is None or person is None or message is None or message.text is None:
+        return
+    if profile.awaiting_input == AWAITING_NAME:
+        name = clean_name(message.text)
+        if name is None:
+            await context.reply(update, "settings/name_bad", limit=NAME_LIMIT)
+            return
+        await set_name(context.session, person.id, name)
+        profile.awaiting_input = None
+        await context.reply(update, "settings/name_changed", name=name)
+    elif profile.awaiting_input == AWAITING_TIMEZONE:
+        zone = resolve_timezone(message.text)
+        if zone is None or not set_timezone(profile, zone):
+            await context.reply(update, "settings/timezone_bad")
+            return
+        profile.awaiting_input = None
+        await _timezone_changed(update, context, zone)
+    else:  # a "settings:" state this version does not know: stop waiting for it
+        profile.awaiting_input = None
+        await context.reply(update, "fallback/not_understood")
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
+    CommandHandler("settings", settings_command),
+    CallbackQueryHandler(settings_button, pattern=r"^set:"),
+    MessageHandler(
+        filters.TEXT
+        & ~filters.COMMAND
+        & filters.ChatType.PRIVATE
+        & AwaitingInput(AWAITING_PREFIX),
+        settings_text,
+    ),
+]

@@ -1,0 +1,21 @@
+"""``/start`` for someone already enrolled (invite codes arrive with the partner journey)."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler
+
+from bot.context import BotContext
+from bot.people import display_name
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """Greet an enrolled person who opens the bot again."""
+    person = context.person
+    if person is None:
+        return
+    name = await display_name(context.session, person)
+    await context.reply(update, "start/welcome_back", name=name)
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [CommandHandler("start", start)]

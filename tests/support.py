@@ -1,0 +1,95 @@
+"""What end-to-end tests share: the bot running against the sandbox, waiting for it to
+settle, and reading the buttons of a message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.protocol import StudyProtocol
+from storage.models import InboxStatus, InboxUpdate
+from tests.conftest import make_settings
+
+SECRET = "test-secret-key-for-free-text-and-pseudonyms"
+
+
+@contextlib.asynccontextmanager
+async def running_companion(
+    sandbox: Any,
+    database_url: str,
+    data_dir: Path,
+    protocol: StudyProtocol | None = None,
+    **overrides: object,
+) -> AsyncIterator[Any]:
+    """The whole bot long-polling the sandbox, with a data folder and encryption on.
+
+    The sandbox does not enforce flood limits in these tests, so the per-chat pace is lifted
+    to keep them quick; the limits themselves are tested in test_outbox and test_flood.
+    """
+    from bot.runtime import Companion
+
+    values: dict[str, object] = {
+        "companion_data_dir": data_dir,
+        "companion_secret_key": SECRET,
+        "companion_chat_rate": 50.0,
+        **overrides,
+    }
+    bot = Companion(make_settings(sandbox, database_url, **values), protocol=protocol)  # type: ignore[arg-type]
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+async def settle(companion: Any, sandbox: Any, *, within: float = 8.0) -> None:
+    """Wait until every stored update is processed and every queued message is sent."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if sandbox.pending_updates == 0:
+            async with companion.db.sessions() as session:
+                pending = (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(InboxUpdate)
+                        .where(InboxUpdate.status == InboxStatus.PENDING)
+                    )
+                ).scalar_one()
+            if pending == 0:
+                break
+        await asyncio.sleep(0.05)
+    await companion.sender.drain(timeout=within)
+
+
+def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """(text, callback data) of every inline button under a message, row by row."""
+    markup = message.get("reply_markup") or {}
+    return [
+        (b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row
+    ]
+
+
+def data_for(message: dict[str, Any], text: str) -> str:
+    """The callback data of the first button whose label contains ``text`` (ticks ignored)."""
+    for label, data in buttons(message):
+        if label.removeprefix("\u2713 ") == text:
+            return data
+    for label, data in buttons(message):
+        if text in label:
+            return data
+    raise AssertionError(f"no button {text!r} in {buttons(message)}")
+
+
+async def count(database: Any, model: Any, *where: Any) -> int:
+    """How many rows of ``model`` match ``where``."""
+    async with database.sessions() as session:
+        query = select(func.count()).select_from(model)
+        for clause in where:
+            query = query.where(clause)
+        return int((await session.execute(query)).scalar_one())

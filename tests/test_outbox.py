@@ -1,0 +1,603 @@
+"""The outbox: enqueue, error classification and the sender against the sandbox Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+from tenacity.wait import wait_exponential_jitter
+
+from bot.delivery_errors import Outcome, classify
+from bot.outbox import OutboxPayloadError, OutboxSender, enqueue
+from bot.ratelimit import SendLimiter
+from prompts import Prompts
+from storage.db import Database
+from storage.models import AuditEvent, OutboxMessage, OutboxStatus, Person, PersonStatus
+from storage.types import utcnow
+
+STAFF_CHAT = 900
+SECRET_TEXT = "secret-words-never-logged"
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def sb() -> AsyncIterator[Any]:
+    """A sandbox Telegram that enforces Telegram's flood limits and checks the spec."""
+    from bot.sandbox import BotApiSpec, FloodLimits, SandboxTelegram, find_spec_path
+
+    spec_path = find_spec_path()
+    spec = BotApiSpec.load(spec_path) if spec_path else None
+    async with SandboxTelegram(spec=spec, limits=FloodLimits(enforce=True)) as sandbox:
+        sandbox.user(STAFF_CHAT, "Connector")
+        yield sandbox
+        assert sandbox.spec_errors == []
+
+
+@pytest.fixture
+async def bot(sb: Any) -> AsyncIterator[Bot]:
+    request = HTTPXRequest(connection_pool_size=32, read_timeout=0.5, connect_timeout=2.0)
+    tg = Bot(token=sb.token, base_url=sb.base_url, base_file_url=sb.base_file_url, request=request)
+    async with tg:
+        yield tg
+
+
+async def staff_chats(session: AsyncSession) -> list[int]:
+    return [STAFF_CHAT]
+
+
+@pytest.fixture
+def make_sender(database: Database, bot: Bot, tmp_path: Path) -> Callable[..., OutboxSender]:
+    def factory(**kwargs: Any) -> OutboxSender:
+        limiter = kwargs.pop("limiter", None) or SendLimiter(30, 1, 20)
+        options: dict[str, Any] = {
+            "staff_chats": staff_chats,
+            "poll_interval": 0.2,
+            "retry_wait": wait_exponential_jitter(multiplier=0.05, max=0.3, jitter=0.05),
+            "data_dir": tmp_path,
+        }
+        options.update(kwargs)
+        return OutboxSender(database, bot, limiter, Prompts(), **options)
+
+    return factory
+
+
+@asynccontextmanager
+async def running(sender: OutboxSender) -> AsyncIterator[OutboxSender]:
+    task = asyncio.create_task(sender.run())
+    try:
+        yield sender
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def add_person(db: Database, pseudonym: str, status: str = PersonStatus.ACTIVE) -> int:
+    async with db.transaction() as session:
+        person = Person(pseudonym=pseudonym, role="partner", status=status)
+        session.add(person)
+        await session.flush()
+        return person.id
+
+
+async def queue(db: Database, *messages: dict[str, Any]) -> list[int | None]:
+    async with db.transaction() as session:
+        return [await enqueue(session, **m) for m in messages]
+
+
+async def rows(db: Database) -> list[OutboxMessage]:
+    async with db.sessions() as session:
+        return list(
+            (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+        )
+
+
+def texts(sb: Any, chat_id: int) -> list[str]:
+    return [m.get("text") or m.get("caption") or "" for m in sb.sent_to(chat_id)]
+
+
+def send_requests(sb: Any) -> list[Any]:
+    return [r for r in sb.requests if r.method.startswith("send")]
+
+
+# -- enqueue ----------------------------------------------------------------------------
+
+
+async def test_enqueue_same_key_twice_gives_one_row(database: Database) -> None:
+    async with database.transaction() as session:
+        first = await enqueue(session, key="k1", chat_id=1, text="a")
+        second = await enqueue(session, key="k1", chat_id=1, text="b")
+        # the caller's transaction is still usable after the duplicate
+        third = await enqueue(session, key="k2", chat_id=1, text="c")
+    assert isinstance(first, int)
+    assert second is None
+    assert isinstance(third, int)
+    async with database.transaction() as session:
+        assert await enqueue(session, key="k1", chat_id=2, text="again") is None
+    stored = await rows(database)
+    assert [(r.idempotency_key, r.payload["text"]) for r in stored] == [("k1", "a"), ("k2", "c")]
+
+
+async def test_enqueue_payload_round_trip(database: Database) -> None:
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes", callback_data="a:1"),
+                InlineKeyboardButton("No", callback_data="a:0"),
+            ]
+        ]
+    )
+    later = utcnow() + timedelta(hours=1)
+    async with database.transaction() as session:
+        outbox_id = await enqueue(
+            session,
+            key="p1",
+            chat_id=-1001,
+            text="<b>Hi</b>",
+            reply_markup=markup,
+            payload={"disable_notification": True},
+            kind="prompt",
+            not_before=later,
+        )
+        doc_id = await enqueue(
+            session,
+            key="d1",
+            chat_id=5,
+            method="sendDocument",
+            text="Your export",
+            payload={"document": {"path": "exports/a.csv", "filename": "a.csv"}},
+        )
+    async with database.sessions() as session:
+        row = await session.get(OutboxMessage, outbox_id)
+        doc = await session.get(OutboxMessage, doc_id)
+    assert row is not None and doc is not None
+    assert row.payload == {
+        "text": "<b>Hi</b>",
+        "parse_mode": "HTML",
+        "disable_notification": True,
+        "reply_markup": markup.to_dict(),
+    }
+    assert InlineKeyboardMarkup.de_json(row.payload["reply_markup"], None) == markup
+    assert row.chat_id == -1001 and row.kind == "prompt" and row.method == "sendMessage"
+    assert row.status == OutboxStatus.PENDING and row.attempts == 0
+    assert row.next_attempt_at == later
+    assert row.next_attempt_at.tzinfo is not None
+    assert doc.payload["caption"] == "Your export"
+    assert doc.payload["document"] == {"path": "exports/a.csv", "filename": "a.csv"}
+
+
+async def test_enqueue_refuses_what_could_never_be_sent(database: Database) -> None:
+    async with database.transaction() as session:
+        with pytest.raises(OutboxPayloadError):
+            await enqueue(session, key="x", chat_id=1)
+        with pytest.raises(OutboxPayloadError):
+            await enqueue(session, key="y", chat_id=1, text="t", method="sendSticker")
+        with pytest.raises(OutboxPayloadError):
+            await enqueue(session, key="z", chat_id=1, text="t", method="sendDocument")
+
+
+# -- classification ---------------------------------------------------------------------
+
+
+def _caused(exc: TelegramError, cause: BaseException) -> TelegramError:
+    exc.__cause__ = cause
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome"),
+    [
+        (RetryAfter(3), Outcome.RETRY_AFTER),
+        (NetworkError("Bad Gateway"), Outcome.RETRY),
+        (
+            _caused(NetworkError("Bad Gateway"), TelegramError("Invalid server response")),
+            Outcome.RETRY,
+        ),
+        (
+            _caused(NetworkError("httpx.ConnectError"), httpx.ConnectError("refused")),
+            Outcome.RETRY,
+        ),
+        (_caused(TimedOut(), httpx.ConnectTimeout("slow")), Outcome.RETRY),
+        (_caused(TimedOut("Pool timeout"), httpx.PoolTimeout("busy")), Outcome.RETRY),
+        (_caused(TimedOut(), httpx.ReadTimeout("late")), Outcome.UNKNOWN),
+        (_caused(TimedOut(), httpx.WriteTimeout("late")), Outcome.UNKNOWN),
+        (TimedOut(), Outcome.UNKNOWN),
+        (
+            _caused(NetworkError("httpx.RemoteProtocolError"), httpx.RemoteProtocolError("gone")),
+            Outcome.UNKNOWN,
+        ),
+        (_caused(NetworkError("httpx.ReadError"), httpx.ReadError("reset")), Outcome.UNKNOWN),
+        (Forbidden("Forbidden: bot was blocked by the user"), Outcome.UNREACHABLE),
+        (BadRequest("Bad Request: chat not found"), Outcome.REJECTED),
+        (ChatMigrated(-1009), Outcome.MIGRATED),
+        (InvalidToken(), Outcome.MISCONFIGURED),
+        (RuntimeError("something odd"), Outcome.UNKNOWN),
+    ],
+)
+def test_classify(exc: BaseException, outcome: Outcome) -> None:
+    result = classify(exc)
+    assert result.outcome == outcome
+    assert len(result.description) <= 250
+
+
+def test_classify_details() -> None:
+    assert classify(RetryAfter(timedelta(seconds=7))).retry_after == 7.0
+    assert classify(ChatMigrated(-1009)).new_chat_id == -1009
+    assert classify(BadRequest("Bad Request: chat not found")).description == (
+        "Chat not found"  # PTB strips the "Bad Request: " prefix and capitalises
+    )
+
+
+# -- the sender -------------------------------------------------------------------------
+
+
+async def test_happy_path_sends_in_order_and_records(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], caplog: Any
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot")
+    sb.user(101)
+    person = await add_person(database, "P-happy")
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("OK", callback_data="ok")]])
+    await queue(
+        database,
+        {"key": "h1", "chat_id": 101, "text": f"<b>one</b> {SECRET_TEXT}", "person_id": person},
+        {"key": "h2", "chat_id": 101, "text": "two", "reply_markup": markup},
+        {"key": "h3", "chat_id": 101, "text": "three & more"},
+    )
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(10)
+    assert texts(sb, 101) == [f"one {SECRET_TEXT}", "two", "three & more"]
+    sent = sb.sent_to(101)
+    assert sent[0]["entities"][0]["type"] == "bold"  # parse_mode HTML
+    assert sent[1]["reply_markup"] == markup.to_dict()
+    stored = await rows(database)
+    assert [r.status for r in stored] == [OutboxStatus.SENT] * 3
+    assert [r.tg_message_id for r in stored] == [m["message_id"] for m in sent]
+    assert all(r.sent_at is not None and r.sent_at.tzinfo is not None for r in stored)
+    assert all(r.attempts == 1 for r in stored)
+    assert SECRET_TEXT not in caplog.text
+    assert sb.token not in caplog.text
+
+
+async def test_wake_sends_new_rows_before_the_next_poll(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(102)
+    sender = make_sender(poll_interval=30.0)
+    async with running(sender):
+        await asyncio.sleep(0.1)
+        await queue(database, {"key": "w1", "chat_id": 102, "text": "now"})
+        sender.wake()
+        await sender.drain(3)
+    assert texts(sb, 102) == ["now"]
+
+
+async def test_retry_after_is_honoured_without_flood_violation(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    """The sender is configured faster than Telegram allows; the sandbox says 429 and we wait."""
+    sb.user(103)
+    await queue(database, *[{"key": f"r{i}", "chat_id": 103, "text": f"m{i}"} for i in range(4)])
+    sender = make_sender(limiter=SendLimiter(30, 4, 20))
+    async with running(sender):
+        await sender.drain(20)
+    assert texts(sb, 103) == ["m0", "m1", "m2", "m3"]
+    assert sb.count_status(429) >= 1
+    assert sb.flood_violations == []
+    stored = await rows(database)
+    assert all(r.status == OutboxStatus.SENT for r in stored)
+    assert all(r.attempts == 1 for r in stored)  # a 429 is not a failed attempt
+
+
+async def test_429s_from_two_chats_pause_every_chat(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    for chat in (104, 105, 106):
+        sb.user(chat)
+    sb.faults.fail_next(2, status=429, method="sendMessage", retry_after=2)
+    await queue(database, *[{"key": f"g{c}", "chat_id": c, "text": "x"} for c in (104, 105, 106)])
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(15)
+    reqs = send_requests(sb)
+    assert [r.status for r in reqs[:2]] == [429, 429]
+    later = [r for r in reqs[2:] if r.ok]
+    assert len(later) == 3
+    # the third chat never got a 429 itself, but waited for the global pause
+    assert min(r.time for r in later) - reqs[1].time >= 1.9
+    assert sb.flood_violations == []
+
+
+async def test_5xx_is_retried_then_delivered_once(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(107)
+    sb.faults.fail_next(2, status=502, method="sendMessage")
+    await queue(database, {"key": "x1", "chat_id": 107, "text": "hello"})
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(10)
+    assert texts(sb, 107) == ["hello"]
+    assert [r.status for r in send_requests(sb)] == [502, 502, 200]
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.SENT and row.attempts == 3
+
+
+async def test_5xx_gives_up_after_max_attempts(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(108)
+    sb.faults.fail_next(3, status=500, method="sendMessage")
+    await queue(database, {"key": "x2", "chat_id": 108, "text": "hello"})
+    sender = make_sender(max_attempts=3)
+    async with running(sender):
+        await sender.drain(10)
+    assert texts(sb, 108) == []
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.FAILED and row.attempts == 3
+    assert row.last_error == "Internal Server Error"
+
+
+async def test_dropped_connection_is_unknown_and_not_resent(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(109)
+    sb.faults.network_drop_next(1, method="sendMessage")
+    await queue(
+        database,
+        {"key": "d1", "chat_id": 109, "text": "maybe"},
+        {"key": "d2", "chat_id": 109, "text": "after"},
+    )
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(10)
+        await asyncio.sleep(0.5)  # give a (wrong) resend the chance to happen
+    first, second = await rows(database)
+    assert first.status == OutboxStatus.UNKNOWN
+    assert second.status == OutboxStatus.SENT  # later messages are not held back
+    assert len([r for r in send_requests(sb) if r.params.get("text") == "maybe"]) == 1
+
+
+async def test_timeout_after_accept_is_unknown_with_one_delivery(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], caplog: Any
+) -> None:
+    sb.user(110)
+    sb.faults.hang_after_accept(1, seconds=2.0, method="sendMessage")
+    await queue(database, {"key": "t1", "chat_id": 110, "text": SECRET_TEXT})
+    sender = make_sender()
+    with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+        async with running(sender):
+            await sender.drain(10)
+            await asyncio.sleep(0.5)
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.UNKNOWN
+    assert row.tg_message_id is None
+    assert texts(sb, 110) == [SECRET_TEXT]  # it was delivered: exactly once
+    assert len(send_requests(sb)) == 1
+    assert "unknown outcome" in caplog.text
+    assert SECRET_TEXT not in caplog.text
+
+
+async def test_forbidden_marks_person_unreachable_and_tells_staff(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(111).block()
+    person = await add_person(database, "P-blocked")
+    await queue(
+        database,
+        {"key": "f1", "chat_id": 111, "text": "one", "person_id": person},
+        {"key": "f2", "chat_id": 111, "text": "two", "person_id": person},
+    )
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(10)
+        # a row queued later for them is not sent either
+        await queue(database, {"key": "f3", "chat_id": 111, "text": "three", "person_id": person})
+        sender.wake()
+        await sender.drain(10)
+    by_key = {r.idempotency_key: r for r in await rows(database)}
+    assert by_key["f1"].status == OutboxStatus.FAILED
+    assert by_key["f1"].last_error is not None and "blocked" in by_key["f1"].last_error
+    assert by_key["f2"].status == OutboxStatus.FAILED and by_key["f2"].last_error == "unreachable"
+    assert by_key["f3"].status == OutboxStatus.FAILED and by_key["f3"].last_error == "unreachable"
+    notices = [r for r in by_key.values() if r.kind == "staff_notice"]
+    assert len(notices) == 1
+    assert notices[0].idempotency_key.startswith(f"unreachable:{person}:")
+    assert notices[0].status == OutboxStatus.SENT
+    assert len(texts(sb, STAFF_CHAT)) == 1
+    assert "P-blocked" in texts(sb, STAFF_CHAT)[0]
+    assert len(send_requests(sb)) == 2  # the 403 and the staff notice
+    async with database.sessions() as session:
+        stored = await session.get(Person, person)
+        events = (await session.scalars(select(AuditEvent))).all()
+    assert stored is not None and stored.status == PersonStatus.UNREACHABLE
+    assert stored.status_changed_at is not None
+    assert [e.action for e in events] == ["person.unreachable"]
+
+
+async def test_withdrawn_person_is_never_sent_anything(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(112)
+    person = await add_person(database, "P-gone", status=PersonStatus.WITHDRAWN)
+    await queue(database, {"key": "g1", "chat_id": 112, "text": "hi", "person_id": person})
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(5)
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.CANCELLED
+    assert send_requests(sb) == []
+
+
+async def test_unreachable_person_is_not_tried_again(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(118)
+    person = await add_person(database, "P-away", status=PersonStatus.UNREACHABLE)
+    await queue(database, {"key": "u1", "chat_id": 118, "text": "hi", "person_id": person})
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(5)
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.FAILED and row.last_error == "unreachable"
+    assert send_requests(sb) == []
+
+
+async def test_bad_request_fails_with_the_reason_not_the_text(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], caplog: Any
+) -> None:
+    await queue(database, {"key": "b1", "chat_id": 555_000, "text": SECRET_TEXT})  # no such chat
+    sender = make_sender()
+    with caplog.at_level(logging.ERROR, logger="bot.outbox"):
+        async with running(sender):
+            await sender.drain(5)
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.FAILED
+    assert row.last_error is not None and "chat not found" in row.last_error.lower()
+    assert SECRET_TEXT not in row.last_error
+    assert "rejected by Telegram" in caplog.text and SECRET_TEXT not in caplog.text
+
+
+async def test_recover_turns_sending_into_unknown(
+    database: Database, make_sender: Callable[..., OutboxSender], caplog: Any
+) -> None:
+    await queue(
+        database,
+        {"key": "s1", "chat_id": 1, "text": "a"},
+        {"key": "s2", "chat_id": 2, "text": "b"},
+    )
+    async with database.transaction() as session:
+        row = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == "s1")
+        )
+        assert row is not None
+        row.status = OutboxStatus.SENDING
+    with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+        assert await make_sender().recover() == 1
+    assert "1 interrupted" in caplog.text
+    assert [r.status for r in await rows(database)] == [OutboxStatus.UNKNOWN, OutboxStatus.PENDING]
+    assert await make_sender().recover() == 0
+
+
+async def test_per_chat_order_survives_retries(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(113)
+    sb.user(114)
+    sb.faults.fail_next(1, status=502, method="sendMessage")  # hits the very first send
+    messages = []
+    for i in range(4):
+        messages.append({"key": f"o113-{i}", "chat_id": 113, "text": f"a{i}"})
+        messages.append({"key": f"o114-{i}", "chat_id": 114, "text": f"b{i}"})
+    await queue(database, *messages)
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(20)
+    assert texts(sb, 113) == ["a0", "a1", "a2", "a3"]
+    assert texts(sb, 114) == ["b0", "b1", "b2", "b3"]
+    assert sb.flood_violations == []
+    assert sb.count_status(429) == 0
+
+
+async def test_not_before_is_respected(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(115)
+    await queue(
+        database,
+        {
+            "key": "n1",
+            "chat_id": 115,
+            "text": "later",
+            "not_before": utcnow() + timedelta(seconds=0.6),
+        },
+    )
+    sender = make_sender()
+    async with running(sender):
+        await asyncio.sleep(0.3)
+        assert texts(sb, 115) == []
+        await sender.drain(5)
+    assert texts(sb, 115) == ["later"]
+
+
+async def test_send_document_from_the_data_folder(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], tmp_path: Path
+) -> None:
+    sb.user(116)
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "log.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    await queue(
+        database,
+        {
+            "key": "doc1",
+            "chat_id": 116,
+            "method": "sendDocument",
+            "text": "Your <b>export</b>",
+            "payload": {"document": {"path": "exports/log.csv"}},
+        },
+        {
+            "key": "doc2",
+            "chat_id": 116,
+            "method": "sendDocument",
+            "payload": {"document": {"path": "../outside.csv"}},
+        },
+        {
+            "key": "doc3",
+            "chat_id": 116,
+            "method": "sendDocument",
+            "payload": {"document": {"path": "exports/missing.csv"}},
+        },
+    )
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(10)
+    first, outside, missing = await rows(database)
+    assert first.status == OutboxStatus.SENT
+    (message,) = sb.sent_to(116)
+    assert message["document"]["file_name"] == "log.csv"
+    assert message["caption"] == "Your export"
+    assert outside.status == OutboxStatus.FAILED and "leaves the data folder" in (
+        outside.last_error or ""
+    )
+    assert missing.status == OutboxStatus.FAILED and missing.last_error == (
+        "unsendable: FileNotFoundError"
+    )
+
+
+async def test_cancelling_run_lets_in_flight_sends_finish(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    sb.user(117)
+    sb.faults.slow_seconds = 0.3
+    await queue(database, {"key": "c1", "chat_id": 117, "text": "slow"})
+    sender = make_sender()
+    async with running(sender):
+        await asyncio.sleep(0.15)  # the request is on its way
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.SENT
+    async with database.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1

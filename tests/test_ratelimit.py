@@ -1,0 +1,263 @@
+"""SendLimiter with a fake clock, and CompanionRateLimiter in front of python-telegram-bot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from telegram.error import RetryAfter
+
+from bot.ratelimit import CompanionRateLimiter, SendLimiter, slot_already_reserved
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make(clock: FakeClock, global_rate: float = 30, chat_rate: float = 1, group: int = 20):
+    return SendLimiter(global_rate, chat_rate, group, clock=clock)
+
+
+def count_in_any_window(times: list[float], period: float) -> int:
+    """The most events in any half-open window (t - period, t]."""
+    best = 0
+    for t in times:
+        best = max(best, sum(1 for u in times if t - period < u <= t))
+    return best
+
+
+def test_global_spacing_is_a_strict_minimum_interval(clock: FakeClock) -> None:
+    limiter = make(clock, global_rate=10)
+    first = limiter.try_acquire(1)
+    assert first is not None
+    first.release()
+    assert limiter.try_acquire(2) is None  # no burst, even to another chat
+    assert limiter.delay(2) == pytest.approx(0.1)
+    clock.advance(0.099)
+    assert limiter.try_acquire(2) is None
+    clock.advance(0.001)
+    slot = limiter.try_acquire(2)
+    assert slot is not None
+
+
+def test_global_rate_never_exceeded_in_any_window(clock: FakeClock) -> None:
+    limiter = make(clock, global_rate=30)
+    starts: list[float] = []
+    chat = 0
+    while clock.now < 1005.0:
+        chat += 1
+        slot = limiter.try_acquire(chat)
+        if slot is None:
+            clock.advance(0.001)
+            continue
+        starts.append(clock.now)
+        clock.advance(0.002)  # the answer comes back 2 ms later
+        slot.release()
+    assert count_in_any_window(starts, 1.0) <= 30
+    assert len(starts) >= 5 * 30 * 0.95  # and the budget is nearly all used
+
+
+def test_in_flight_requests_hold_the_global_window(clock: FakeClock) -> None:
+    """A request counts until its answer is back plus one second (jitter-proof)."""
+    limiter = make(clock, global_rate=3)
+    slots = []
+    for chat in range(3):
+        slot = limiter.try_acquire(chat)
+        assert slot is not None
+        slots.append(slot)
+        clock.advance(0.34)
+    clock.advance(2.0)
+    assert limiter.try_acquire(9) is None  # three still waiting for answers
+    assert limiter.ready_at(9) == float("inf")
+    slots[0].release()
+    assert limiter.try_acquire(9) is None  # counted one more second after its answer
+    clock.advance(1.0)
+    assert limiter.try_acquire(9) is not None
+
+
+def test_private_chat_one_per_second_after_the_answer(clock: FakeClock) -> None:
+    limiter = make(clock)
+    slot = limiter.try_acquire(42)
+    assert slot is not None
+    clock.advance(0.5)
+    assert limiter.try_acquire(42) is None
+    assert limiter.try_acquire(43) is not None  # other chats are not held back
+    slot.release()  # answered at +0.5 s
+    clock.advance(0.9)
+    assert limiter.try_acquire(42) is None
+    assert limiter.delay(42) == pytest.approx(0.1)
+    clock.advance(0.1)
+    assert limiter.try_acquire(42) is not None
+
+
+def test_group_twenty_per_minute(clock: FakeClock) -> None:
+    limiter = make(clock)
+    group = -1001234
+    starts: list[float] = []
+    while clock.now < 1000.0 + 180:
+        slot = limiter.try_acquire(group)
+        if slot is None:
+            clock.advance(0.05)
+            continue
+        starts.append(clock.now)
+        clock.advance(0.01)
+        slot.release()
+    assert count_in_any_window(starts, 60.0) <= 20
+    assert count_in_any_window(starts, 1.0) <= 1
+    assert 55 <= len(starts) <= 60
+    # the first twenty go out at one a second, then the group waits for its minute
+    assert starts[19] - starts[0] < 21
+    assert starts[20] - starts[0] >= 60
+
+
+def test_pause_chat_and_pause_all(clock: FakeClock) -> None:
+    limiter = make(clock)
+    limiter.pause_chat(5, 3.0)
+    assert limiter.is_paused(5)
+    assert limiter.try_acquire(5) is None
+    assert limiter.delay(5) == pytest.approx(3.0)
+    assert limiter.try_acquire(6) is not None
+    clock.advance(3.0)
+    assert not limiter.is_paused(5)
+    assert limiter.try_acquire(5) is not None
+    clock.advance(1.0)
+    limiter.pause_all(2.0)
+    assert limiter.is_paused(None)
+    assert limiter.try_acquire(7) is None
+    assert limiter.delay(7) == pytest.approx(2.0)
+    clock.advance(2.0)
+    assert limiter.try_acquire(7) is not None
+
+
+def test_two_chats_with_429_within_a_second_pause_everything(clock: FakeClock) -> None:
+    limiter = make(clock)
+    assert limiter.note_retry_after(1, 5) is False
+    assert limiter.is_paused(1)
+    assert not limiter.is_paused(2)
+    clock.advance(2.0)
+    assert limiter.note_retry_after(2, 5) is False  # more than a second apart: per chat
+    clock.advance(0.5)
+    assert limiter.note_retry_after(3, 4) is True
+    assert limiter.is_paused(99)
+    assert limiter.delay(99) == pytest.approx(4.0)
+
+
+def test_cancelled_slot_counts_against_nothing(clock: FakeClock) -> None:
+    limiter = make(clock, global_rate=1)
+    slot = limiter.try_acquire(1)
+    assert slot is not None
+    slot.cancel()
+    assert limiter.try_acquire(1) is not None
+
+
+def test_forgets_idle_chats(clock: FakeClock) -> None:
+    limiter = make(clock, global_rate=1000)
+    for chat in range(600):
+        slot = limiter.try_acquire(chat)
+        assert slot is not None
+        slot.release()
+        clock.advance(0.3)
+    assert len(limiter._chats) < 600
+
+
+def test_a_forgotten_slot_stops_counting_eventually(clock: FakeClock) -> None:
+    limiter = make(clock, global_rate=1)
+    assert limiter.try_acquire(1) is not None  # never released
+    clock.advance(30)
+    assert limiter.try_acquire(2) is None
+    clock.advance(31)  # 60 s hold + 1 s window
+    assert limiter.try_acquire(2) is not None
+
+
+async def test_reserve_releases_on_the_way_out() -> None:
+    limiter = SendLimiter(1000, 1, 20)
+    async with limiter.reserve(5) as slot:
+        assert slot.open
+    assert not slot.open and slot.end is not None
+    with pytest.raises(RuntimeError):
+        async with limiter.reserve(6) as failing:
+            raise RuntimeError("send failed")
+    assert not failing.open
+
+
+def test_rejects_nonsense_rates() -> None:
+    with pytest.raises(ValueError):
+        SendLimiter(0, 1, 20)
+
+
+async def test_acquire_waits_for_the_slot() -> None:
+    limiter = SendLimiter(20, 1, 20)
+    begun = time.monotonic()
+    starts = []
+    for chat in range(5):
+        slot = await limiter.acquire(chat)
+        starts.append(time.monotonic())
+        slot.release()
+    assert starts[-1] - begun >= 4 * 0.05 - 0.005
+    # waiting on an in-flight answer wakes as soon as it is released
+    slot = await limiter.acquire(100)
+    waiter = asyncio.create_task(limiter.acquire(100))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    slot.release()
+    second = await asyncio.wait_for(waiter, 2.0)
+    assert second.start - slot.end >= 1.0 - 1e-6  # type: ignore[operator]
+
+
+async def test_ptb_rate_limiter_limits_and_passes_through() -> None:
+    clock = FakeClock()
+    limiter = SendLimiter(30, 1, 20, clock=clock)
+    ptb = CompanionRateLimiter(limiter)
+    await ptb.initialize()
+    calls: list[str] = []
+
+    async def callback(name: str) -> dict[str, Any]:
+        calls.append(name)
+        return {"ok": True}
+
+    await ptb.process_request(callback, ("a",), {}, "sendChatAction", {"chat_id": 7}, None)
+    assert limiter.try_acquire(7) is None  # the call used chat 7's slot
+    # no chat id: straight through, even while the bot is paused
+    limiter.pause_all(10)
+    await ptb.process_request(callback, ("b",), {}, "answerCallbackQuery", {}, None)
+    # the outbox sender already holds a slot: not limited twice
+    with slot_already_reserved():
+        await ptb.process_request(callback, ("c",), {}, "sendMessage", {"chat_id": 7}, None)
+    assert calls == ["a", "b", "c"]
+    await ptb.shutdown()
+
+
+async def test_ptb_rate_limiter_records_retry_after_and_does_not_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    clock = FakeClock()
+    limiter = SendLimiter(30, 1, 20, clock=clock)
+    ptb = CompanionRateLimiter(limiter)
+    calls = 0
+
+    async def callback() -> bool:
+        nonlocal calls
+        calls += 1
+        raise RetryAfter(7)
+
+    with pytest.raises(RetryAfter):
+        await ptb.process_request(callback, (), {}, "sendMessage", {"chat_id": 3}, None)
+    assert calls == 1
+    assert limiter.is_paused(3)
+    assert limiter.delay(3) == pytest.approx(7.0)
+    assert not limiter.is_paused(4)
