@@ -11,7 +11,7 @@ N people sends one message; a bot is done when all N replies have reached the sa
 The sending limits are raised for this run (COMPANION_GLOBAL_RATE) so that what is measured is
 our own overhead, not Telegram's 30 messages a second. Budget: ratio >= 0.5.
 
-Usage: python bench/inbound.py [--updates N]
+Usage: python bench/inbound.py [--updates N] [--database-url postgresql+asyncpg://...]
 """
 
 from __future__ import annotations
@@ -83,9 +83,11 @@ async def enrol(database_url: str, users: range) -> None:
     await db.dispose()
 
 
-async def run_companion(sb: RemoteSandbox, users: range, workdir: Path) -> float:
+async def run_companion(
+    sb: RemoteSandbox, users: range, workdir: Path, database_url: str | None = None
+) -> float:
     """Seconds for the companion to answer one message from each of ``users``."""
-    url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     await upgrade(url)
     await enrol(url, users)
     settings = Settings(
@@ -109,18 +111,21 @@ async def run_companion(sb: RemoteSandbox, users: range, workdir: Path) -> float
     return elapsed
 
 
-async def main(updates: int) -> int:
+async def main(updates: int, database_url: str | None = None) -> int:
     """Run both bots and print the figures."""
     quiet_http_libraries()
     async with remote_sandbox() as sb:
         await run_echo(sb, range(1_000_000, 1_000_000 + 50))  # warm up
         echo_s = await run_echo(sb, range(2_000_000, 2_000_000 + updates))
         with tempfile.TemporaryDirectory() as tmp:
-            ours_s = await run_companion(sb, range(3_000_000, 3_000_000 + updates), Path(tmp))
+            ours_s = await run_companion(
+                sb, range(3_000_000, 3_000_000 + updates), Path(tmp), database_url
+            )
         state = await sb.state()
     echo_rate, ours_rate = updates / echo_s, updates / ours_s
     ratio = ours_rate / echo_rate
     print(f"updates:               {updates}")
+    print(f"database:              {'PostgreSQL' if database_url else 'SQLite'}")
     print(f"bare echo bot:         {echo_s:6.2f} s  {echo_rate:7.1f} updates/s")
     print(f"companion round trip:  {ours_s:6.2f} s  {ours_rate:7.1f} updates/s")
     print(f"sandbox 429s:          {state['too_many_requests']}")
@@ -131,5 +136,8 @@ async def main(updates: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument(
+        "--database-url", help="an EMPTY PostgreSQL database to use instead of SQLite"
+    )
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(main(args.updates)))
+    raise SystemExit(asyncio.run(main(args.updates, args.database_url)))

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.outbox import enqueue
+from bot.outbox import add_reply
 from bot.protocol import StudyProtocol
 from bot.settings import Settings
 from prompts import Prompts
@@ -127,14 +127,13 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         scope = self.scope
         scope.replies += 1
         person = scope.person
-        await enqueue(
+        add_reply(
             scope.session,
             key=f"reply:{scope.update_id}:{scope.replies}",
             chat_id=chat.id,
             text=self.prompts.render(template, **values),
             reply_markup=reply_markup,
             person_id=person.id if person is not None else None,
-            kind="reply",
         )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, Update
@@ -39,7 +39,7 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 # A batch commits at least this often, so that a long burst does not hold replies back.
-MAX_BATCH_SECONDS = 0.25
+MAX_BATCH_SECONDS = 0.03
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
@@ -261,6 +261,7 @@ class InboxWorker:
             user_ids = {uid for raw in raws.values() if (uid := update_user_id(raw)) is not None}
             people = await self._people(session, user_ids)
             started = loop.time()
+            done: list[int] = []
             for row in rows:
                 handled += 1
                 raw = raws.get(row.update_id)
@@ -272,12 +273,23 @@ class InboxWorker:
                         failures += 1
                         people = {}  # a rolled-back savepoint expires what it touched
                         continue
-                row.status = InboxStatus.DONE
-                row.payload = None  # keep the id for de-duplication, not the message
-                row.processed_at = utcnow()
-                row.attempts += 1
+                done.append(row.update_id)
                 if loop.time() - started > MAX_BATCH_SECONDS:
                     break  # commit what is done so replies are not held back for long
+            if done:
+                # One statement for the whole batch; the id stays for de-duplication, the
+                # message itself does not.
+                await session.execute(
+                    update(InboxUpdate)
+                    .where(InboxUpdate.update_id.in_(done))
+                    .values(
+                        status=InboxStatus.DONE,
+                        payload=None,
+                        processed_at=utcnow(),
+                        attempts=InboxUpdate.attempts + 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
         self.processed += handled - failures
         self.failed += failures
         self.on_committed()

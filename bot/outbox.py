@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +39,7 @@ from telegram import InputFile
 from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
+from bot.coalesce import Coalescer
 from bot.delivery_errors import Classification, Outcome, classify
 from bot.ratelimit import SendLimiter, Slot, slot_already_reserved
 from prompts import Prompts
@@ -64,6 +65,46 @@ _LAST_ERROR_LENGTH = 300
 
 class OutboxPayloadError(ValueError):
     """A payload the sender could never send (unknown method, missing text or file)."""
+
+
+def _outbox_row(
+    *,
+    key: str,
+    chat_id: int,
+    text: str | None,
+    method: str,
+    payload: dict[str, Any] | None,
+    reply_markup: telegram.InlineKeyboardMarkup | None,
+    person_id: int | None,
+    kind: str,
+    not_before: datetime | None,
+) -> OutboxMessage:
+    """A validated, pending outbox row (see :func:`enqueue` for the arguments)."""
+    if method not in SUPPORTED_METHODS:
+        raise OutboxPayloadError(f"unsupported outbox method {method!r}")
+    data: dict[str, Any] = dict(payload or {})
+    if text is not None:
+        data["caption" if method in FILE_FIELDS else "text"] = text
+        data.setdefault("parse_mode", "HTML")
+    if reply_markup is not None:
+        data["reply_markup"] = reply_markup.to_dict()
+    if method == "sendMessage" and not data.get("text"):
+        raise OutboxPayloadError("sendMessage needs text")
+    if method in FILE_FIELDS and FILE_FIELDS[method] not in data:
+        raise OutboxPayloadError(f"{method} needs payload[{FILE_FIELDS[method]!r}]")
+    if not_before is not None and not_before.tzinfo is None:
+        raise ValueError("not_before must be timezone-aware")
+    return OutboxMessage(
+        idempotency_key=key,
+        chat_id=chat_id,
+        person_id=person_id,
+        kind=kind,
+        method=method,
+        payload=data,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=not_before or utcnow(),
+    )
 
 
 async def enqueue(
@@ -92,30 +133,16 @@ async def enqueue(
     ``{"path": "relative/to/data_dir", "filename": "optional.csv"}``; ``text`` becomes the
     caption. ``not_before`` (aware) delays the first attempt.
     """
-    if method not in SUPPORTED_METHODS:
-        raise OutboxPayloadError(f"unsupported outbox method {method!r}")
-    data: dict[str, Any] = dict(payload or {})
-    if text is not None:
-        data["caption" if method in FILE_FIELDS else "text"] = text
-        data.setdefault("parse_mode", "HTML")
-    if reply_markup is not None:
-        data["reply_markup"] = reply_markup.to_dict()
-    if method == "sendMessage" and not data.get("text"):
-        raise OutboxPayloadError("sendMessage needs text")
-    if method in FILE_FIELDS and FILE_FIELDS[method] not in data:
-        raise OutboxPayloadError(f"{method} needs payload[{FILE_FIELDS[method]!r}]")
-    if not_before is not None and not_before.tzinfo is None:
-        raise ValueError("not_before must be timezone-aware")
-    row = OutboxMessage(
-        idempotency_key=key,
+    row = _outbox_row(
+        key=key,
         chat_id=chat_id,
+        text=text,
+        method=method,
+        payload=payload,
+        reply_markup=reply_markup,
         person_id=person_id,
         kind=kind,
-        method=method,
-        payload=data,
-        status=OutboxStatus.PENDING,
-        attempts=0,
-        next_attempt_at=not_before or utcnow(),
+        not_before=not_before,
     )
     try:
         async with session.begin_nested():
@@ -123,6 +150,36 @@ async def enqueue(
     except IntegrityError:
         return None
     return row.id
+
+
+def add_reply(
+    session: AsyncSession,
+    *,
+    key: str,
+    chat_id: int,
+    text: str,
+    reply_markup: telegram.InlineKeyboardMarkup | None = None,
+    person_id: int | None = None,
+) -> None:
+    """Queue a reply whose key cannot exist yet (it is derived from the update being handled).
+
+    No duplicate check and no flush: the row is written with the transaction's next flush,
+    together with everything else the update did. That saves three round trips per reply on
+    the hot path; should the key exist after all, the update fails loudly rather than silently.
+    """
+    session.add(
+        _outbox_row(
+            key=key,
+            chat_id=chat_id,
+            text=text,
+            method="sendMessage",
+            payload=None,
+            reply_markup=reply_markup,
+            person_id=person_id,
+            kind="reply",
+            not_before=None,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -194,8 +251,13 @@ class OutboxSender:
         self._waiter: asyncio.Future[None] | None = None
         self._refresh = True
         # How stale the list of chat heads may get while sends are paced by the limiter.
-        self._heads_max_age = min(0.5, 0.5 / limiter.chat_rate, poll_interval)
+        self._heads_max_age = poll_interval
+        # Under load every finished send asks for a fresh list (the chat's next row may now be
+        # its head); reading it at most this often keeps the sender from querying in a loop.
+        self._heads_min_age = 0.02
         self._skip_locked = not db.is_sqlite
+        self._claims: Coalescer[int, _Claimed | None] = Coalescer(self._claim_batch)
+        self._records: Coalescer[tuple[int, int | None], None] = Coalescer(self._record_batch)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -233,7 +295,8 @@ class OutboxSender:
         fetched_at = -math.inf
         try:
             while True:
-                if self._refresh or loop.time() - fetched_at >= self._heads_max_age:
+                age = loop.time() - fetched_at
+                if (self._refresh and age >= self._heads_min_age) or age >= self._heads_max_age:
                     self._refresh = False
                     fetched_at = loop.time()
                     try:
@@ -249,7 +312,8 @@ class OutboxSender:
                         log.debug("outbox read failure", exc_info=True)
                         heads = []
                 timeout = self._start_ready(heads)
-                timeout = min(timeout, fetched_at + self._heads_max_age - loop.time())
+                refresh_at = self._heads_min_age if self._refresh else self._heads_max_age
+                timeout = min(timeout, fetched_at + refresh_at - loop.time())
                 await self._sleep(loop, timeout)
         finally:
             self._running = False
@@ -380,6 +444,7 @@ class OutboxSender:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._refresh = True  # that chat's next row may be its head now
         self._poke()
 
     async def _finish_in_flight(self, grace: float = 15.0) -> None:
@@ -432,44 +497,50 @@ class OutboxSender:
             self._busy.discard(chat_id)
 
     async def _claim(self, outbox_id: int) -> _Claimed | None:
-        """Mark the row ``sending`` and commit; None when it must not (or need not) go."""
+        """Mark the row ``sending`` and commit; None when it must not (or need not) go.
+
+        Claims that arrive together share one transaction (see :mod:`bot.coalesce`); the
+        commit still happens before any of their HTTP calls.
+        """
+        return await self._claims.submit(outbox_id)
+
+    async def _claim_batch(self, outbox_ids: Sequence[int]) -> list[_Claimed | None]:
         stmt = (
             select(OutboxMessage, Person.status)
             .outerjoin(Person, Person.id == OutboxMessage.person_id)
             .where(
-                OutboxMessage.id == outbox_id,
+                OutboxMessage.id.in_(outbox_ids),
                 OutboxMessage.status == OutboxStatus.PENDING,
                 OutboxMessage.next_attempt_at <= utcnow(),
             )
         )
         if self._skip_locked:
             stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
+        claimed: dict[int, _Claimed] = {}
         async with self.db.transaction() as session:
-            found = (await session.execute(stmt)).one_or_none()
-            if found is None:
-                return None
-            row, person_status = found
-            if person_status == PersonStatus.WITHDRAWN:
-                row.status = OutboxStatus.CANCELLED
-                row.last_error = "withdrawn"
-                log.info("outbox %d %s chat %d: cancelled (withdrawn)", *_ids(row))
-                return None
-            if person_status == PersonStatus.UNREACHABLE:
-                row.status = OutboxStatus.FAILED
-                row.last_error = "unreachable"
-                log.info("outbox %d %s chat %d: failed (unreachable)", *_ids(row))
-                return None
-            row.status = OutboxStatus.SENDING
-            row.attempts += 1
-            return _Claimed(
-                id=row.id,
-                chat_id=row.chat_id,
-                person_id=row.person_id,
-                kind=row.kind,
-                method=row.method,
-                payload=dict(row.payload),
-                attempts=row.attempts,
-            )
+            for row, person_status in (await session.execute(stmt)).all():
+                if person_status == PersonStatus.WITHDRAWN:
+                    row.status = OutboxStatus.CANCELLED
+                    row.last_error = "withdrawn"
+                    log.info("outbox %d %s chat %d: cancelled (withdrawn)", *_ids(row))
+                    continue
+                if person_status == PersonStatus.UNREACHABLE:
+                    row.status = OutboxStatus.FAILED
+                    row.last_error = "unreachable"
+                    log.info("outbox %d %s chat %d: failed (unreachable)", *_ids(row))
+                    continue
+                row.status = OutboxStatus.SENDING
+                row.attempts += 1
+                claimed[row.id] = _Claimed(
+                    id=row.id,
+                    chat_id=row.chat_id,
+                    person_id=row.person_id,
+                    kind=row.kind,
+                    method=row.method,
+                    payload=dict(row.payload),
+                    attempts=row.attempts,
+                )
+        return [claimed.get(i) for i in outbox_ids]
 
     async def _build_request(
         self, claimed: _Claimed
@@ -540,18 +611,7 @@ class OutboxSender:
         message_id = message.message_id if isinstance(message, telegram.Message) else None
         for attempt in range(3):
             try:
-                async with self.db.transaction() as session:
-                    await session.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id == claimed.id)
-                        .values(
-                            status=OutboxStatus.SENT,
-                            sent_at=utcnow(),
-                            tg_message_id=message_id,
-                            last_error=None,
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
+                await self._records.submit((claimed.id, message_id))
                 break
             except Exception as exc:
                 # Delivered but not recorded: it stays ``sending`` and recover() makes it
@@ -565,6 +625,25 @@ class OutboxSender:
                     return
                 await asyncio.sleep(0.2 * (attempt + 1))
         log.debug("outbox %d %s chat %d: sent", claimed.id, claimed.kind, claimed.chat_id)
+
+    async def _record_batch(self, sent: Sequence[tuple[int, int | None]]) -> list[None]:
+        """Record several deliveries as ``sent`` in one transaction."""
+        now = utcnow()
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboxMessage),
+                [
+                    {
+                        "id": outbox_id,
+                        "status": OutboxStatus.SENT,
+                        "sent_at": now,
+                        "tg_message_id": message_id,
+                        "last_error": None,
+                    }
+                    for outbox_id, message_id in sent
+                ],
+            )
+        return [None] * len(sent)
 
     async def _set(self, outbox_id: int, **values: Any) -> None:
         async with self.db.transaction() as session:

@@ -60,7 +60,8 @@ async def test_arbitrary_input_never_breaks_a_handler_or_stores_strangers(
         elif kind == "sticker":
             user.send_sticker()
         else:
-            user.edit(1, value)
+            original = user.send_text("first version")
+            user.edit(original["message"]["message_id"], value)
     await settle(companion, sandbox, within=15)
 
     assert await count(database, InboxUpdate, InboxUpdate.status == InboxStatus.FAILED) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -41,7 +40,6 @@ from tests.support import count, settle
 PROTOCOL = load_protocol(DEFAULT_STUDY_PATH)
 
 
-@asynccontextmanager
 async def make_invite(database, role=Role.PARTNER, group="north", **kwargs) -> str:
     async with database.transaction() as session:
         [invite] = await create_invites(session, PROTOCOL, role=role, group_key=group, **kwargs)

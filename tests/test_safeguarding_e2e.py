@@ -3,33 +3,14 @@ get an alert, the first "I'm on it" wins, and every step is in the audit log."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select
 
 from bot.crypto import TextCipher
 from storage.models import Answer, AuditEvent, Person, Role, SafeguardingAlert
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
-from tests.support import settle
-from tests.test_checkins_e2e import (
-    SECRET,
-    buttons,
-    callback_text,
-    last,
-    press,
-    running_companion,
-)
-
-
-@pytest.fixture
-async def companion(sandbox, database, database_url, tmp_path: Path) -> AsyncIterator[object]:
-    """The whole bot against the sandbox, as in the check-in tests."""
-    async with running_companion(sandbox, database_url, tmp_path) as bot:
-        yield bot
-
+from tests.support import SECRET, buttons, settle
+from tests.test_checkins_e2e import callback_text, last, press
 
 PARTNER = 7101
 SECOND_CONNECTOR = 900_002
