@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardMarkup, Update, Voice
+from telegram import InlineKeyboardMarkup, Message, Update, Voice
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -17,7 +17,7 @@ from bot.checkins import Outcome
 from bot.context import BotContext
 from bot.voice import download_voice
 from handlers.filters import AwaitingInput
-from storage.models import Role
+from storage.models import Person, Role
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -127,13 +127,24 @@ async def _after_free_answer(
     await context.reply(update, "checkins/closed")
 
 
+def _waiting_question(
+    update: Update, context: BotContext
+) -> tuple[Message, Person, tuple[int, str]] | None:
+    """The message, its sender and the (check-in, question) its free text answers, if any."""
+    message, person, profile = update.effective_message, context.person, context.profile
+    if message is None or person is None or profile is None:
+        return None
+    waiting = checkins.parse_awaiting(profile.awaiting_input)
+    return (message, person, waiting) if waiting is not None else None
+
+
 async def answer_text(update: Update, context: BotContext) -> None:
     """Typed text while a free-text question waits: store it as the answer."""
-    message, person, profile = update.effective_message, context.person, context.profile
-    if message is None or person is None or profile is None or message.text is None:
+    found = _waiting_question(update, context)
+    if found is None:
         return
-    waiting = checkins.parse_awaiting(profile.awaiting_input)
-    if waiting is None:
+    message, person, waiting = found
+    if message.text is None:
         return
     result = await checkins.record_text(
         context.session,
@@ -153,11 +164,12 @@ async def answer_text(update: Update, context: BotContext) -> None:
 
 async def answer_voice(update: Update, context: BotContext) -> None:
     """A voice note while a free-text question waits: keep its id and length, then fetch it."""
-    message, person, profile = update.effective_message, context.person, context.profile
-    if message is None or person is None or profile is None or message.voice is None:
+    found = _waiting_question(update, context)
+    if found is None:
         return
-    waiting = checkins.parse_awaiting(profile.awaiting_input)
-    if waiting is None:
+    message, person, waiting = found
+    voice = message.voice
+    if voice is None:
         return
     result = await checkins.record_voice(
         context.session,
@@ -167,8 +179,8 @@ async def answer_voice(update: Update, context: BotContext) -> None:
         person,
         checkin_id=waiting[0],
         question_key=waiting[1],
-        file_id=message.voice.file_id,
-        duration=voice_seconds(message.voice),
+        file_id=voice.file_id,
+        duration=voice_seconds(voice),
         caption=message.caption,
         chat_id=message.chat_id,
         now=utcnow(),
@@ -177,7 +189,7 @@ async def answer_voice(update: Update, context: BotContext) -> None:
     if result.outcome == Outcome.RECORDED and result.answer is not None:
         result.answer.voice_path = await download_voice(
             context.bot,
-            message.voice.file_id,
+            voice.file_id,
             context.settings.companion_data_dir,
             checkins.voice_relative_path(person, result.answer),
         )
