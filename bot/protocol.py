@@ -170,6 +170,38 @@ class CheckinDef(_Strict):
     schedule: Literal["weekly", "after_meeting", "monthly", "manual"]
     open_hours: int = Field(ge=1, le=24 * 31)
     questions: list[Key] = Field(min_length=1)
+    # Lateness: how long after its time a scheduled check-in may still start (after downtime,
+    # quiet hours or another open check-in). None: until the end of the partner's local day.
+    late_hours: int | None = Field(default=None, ge=0, le=24 * 7)
+    # The one gentle reminder of a check-in nobody has answered yet, this long after it
+    # opened (None: no reminder). It must come before the check-in closes.
+    reminder_after_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    # For schedule "monthly": the day of the month (at the partner's check-in time).
+    day_of_month: int = Field(default=1, ge=1, le=28)
+
+    @model_validator(mode="after")
+    def _reminder_inside_window(self) -> CheckinDef:
+        if self.reminder_after_hours is not None and self.reminder_after_hours >= self.open_hours:
+            raise ValueError("reminder_after_hours must be less than open_hours")
+        return self
+
+
+class Meetings(_Strict):
+    """How meetings are announced: reminder offsets and the lengths offered to connectors."""
+
+    reminder_offsets_hours: list[int] = Field(
+        default_factory=lambda: [48, 2], min_length=0, max_length=4
+    )
+    length_choices_minutes: list[int] = Field(
+        default_factory=lambda: [60, 90, 120], min_length=1, max_length=6
+    )
+
+    @field_validator("reminder_offsets_hours", "length_choices_minutes")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v <= 0 for v in values) or len(set(values)) != len(values):
+            raise ValueError("needs different whole numbers above 0")
+        return sorted(values)
 
 
 class Threshold(_Strict):
@@ -199,6 +231,7 @@ class StudyProtocol(_Strict):
     pause_options_days: list[int] = Field(min_length=1, max_length=6)
     questions: list[Question] = Field(min_length=1)
     checkins: list[CheckinDef] = Field(min_length=1)
+    meetings: Meetings = Meetings()
     crisis_resources: list[str] = Field(min_length=1)
     safeguarding: Safeguarding
 

@@ -155,22 +155,14 @@ class Companion:
         await self.application.start()
         await self.sender_bot.initialize()
         await self.poll_bot.initialize()
-        await self.sender.recover()
-        await publish_menu(self.application.bot, self.prompts)
-        self._tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
-        self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
         self.webhook = webhook
         routes = [web.get("/healthz", self._health)]
-        if webhook is None:
-            # A webhook left over from another deployment would make getUpdates fail; pending
-            # updates are kept (never drop_pending_updates).
-            await self.application.bot.delete_webhook(drop_pending_updates=False)
-            self._tasks.append(asyncio.create_task(self.poller.run(), name="inbox-poller"))
-        else:
+        if webhook is not None:
             secret = webhook.secret_token or secrets.token_urlsafe(32)
             webhook.secret_token = secret
             routes += webhook_routes(webhook.path, secret, self.db, self.worker.wake)
             health_host, health_port = webhook.listen_host, webhook.listen_port
+        await self._start_loops()
         if health_port is not None:
             app = web.Application()
             app.add_routes(routes)
@@ -186,6 +178,18 @@ class Companion:
                 drop_pending_updates=False,
             )
         log.info("companion is running (%s)", "webhook" if webhook else "long polling")
+
+    async def _start_loops(self) -> None:
+        """Recover what a previous run left, then start sending, processing and polling."""
+        await self.sender.recover()
+        await publish_menu(self.application.bot, self.prompts)
+        self._tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
+        if self.webhook is None:
+            # A webhook left over from another deployment would make getUpdates fail; pending
+            # updates are kept (never drop_pending_updates).
+            await self.application.bot.delete_webhook(drop_pending_updates=False)
+            self._tasks.append(asyncio.create_task(self.poller.run(), name="inbox-poller"))
 
     async def _health(self, _request: web.Request) -> web.Response:
         async with self.db.sessions() as session:

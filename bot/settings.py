@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     companion_global_rate: float = Field(default=30.0, gt=0)
     companion_chat_rate: float = Field(default=1.0, gt=0)
     companion_group_per_minute: int = Field(default=20, gt=0)
+    # How often the scheduler looks for what has fallen due (seconds), and how far ahead the
+    # planner keeps each partner's occurrences (days).
+    companion_schedule_tick: float = Field(default=5.0, gt=0, le=300)
+    companion_plan_horizon_days: int = Field(default=14, ge=2, le=90)
     companion_log_level: str = "INFO"
     companion_log_format: str = "text"
 

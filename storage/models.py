@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
@@ -305,6 +306,140 @@ class SafeguardingAlert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class OccurrenceKind(enum.StrEnum):
+    """What a planned occurrence does when it falls due."""
+
+    CHECKIN = "checkin"  # open a scheduled check-in (weekly, monthly)
+    CHECKIN_NUDGE = "checkin_nudge"  # the one gentle reminder of an unanswered check-in
+    MEETING_REMINDER = "meeting_reminder"
+    MEETING_FOLLOWUP = "meeting_followup"  # the reflection after a meeting
+
+
+class OccurrenceStatus(enum.StrEnum):
+    """Where one planned occurrence is."""
+
+    PLANNED = "planned"
+    DONE = "done"  # it went out (its messages are in the outbox)
+    MISSED = "missed"  # it fell due but could not go out in its window; the reason is kept
+    SKIPPED = "skipped"  # nothing to do when it fell due (for example, not coming to a meeting)
+    CANCELLED = "cancelled"  # withdrawn partner, cancelled meeting
+
+
+class Occurrence(Base):
+    """One planned thing for one person at one moment: the schedule is data, not jobs.
+
+    ``key`` is unique and built from the local date (not the UTC instant), so planning the
+    same week twice, or across a daylight-saving change, can never make a second row.
+    ``window_ends_at`` is the lateness policy: after it, the occurrence is recorded as missed
+    instead of going out late.
+    """
+
+    __tablename__ = "occurrence"
+    __table_args__ = (
+        Index("ix_occurrence_status_due", "status", "due_at"),
+        Index("ix_occurrence_person_status", "person_id", "status"),
+        Index("ix_occurrence_meeting", "meeting_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    checkin_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meeting.id", ondelete="CASCADE"), default=None
+    )
+    checkin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkin.id", ondelete="SET NULL"), default=None
+    )
+    due_at: Mapped[datetime] = mapped_column()
+    window_ends_at: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default=OccurrenceStatus.PLANNED)
+    reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    planned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Meeting(Base):
+    """A study meeting: when (UTC, with the zone it was arranged in), where, and for whom."""
+
+    __tablename__ = "meeting"
+    __table_args__ = (Index("ix_meeting_starts_at", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column()
+    length_minutes: Mapped[int] = mapped_column()
+    timezone: Mapped[str] = mapped_column(String(64))
+    place: Mapped[str] = mapped_column(String(500))
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)  # group keys; [] = everyone
+    version: Mapped[int] = mapped_column(default=1)  # goes up when the time changes
+    created_by_person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MeetingAnswer(enum.StrEnum):
+    """A partner's answer to a meeting reminder."""
+
+    YES = "yes"
+    NO = "no"
+    MAYBE = "maybe"
+
+
+class MeetingResponse(Base):
+    """What a partner said about coming to a meeting (the latest answer)."""
+
+    __tablename__ = "meeting_response"
+    __table_args__ = (UniqueConstraint("meeting_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    answer: Mapped[str] = mapped_column(String(16))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Involvement(Base):
+    """Time a partner gave to the study (the involvement log NIHR asks studies to keep).
+
+    A meeting's attendance is one row per partner and meeting; other kinds of involvement can
+    be logged later without a meeting.
+    """
+
+    __tablename__ = "involvement"
+    __table_args__ = (UniqueConstraint("meeting_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meeting.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(32), default="meeting")
+    attended: Mapped[bool] = mapped_column(default=True)
+    minutes: Mapped[int] = mapped_column(default=0)
+    occurred_at: Mapped[datetime] = mapped_column()
+    recorded_by_person_id: Mapped[int | None] = mapped_column(default=None)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffDraft(Base):
+    """A staff member's half-finished multi-step command (for example ``/meeting``)."""
+
+    __tablename__ = "staff_draft"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    step: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 __all__ = [
     "Answer",
     "AppendOnlyError",
@@ -316,6 +451,13 @@ __all__ = [
     "InboxStatus",
     "InboxUpdate",
     "Invite",
+    "Involvement",
+    "Meeting",
+    "MeetingAnswer",
+    "MeetingResponse",
+    "Occurrence",
+    "OccurrenceKind",
+    "OccurrenceStatus",
     "OutboxMessage",
     "OutboxStatus",
     "PartnerProfile",
@@ -323,5 +465,6 @@ __all__ = [
     "PersonStatus",
     "Role",
     "SafeguardingAlert",
+    "StaffDraft",
     "TelegramIdentity",
 ]

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from storage.clock import CLOCK
 from storage.db import Database, is_sqlite
 from storage.migrate import upgrade
 from storage.models import Base
@@ -113,3 +114,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _system_time() -> Iterator[None]:
+    """Every test starts and ends on system time (the demo and some tests move the clock)."""
+    CLOCK.reset()
+    yield
+    CLOCK.reset()
