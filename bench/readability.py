@@ -2,9 +2,10 @@
 
 Renders every ``*.html.j2`` template of a locale with the sample values kept for the tests
 (``tests/prompt_samples/``), strips the HTML as Telegram would, and scores the text with
-textstat. Templates whose first line is ``{# audience: staff #}`` are for the study team and are
-left out. The default texts must average at least 70 with none below 50 (plain English for
-people with low literacy); ``tests/test_readability.py`` holds them to that.
+``bot.readability`` (textstat; ``companion preview`` shows the same scores). Templates whose
+first line is ``{# audience: staff #}`` are for the study team and are left out. The default
+texts must average at least 70 with none below 50 (plain English for people with low literacy);
+``tests/test_readability.py`` holds them to that.
 
 Usage: python bench/readability.py [--locale en-GB]
 """
@@ -16,19 +17,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import textstat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.sandbox.html import parse_html
+from bot.readability import is_staff_template, score_html
 from prompts import PROMPTS_DIR, Prompts
 
 SAMPLES_DIR = ROOT / "tests" / "prompt_samples"
 AVERAGE_BUDGET = 70.0
 FLOOR = 50.0
-STAFF_MARKER = "{# audience: staff #}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def partner_facing(locale: str) -> list[str]:
     folder = PROMPTS_DIR / locale
     names = []
     for path in sorted(folder.rglob("*.html.j2")):
-        if path.read_text(encoding="utf-8").lstrip().startswith(STAFF_MARKER):
+        if is_staff_template(path):
             continue
         names.append(str(path.relative_to(folder)).removesuffix(".html.j2"))
     return names
@@ -66,10 +65,8 @@ def score_all(locale: str = "en-GB") -> list[Score]:
     samples = load_samples()
     scores = []
     for name in partner_facing(locale):
-        text, _ = parse_html(prompts.render(name, **samples.get(name, {})))
-        scores.append(
-            Score(name, float(textstat.flesch_reading_ease(text)), textstat.lexicon_count(text))
-        )
+        reading = score_html(prompts.render(name, **samples.get(name, {})))
+        scores.append(Score(name, reading.ease, reading.words))
     return scores
 
 

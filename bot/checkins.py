@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.crypto import TextCipher
-from bot.outbox import enqueue
+from bot.outbox import add_reply, enqueue
 from bot.protocol import CheckinDef, Question, StudyProtocol
 from bot.safeguarding import screen_answer_value, screen_text
 from bot.settings import Settings
@@ -410,26 +410,40 @@ async def open_checkin(
     now: datetime,
     source: str = "manual",
     due_at: datetime | None = None,
+    identity: TelegramIdentity | None = None,
+    trusted: bool = False,
+    none_open: bool = False,
 ) -> Checkin | None:
     """Open a check-in and queue its intro with the first question; None if refused.
 
     Idempotent on ``occurrence_key``: if that occurrence exists it is returned as it is and
-    nothing is queued again. A partner has at most one open check-in: an older open one is
-    expired (reason "replaced", its answers kept). Refusals are as :func:`refusal_reason`.
+    nothing is queued again. ``trusted`` (the scheduler, which owns the occurrence row and
+    retries a failed batch carefully) skips that check and its savepoints: a duplicate then
+    fails the caller's transaction loudly instead. ``identity`` saves a lookup when known,
+    and ``none_open`` (the caller has just seen that the partner has no open check-in) saves
+    another.
+
+    A partner has at most one open check-in: an older open one is closed (reason "replaced":
+    expired with its answers kept, or missed if nothing was answered). Refusals are as
+    :func:`refusal_reason`.
     """
-    existing = await session.execute(
-        select(Checkin).where(Checkin.occurrence_key == occurrence_key)
-    )
-    found = existing.scalar_one_or_none()
-    if found is not None:
-        return found
+    if not trusted:
+        existing = await session.execute(
+            select(Checkin).where(Checkin.occurrence_key == occurrence_key)
+        )
+        found = existing.scalar_one_or_none()
+        if found is not None:
+            return found
     profile = await session.get(PartnerProfile, person.id)
     if refusal_reason(person, profile, now=now, source=source) is not None:
         return None
     definition = protocol.checkin(checkin_key)
-    older = await current_open(session, person.id, now=now)
+    older = None if none_open else await current_open(session, person.id, now=now)
     if older is not None:
-        await _close(session, older, CheckinStatus.EXPIRED, now, "replaced")
+        untouched = not await has_answers(session, older.id)
+        status = CheckinStatus.MISSED if untouched else CheckinStatus.EXPIRED
+        await _close(session, older, status, now, "replaced")
+    first = next_question(protocol, definition.key, {})
     checkin = Checkin(
         occurrence_key=occurrence_key,
         person_id=person.id,
@@ -438,24 +452,37 @@ async def open_checkin(
         due_at=due_at or now,
         opened_at=now,
         closes_at=now + timedelta(hours=definition.open_hours),
+        current_question=first.key if first is not None else None,
     )
-    try:
-        async with session.begin_nested():
-            session.add(checkin)
-    except IntegrityError:  # opened at the same moment elsewhere
-        again = await session.execute(
-            select(Checkin).where(Checkin.occurrence_key == occurrence_key)
-        )
-        return again.scalar_one_or_none()
-    identity = await _identity(session, person.id)
-    first = next_question(protocol, definition.key, {})
+    if trusted:
+        session.add(checkin)
+        await session.flush()
+    else:
+        try:
+            async with session.begin_nested():
+                session.add(checkin)
+        except IntegrityError:  # opened at the same moment elsewhere
+            again = await session.execute(
+                select(Checkin).where(Checkin.occurrence_key == occurrence_key)
+            )
+            return again.scalar_one_or_none()
+    identity = identity or await _identity(session, person.id)
     if identity is None or first is None:
         return checkin
     fixed = [k for k in definition.questions if protocol.question(k).ask_if is None]
     intro = prompts.render(
         definition.wording, name=_name_of(identity), count=len(fixed), hours=definition.open_hours
     )
-    await _ask(session, protocol, prompts, checkin, question=first, identity=identity, intro=intro)
+    await _ask(
+        session,
+        protocol,
+        prompts,
+        checkin,
+        question=first,
+        identity=identity,
+        intro=intro,
+        fresh=trusted,
+    )
     return checkin
 
 
@@ -469,22 +496,41 @@ async def _ask(
     identity: TelegramIdentity,
     intro: str | None = None,
     again_key: str | None = None,
+    fresh: bool = False,
 ) -> None:
-    """Make ``question`` the current one and queue it (``again_key``: a repeat for /checkin)."""
+    """Make ``question`` the current one and queue it (``again_key``: a repeat for /checkin).
+
+    ``fresh``: the check-in was just created in this transaction, so its outbox key cannot
+    exist yet and the row is added without a duplicate check.
+    """
     definition = protocol.checkin(checkin.checkin_key)
     checkin.current_question = question.key
     await _set_awaiting(
         session, checkin, _awaiting(checkin, question) if question.kind == "text" else None
     )
+    key = again_key or f"ci:{checkin.id}:ask:{question.key}"
+    text = render_question(
+        prompts, question, name=_name_of(identity), intro=intro, again=again_key is not None
+    )
+    markup = keyboard(prompts, checkin, definition, question)
+    if fresh:
+        add_reply(
+            session,
+            key=key,
+            chat_id=identity.chat_id,
+            text=text,
+            reply_markup=markup,
+            person_id=checkin.person_id,
+            kind="checkin",
+        )
+        return
     await session.flush()
     await enqueue(
         session,
-        key=again_key or f"ci:{checkin.id}:ask:{question.key}",
+        key=key,
         chat_id=identity.chat_id,
-        text=render_question(
-            prompts, question, name=_name_of(identity), intro=intro, again=again_key is not None
-        ),
-        reply_markup=keyboard(prompts, checkin, definition, question),
+        text=text,
+        reply_markup=markup,
         person_id=checkin.person_id,
         kind="checkin",
     )
@@ -497,8 +543,12 @@ async def resend_current(
     checkin: Checkin,
     *,
     key: str,
+    intro: str | None = None,
 ) -> bool:
-    """Queue the question being asked again (``key``: a unique outbox key); False if none."""
+    """Queue the question being asked again (``key``: a unique outbox key); False if none.
+
+    ``intro`` (rendered HTML) goes above it, as the gentle reminder does.
+    """
     if checkin.current_question is None:
         return False
     identity = await _identity(session, checkin.person_id)
@@ -508,7 +558,14 @@ async def resend_current(
     if question is None:
         return False
     await _ask(
-        session, protocol, prompts, checkin, question=question, identity=identity, again_key=key
+        session,
+        protocol,
+        prompts,
+        checkin,
+        question=question,
+        identity=identity,
+        intro=intro,
+        again_key=key,
     )
     return True
 
@@ -797,16 +854,42 @@ def voice_relative_path(person: Person, answer: Answer) -> str:
 
 
 async def expire_due(session: AsyncSession, now: datetime) -> list[Checkin]:
-    """Expire every open check-in past ``closes_at``; partial answers are kept. Returns them."""
+    """Close, quietly, every open check-in past ``closes_at``; returns them.
+
+    One with answers is expired (the answers are kept); one nobody answered is recorded as
+    missed. Nothing is sent either way.
+    """
     result = await session.execute(
         select(Checkin)
         .where(Checkin.status == CheckinStatus.OPEN, Checkin.closes_at <= now)
         .order_by(Checkin.id)
     )
     expired = list(result.scalars())
+    if not expired:
+        return expired
+    answered = set(
+        (
+            await session.execute(
+                select(Answer.checkin_id)
+                .where(Answer.checkin_id.in_([c.id for c in expired]))
+                .distinct()
+            )
+        ).scalars()
+    )
     for checkin in expired:
-        await _close(session, checkin, CheckinStatus.EXPIRED, now, "time")
+        if checkin.id in answered:
+            await _close(session, checkin, CheckinStatus.EXPIRED, now, "time")
+        else:
+            await _close(session, checkin, CheckinStatus.MISSED, now, "unanswered")
     return expired
+
+
+async def has_answers(session: AsyncSession, checkin_id: int) -> bool:
+    """Whether anything at all was answered (or skipped) in this check-in."""
+    found = await session.execute(
+        select(Answer.id).where(Answer.checkin_id == checkin_id).limit(1)
+    )
+    return found.first() is not None
 
 
 async def close_open(

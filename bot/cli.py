@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -144,6 +144,7 @@ def run(
     ] = None,
 ) -> None:
     """Run the bot: long polling through the durable inbox, or a webhook with --webhook."""
+    from bot.leader import AlreadyRunningError
     from bot.runtime import Companion, SchemaBehindError, WebhookOptions
 
     settings = _settings_or_exit()
@@ -175,6 +176,9 @@ def run(
         }
     try:
         asyncio.run(companion.run_until_stopped(**options))
+    except AlreadyRunningError as exc:
+        typer.echo(default_prompts().text("cli/already_running", path=exc.database), err=True)
+        raise typer.Exit(1) from exc
     except SchemaBehindError as exc:
         typer.echo(_say("cannot_start", reason=str(exc)), err=True)
         raise typer.Exit(1) from exc
@@ -387,6 +391,412 @@ def sandbox_run(
 
     configure_logging("WARNING")
     asyncio.run(run_sandbox(port=port))
+
+
+@app.command("demo")
+def demo(
+    port: Annotated[
+        int, typer.Option(help="Port of the chat page (and the sandbox) on 127.0.0.1.")
+    ] = 8080,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Only print the address; open no browser.")
+    ] = False,
+) -> None:
+    """Try the bot in a chat page in your browser: no token, no internet, throwaway data."""
+    from bot.demo import DemoPortBusyError, run_demo
+
+    configure_logging("WARNING")
+    try:
+        asyncio.run(run_demo(port=port, open_browser=not no_browser))
+    except DemoPortBusyError as exc:
+        typer.echo(
+            default_prompts().text(
+                "cli/demo_port_busy", port=exc.port, reason=exc.reason, suggestion=exc.port + 1
+            ),
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:  # Ctrl-C before the demo could listen for it
+        raise typer.Exit(130) from None
+
+
+# -- companion meeting ---------------------------------------------------------------------------
+
+meeting_app = typer.Typer(help="Meetings: add, list, change and cancel them.")
+app.add_typer(meeting_app, name="meeting")
+
+#: Meeting problems that come from the meeting's state rather than from what was typed.
+_MEETING_STATE_PROBLEMS = frozenset({"cancelled", "already_cancelled", "started"})
+
+
+def _meeting_fail(problem: str, /, **values: object) -> typer.Exit:
+    """Print the one-sentence problem ``meetings.cli.<problem>``; return the Exit to raise."""
+    typer.echo(default_prompts().label(f"meetings.cli.{problem}", **values), err=True)
+    return typer.Exit(1 if problem in _MEETING_STATE_PROBLEMS or problem == "no_database" else 2)
+
+
+def _meeting_protocol(settings: Settings) -> StudyProtocol:
+    try:
+        return load_protocol(settings.companion_study)
+    except ProtocolError as exc:
+        typer.echo(_say("protocol_bad", reason=str(exc)), err=True)
+        raise typer.Exit(1) from exc
+
+
+def _in_meeting_transaction(settings: Settings, job: Any) -> Any:
+    """Run ``job(session)`` in one transaction on an up-to-date database; return its result.
+
+    A MeetingError raised by the job rolls everything back and is raised again here.
+    """
+    from storage.db import Database
+
+    async def go() -> Any:
+        url = settings.database_url
+        if not await migrate.is_up_to_date(url):
+            if not is_sqlite(url):
+                raise _SchemaBehindError(
+                    _say(
+                        "database_behind",
+                        url=_safe_url(url),
+                        current=await migrate.current_revision(url) or "none",
+                        head=migrate.head_revision(),
+                    )
+                )
+            await migrate.upgrade(url)
+        db = Database(url)
+        try:
+            async with db.transaction() as session:
+                return await job(session)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(go())
+    except (SQLAlchemyError, _SchemaBehindError, OSError) as exc:
+        raise _meeting_fail("no_database", reason=_reason(exc)) from exc
+
+
+def _meeting_row(meeting: Any, *, invitees: int | None = None, **extra: object) -> dict[str, Any]:
+    """A meeting as plain values, for --json and for the text templates."""
+    from bot.meetings import zone_named
+
+    local = meeting.starts_at.astimezone(zone_named(meeting.timezone))
+    row: dict[str, Any] = {
+        "id": meeting.id,
+        "title": meeting.title,
+        "starts_at": meeting.starts_at.isoformat(),
+        "local_start": local.strftime("%Y-%m-%d %H:%M"),
+        "timezone": meeting.timezone,
+        "length_minutes": meeting.length_minutes,
+        "place": meeting.place,
+        "groups": list(meeting.groups),
+        "version": meeting.version,
+        "cancelled": meeting.cancelled_at is not None,
+        "cancelled_at": meeting.cancelled_at.isoformat() if meeting.cancelled_at else None,
+        **extra,
+    }
+    if invitees is not None:
+        row["invitees"] = invitees
+    return row
+
+
+def _groups_text(protocol: StudyProtocol, groups: list[str]) -> str:
+    from bot.meetings import group_words
+
+    if not groups:
+        return default_prompts().label("meetings.cli.everyone")
+    return ", ".join(group_words(default_prompts(), protocol, groups))
+
+
+@meeting_app.command("add")
+def meeting_add(
+    *,
+    title: Annotated[str, typer.Option(help="What the meeting is called.")],
+    start: Annotated[
+        str, typer.Option(help='Local date and time, e.g. "2026-12-03 18:00" or "3 Dec 18:00".')
+    ],
+    place: Annotated[str, typer.Option(help="The address, or the video link.")],
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="IANA time zone of --start (default: the first group's zone)."),
+    ] = None,
+    length: Annotated[
+        int | None, typer.Option(help="Length in minutes (default: 90, or the protocol's first).")
+    ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="A group from the study protocol; repeat for more. None: everyone."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the meeting as JSON instead of text.")
+    ] = False,
+) -> None:
+    """Add a meeting; partners in its groups get reminders with answer buttons."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from bot import meetings
+    from storage.types import utcnow
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    try:
+        groups = meetings.check_groups(protocol, group or [])
+    except meetings.MeetingError as exc:
+        raise _meeting_fail(exc.reason, **exc.values) from exc
+    zone_name = timezone or meetings.meeting_zone(protocol, group or [])
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise _meeting_fail("timezone", zone=zone_name) from exc
+    choices = protocol.meetings.length_choices_minutes
+    minutes = length if length is not None else (90 if 90 in choices else choices[0])
+    now = utcnow()
+    try:
+        starts_at = meetings.parse_start(prompts, start, zone, now=now)
+    except meetings.MeetingError as exc:
+        raise _meeting_fail(exc.reason, start=start, zone=zone_name) from exc
+
+    async def job(session: Any) -> dict[str, Any]:
+        meeting = await meetings.create_meeting(
+            session,
+            protocol,
+            title=title,
+            starts_at=starts_at,
+            length_minutes=minutes,
+            place=place,
+            groups=groups,
+            timezone=zone_name,
+            now=now,
+        )
+        count = len(await meetings.invitees(session, meeting))
+        return _meeting_row(meeting, invitees=count)
+
+    try:
+        row = _in_meeting_transaction(settings, job)
+    except meetings.MeetingError as exc:
+        raise _meeting_fail(
+            exc.reason, **{"start": start, "zone": zone_name, **exc.values}
+        ) from exc
+    if as_json:
+        typer.echo(json.dumps(row, indent=2))
+        return
+    typer.echo(
+        prompts.text(
+            "cli/meeting_added",
+            id=row["id"],
+            title=row["title"],
+            local_start=row["local_start"],
+            timezone=row["timezone"],
+            length=row["length_minutes"],
+            place=row["place"],
+            groups=_groups_text(protocol, row["groups"]),
+            count=row["invitees"],
+            offsets=" and ".join(meetings.reminder_offsets_words(prompts, protocol)),
+        )
+    )
+
+
+@meeting_app.command("list")
+def meeting_list(
+    *,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every meeting, including past and cancelled ones.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list instead of text.")
+    ] = False,
+) -> None:
+    """List upcoming meetings (or --all) with how many said yes, no or maybe."""
+    from sqlalchemy import func, select
+
+    from bot import meetings
+    from storage.models import Involvement
+    from storage.types import utcnow
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+
+    async def job(session: Any) -> list[dict[str, Any]]:
+        rows = []
+        for meeting in await meetings.all_meetings(session, now=utcnow(), everything=everything):
+            attended = await session.execute(
+                select(func.count())
+                .select_from(Involvement)
+                .where(Involvement.meeting_id == meeting.id, Involvement.attended.is_(True))
+            )
+            rows.append(
+                _meeting_row(
+                    meeting,
+                    answers=await meetings.answer_counts(session, meeting.id),
+                    attended=int(attended.scalar_one()),
+                )
+            )
+        return rows
+
+    rows = _in_meeting_transaction(settings, job)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        row["groups_text"] = _groups_text(protocol, row["groups"])
+        row["cancelled_mark"] = prompts.label("meetings.cli.cancelled_mark")
+    typer.echo(prompts.text("cli/meeting_list", meetings=rows, everything=everything))
+
+
+@meeting_app.command("cancel")
+def meeting_cancel(
+    meeting_id: Annotated[int, typer.Argument(metavar="ID", help="The meeting's id.")],
+) -> None:
+    """Cancel a meeting; partners who were reminded get a kind note."""
+    from bot import meetings
+    from storage.models import Meeting
+    from storage.types import utcnow
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+
+    async def job(session: Any) -> tuple[str, int]:
+        meeting = await session.get(Meeting, meeting_id)
+        if meeting is None:
+            raise meetings.MeetingError("no_meeting")
+        if meeting.cancelled_at is not None:
+            raise meetings.MeetingError("already_cancelled")
+        notified = await meetings.cancel_meeting(session, protocol, prompts, meeting, now=utcnow())
+        return meeting.title, notified
+
+    try:
+        title, notified = _in_meeting_transaction(settings, job)
+    except meetings.MeetingError as exc:
+        raise _meeting_fail(exc.reason, id=meeting_id) from exc
+    typer.echo(
+        prompts.text("cli/meeting_cancelled", id=meeting_id, title=title, notified=notified)
+    )
+
+
+@meeting_app.command("change")
+def meeting_change(
+    meeting_id: Annotated[int, typer.Argument(metavar="ID", help="The meeting's id.")],
+    *,
+    start: Annotated[
+        str | None, typer.Option(help="New local date and time, in the meeting's time zone.")
+    ] = None,
+    length: Annotated[int | None, typer.Option(help="New length in minutes.")] = None,
+    place: Annotated[str | None, typer.Option(help="New place or video link.")] = None,
+    title: Annotated[str | None, typer.Option(help="New title.")] = None,
+) -> None:
+    """Change a meeting that has not started; partners who were reminded are told."""
+    from bot import meetings
+    from storage.models import Meeting
+    from storage.types import utcnow
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    if start is None and length is None and place is None and title is None:
+        raise _meeting_fail("nothing")
+    zone_used: list[str] = []
+
+    async def job(session: Any) -> tuple[dict[str, Any], list[str], int]:
+        meeting = await session.get(Meeting, meeting_id)
+        if meeting is None:
+            raise meetings.MeetingError("no_meeting")
+        now = utcnow()
+        zone_used.append(meeting.timezone)
+        starts_at = None
+        if start is not None:
+            zone = meetings.zone_named(meeting.timezone)
+            starts_at = meetings.parse_start(prompts, start, zone, now=now)
+        result = await meetings.change_meeting(
+            session,
+            protocol,
+            prompts,
+            meeting,
+            starts_at=starts_at,
+            length_minutes=length,
+            place=place,
+            title=title,
+            now=now,
+        )
+        return _meeting_row(meeting), result.changed, result.notified
+
+    try:
+        row, changed, notified = _in_meeting_transaction(settings, job)
+    except meetings.MeetingError as exc:
+        zone = zone_used[0] if zone_used else ""
+        values = {"id": meeting_id, "start": start, "zone": zone, **exc.values}
+        raise _meeting_fail(exc.reason, **values) from exc
+    typer.echo(
+        prompts.text(
+            "cli/meeting_changed",
+            id=meeting_id,
+            title=row["title"],
+            changed=", ".join(f"--{name}" for name in changed),
+            local_start=row["local_start"],
+            timezone=row["timezone"],
+            length=row["length_minutes"],
+            place=row["place"],
+            notified=notified,
+        )
+    )
+
+
+@app.command("preview")
+def preview(
+    study: Annotated[
+        Path | None,
+        typer.Option(help="The study protocol (default: COMPANION_STUDY, else the shipped one)."),
+    ] = None,
+    locale_dir: Annotated[
+        Path | None,
+        typer.Option(help="A wording folder like prompts/en-GB (default: the protocol's own)."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the page.")] = Path("preview.html"),
+    serve: Annotated[
+        bool, typer.Option(help="Serve the page on 127.0.0.1, made again on every reload.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="The port for --serve (0: any free one).")] = 8000,
+) -> None:
+    """One page with every message of the study as a partner sees it, to review the wording."""
+    from bot import preview as pv
+
+    prompts = default_prompts()
+    path = study if study is not None else _settings_or_exit().companion_study
+    try:  # with --serve, a first build only checks (each reload makes the page again)
+        if serve:
+            shown = pv.build_preview(path, locale_dir, chart=False)
+        else:
+            shown = pv.write_preview(path, locale_dir, out)
+    except ProtocolError as exc:
+        typer.echo(_say("protocol_bad", reason=str(exc)), err=True)
+        raise typer.Exit(1) from exc
+    except pv.PreviewError as exc:
+        typer.echo(pv.problems_text(prompts, exc), err=True)
+        raise typer.Exit(1) from exc
+    if not serve:
+        typer.echo(prompts.text("preview/written", path=out, **pv.summary_values(shown)))
+        return
+
+    def page() -> tuple[int, str, str]:
+        return pv.page_or_problems(
+            path, locale_dir, prompts, lambda reason: _say("protocol_bad", reason=reason)
+        )
+
+    try:
+        server = pv.make_server(page, port=port)
+    except OSError as exc:  # the port is taken, or not allowed
+        typer.echo(prompts.text("preview/port_busy", port=port, reason=_reason(exc)), err=True)
+        raise typer.Exit(1) from exc
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    typer.echo(prompts.text("preview/serving", url=url, **pv.summary_values(shown)))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def main() -> None:

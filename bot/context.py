@@ -25,6 +25,7 @@ from storage.models import PartnerProfile, Person
 if TYPE_CHECKING:
     from bot.outbox import OutboxSender
     from bot.ratelimit import SendLimiter
+    from bot.scheduler import Scheduler
 
 SERVICES_KEY = "companion.services"
 
@@ -39,6 +40,7 @@ class Services:
     protocol: StudyProtocol
     limiter: SendLimiter
     sender: OutboxSender | None = None
+    scheduler: Scheduler | None = None
 
 
 @dataclass

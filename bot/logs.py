@@ -76,6 +76,10 @@ def configure_logging(
 
 
 def quiet_http_libraries() -> None:
-    """Keep httpx/httpcore request lines (which carry the token in the URL) out of the logs."""
-    for name in ("httpx", "httpcore", "aiohttp.access", "apscheduler.executors.default"):
+    """Keep httpx/httpcore request lines (which carry the token in the URL) out of the logs.
+
+    APScheduler's own INFO lines (a job added or run every few seconds) go too: the scheduler
+    logs what it did in its own words.
+    """
+    for name in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
         logging.getLogger(name).setLevel(logging.WARNING)

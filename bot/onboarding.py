@@ -23,8 +23,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.protocol import CheckinSlot, ConsentItem, StudyProtocol
+from prompts import Prompts
 from storage.models import ConsentDecision, PartnerProfile, Person, TelegramIdentity
 from storage.types import utcnow
 
@@ -117,6 +119,49 @@ def parse_callback(data: str) -> tuple[str, str] | None:
     if not sep or not step or not value:
         return None
     return step, value
+
+
+def _button(text: str, step: str, value: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=callback_data(step, value))
+
+
+def _column(buttons: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
+    """One button per row: big targets on small screens."""
+    return InlineKeyboardMarkup([[b] for b in buttons])
+
+
+def step_keyboard(
+    prompts: Prompts, protocol: StudyProtocol, step: str, *, first_name: str | None = None
+) -> InlineKeyboardMarkup | None:
+    """The buttons sent with onboarding ``step`` (None: that step has none).
+
+    The welcome's button goes under its second message (the safety note). At the name step,
+    ``first_name`` (their Telegram first name) is offered as a button when it is usable.
+    """
+    if step == WELCOME:
+        return _column([_button(prompts.label("onboarding.start_button"), WELCOME, WELCOME_OK)])
+    item = consent_item_for(protocol, step)
+    if item is not None:
+        kind = "required" if item.required else "optional"
+        return InlineKeyboardMarkup(
+            [
+                [_button(prompts.label(f"onboarding.yes_{kind}"), step, YES)],
+                [_button(prompts.label(f"onboarding.no_{kind}"), step, NO)],
+            ]
+        )
+    if step == NAME:
+        first = clean_name(first_name)
+        if first is None:
+            return None
+        label = prompts.label("onboarding.use_telegram_name", name=first)
+        return _column([_button(label, NAME, USE_TELEGRAM_NAME)])
+    if step == GROUP:
+        return _column([_button(g.name, GROUP, g.key) for g in protocol.groups])
+    if step == SLOT:
+        buttons = [_button(prompts.label(s.label), SLOT, s.key) for s in protocol.checkin_slots]
+        buttons.append(_button(prompts.label("onboarding.slot_later"), SLOT, SLOT_LATER))
+        return _column(buttons)
+    return None
 
 
 def _after(protocol: StudyProtocol, profile: PartnerProfile, step: str) -> str:

@@ -60,6 +60,7 @@ OPEN_STATUSES = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 _DEFAULT_RETRY_WAIT = wait_exponential_jitter(multiplier=1.0, max=300.0, exp_base=2, jitter=1.0)
 _MISCONFIGURED_PAUSE = 60.0
+HEADS_COST_FACTOR = 5.0  # wait at least this many times the last read before the next
 _LAST_ERROR_LENGTH = 300
 
 
@@ -160,6 +161,7 @@ def add_reply(
     text: str,
     reply_markup: telegram.InlineKeyboardMarkup | None = None,
     person_id: int | None = None,
+    kind: str = "reply",
 ) -> None:
     """Queue a reply whose key cannot exist yet (it is derived from the update being handled).
 
@@ -176,7 +178,7 @@ def add_reply(
             payload=None,
             reply_markup=reply_markup,
             person_id=person_id,
-            kind="reply",
+            kind=kind,
             not_before=None,
         )
     )
@@ -293,16 +295,21 @@ class OutboxSender:
         loop = asyncio.get_running_loop()
         heads: list[_Head] = []
         fetched_at = -math.inf
+        heads_cost = 0.0
         try:
             while True:
                 age = loop.time() - fetched_at
-                if (self._refresh and age >= self._heads_min_age) or age >= self._heads_max_age:
+                # A long queue makes the list costly to read: read it less often then, so
+                # reading never takes more than about a sixth of the sender's time.
+                min_age = max(self._heads_min_age, HEADS_COST_FACTOR * heads_cost)
+                if (self._refresh and age >= min_age) or age >= self._heads_max_age:
                     self._refresh = False
                     fetched_at = loop.time()
                     try:
                         # A busy chat's head is the very row in flight (its claim may not be
                         # committed yet): drop it, or it would be tried again once done.
                         heads = [h for h in await self._heads() if h.chat_id not in self._busy]
+                        heads_cost = loop.time() - fetched_at
                     except Exception as exc:  # the database may come back: keep going
                         log.error(
                             "outbox sender: cannot read the outbox (%s); retrying in %.1f s",
@@ -312,7 +319,7 @@ class OutboxSender:
                         log.debug("outbox read failure", exc_info=True)
                         heads = []
                 timeout = self._start_ready(heads)
-                refresh_at = self._heads_min_age if self._refresh else self._heads_max_age
+                refresh_at = min_age if self._refresh else self._heads_max_age
                 timeout = min(timeout, fetched_at + refresh_at - loop.time())
                 await self._sleep(loop, timeout)
         finally:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.protocol import CheckinSlot, Group, StudyProtocol
 from prompts import PromptNotFoundError, Prompts
@@ -39,6 +40,15 @@ QUIET_PRESETS: dict[str, tuple[str, str] | None] = {
     "2200-0700": ("22:00", "07:00"),
     "2000-0900": ("20:00", "09:00"),
     "none": None,
+}
+
+#: The ``/settings`` menu: each item's callback value and the key of its button label.
+SETTINGS_MENU: dict[str, str] = {
+    "name": "name",
+    "group": "group",
+    "tz": "timezone",
+    "slot": "checkin",
+    "quiet": "quiet",
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
@@ -282,3 +292,50 @@ def quiet_words(prompts: Prompts, window: QuietHours | None) -> str:
 def timezone_words(prompts: Prompts, zone: str) -> str:
     """A time zone's plain name if it is one of the offered ones, else its IANA name."""
     return prompts.labels("tools.settings.zones").get(zone, zone.replace("_", " "))
+
+
+# -- buttons ------------------------------------------------------------------------------
+
+
+def _row(text: str, data: str) -> list[InlineKeyboardButton]:
+    return [InlineKeyboardButton(text, callback_data=data)]
+
+
+def settings_cancel_keyboard(prompts: Prompts) -> InlineKeyboardMarkup:
+    """Just a Cancel button (``set:cancel``), while the bot waits for something typed."""
+    return InlineKeyboardMarkup([_row(prompts.label("tools.settings.cancel"), "set:cancel")])
+
+
+def settings_menu_keyboard(prompts: Prompts) -> InlineKeyboardMarkup:
+    """The ``/settings`` menu: one button per setting (``set:menu:<item>``)."""
+    return InlineKeyboardMarkup(
+        [
+            _row(prompts.label(f"tools.settings.{label}"), f"set:menu:{item}")
+            for item, label in SETTINGS_MENU.items()
+        ]
+    )
+
+
+def settings_choice_keyboard(
+    prompts: Prompts, protocol: StudyProtocol, item: str
+) -> InlineKeyboardMarkup:
+    """The choices for one setting of :data:`SETTINGS_MENU`, then Cancel.
+
+    ``name`` has no choices (the name is typed), so it is just Cancel.
+    """
+    rows: list[list[InlineKeyboardButton]] = []
+    if item == "group":
+        rows = [_row(g.name, f"set:group:{g.key}") for g in protocol.groups]
+    elif item == "tz":
+        zones = prompts.labels("tools.settings.zones")
+        rows = [_row(words, f"set:tz:{zone}") for zone, words in zones.items()]
+        rows.append(_row(prompts.label("tools.settings.type_it"), "set:tz:type"))
+    elif item == "slot":
+        rows = [_row(slot_words(prompts, s), f"set:slot:{s.key}") for s in protocol.checkin_slots]
+    elif item == "quiet":
+        words = prompts.labels("tools.settings.quiet_presets")
+        rows = [_row(words[key], f"set:quiet:{key}") for key in QUIET_PRESETS]
+    elif item != "name":
+        raise ValueError(f"unknown setting {item!r}")
+    rows.append(_row(prompts.label("tools.settings.cancel"), "set:cancel"))
+    return InlineKeyboardMarkup(rows)

@@ -14,6 +14,7 @@ import secrets
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -24,16 +25,19 @@ from bot.app import CompanionApplication, build_application, build_plain_bot
 from bot.context import Services
 from bot.failures import notify_staff_of_failure
 from bot.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
+from bot.leader import Leadership
 from bot.logs import quiet_http_libraries
 from bot.menu import publish_menu
 from bot.outbox import OutboxSender
 from bot.people import staff_chat_ids
 from bot.protocol import StudyProtocol, load_protocol
 from bot.ratelimit import SendLimiter
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.webhook import webhook_routes
 from prompts import Prompts
 from storage import migrate
+from storage.clock import CLOCK
 from storage.db import Database
 from storage.models import InboxStatus, InboxUpdate, TelegramIdentity
 
@@ -110,11 +114,24 @@ class Companion:
             on_committed=self.sender.wake,
             on_failed=self._on_update_failed,
         )
+        self.scheduler = Scheduler(
+            self.db,
+            self.protocol,
+            self.prompts,
+            tick=settings.companion_schedule_tick,
+            horizon=timedelta(days=settings.companion_plan_horizon_days),
+            on_queued=self.sender.wake,
+            # Ten seconds of sending ahead: a bigger wave is opened as the sender catches up.
+            queue_limit=int(settings.companion_global_rate * 10),
+        )
+        self.services.scheduler = self.scheduler
+        self._unsubscribe_clock = CLOCK.subscribe(self.sender.wake)
         self.poll_bot = build_plain_bot(settings, pool_size=1, read_timeout=40.0)
         self.poller = InboxPoller(
             self.db, self.poll_bot, self.poll_bot.request, on_stored=self.worker.wake
         )
         self._tasks: list[asyncio.Task[Any]] = []
+        self.leadership = Leadership(self.db.url, retry_seconds=settings.companion_leader_retry)
         self._runner: web.AppRunner | None = None
         self.webhook: WebhookOptions | None = None
 
@@ -150,6 +167,7 @@ class Companion:
         # can wait that long under load. 1 ms measured about 1.5x the update throughput
         # (bench/inbound.py) at no cost when idle.
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
+        self.leadership.claim_file()  # SQLite: a second process fails here, before anything
         await ensure_schema(self.db)
         await self.application.initialize()
         await self.application.start()
@@ -162,7 +180,11 @@ class Companion:
             webhook.secret_token = secret
             routes += webhook_routes(webhook.path, secret, self.db, self.worker.wake)
             health_host, health_port = webhook.listen_host, webhook.listen_port
-        await self._start_loops()
+        # Every replica takes webhooks (they only commit to the inbox); only the leader
+        # processes, plans and sends. A standby starts the loops when it wins the lock.
+        if await self.leadership.try_lead():
+            await self._start_loops()
+        self.leadership.watch(on_elected=self._start_loops, on_deposed=self._stop_loops)
         if health_port is not None:
             app = web.Application()
             app.add_routes(routes)
@@ -177,7 +199,11 @@ class Companion:
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,
             )
-        log.info("companion is running (%s)", "webhook" if webhook else "long polling")
+        log.info(
+            "companion is running (%s, %s)",
+            "webhook" if webhook else "long polling",
+            "leader" if self.leadership.is_leader else "standby",
+        )
 
     async def _start_loops(self) -> None:
         """Recover what a previous run left, then start sending, processing and polling."""
@@ -185,6 +211,7 @@ class Companion:
         await publish_menu(self.application.bot, self.prompts)
         self._tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
         self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
         if self.webhook is None:
             # A webhook left over from another deployment would make getUpdates fail; pending
             # updates are kept (never drop_pending_updates).
@@ -207,17 +234,16 @@ class Companion:
                 "status": "ok" if not dead else "degraded",
                 "pending_updates": pending,
                 "stopped": dead,
+                "leader": self.leadership.is_leader,
             },
             status=status,
         )
 
     async def stop(self) -> None:
         """Stop receiving, let the worker and sender settle, then close everything."""
-        for task in reversed(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        await self.leadership.stop_watching()
+        await self._stop_loops()
+        self._unsubscribe_clock()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -228,6 +254,15 @@ class Companion:
             with contextlib.suppress(Exception):
                 await bot.shutdown()
         await self.db.dispose()
+        await self.leadership.release()
+
+    async def _stop_loops(self) -> None:
+        """Stop polling, processing and sending (in-flight sends finish first)."""
+        for task in reversed(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
 
     async def run_until_stopped(self, **start_options: Any) -> None:
         """Start, then run until SIGINT or SIGTERM, then stop cleanly."""

@@ -114,6 +114,19 @@ def ack_callback(alert_id: int) -> str:
     return f"{ACK_PREFIX}{alert_id}"
 
 
+def ack_keyboard(prompts: Prompts, alert_id: int) -> InlineKeyboardMarkup:
+    """The alert's one button, "I'm on it" (``sg:ack:<alert id>``)."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    prompts.label("safeguarding.on_it"), callback_data=ack_callback(alert_id)
+                )
+            ]
+        ]
+    )
+
+
 def parse_ack_callback(data: str | None) -> int | None:
     """The alert id in "I'm on it" callback data, or None when it is not well formed."""
     if not data or not data.startswith(ACK_PREFIX):
@@ -201,15 +214,7 @@ async def raise_alert(
         when=_when(now, await _zone(session, person.id)),
         crisis_sent=crisis_sent,
     )
-    button = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    prompts.label("safeguarding.on_it"), callback_data=ack_callback(alert.id)
-                )
-            ]
-        ]
-    )
+    button = ack_keyboard(prompts, alert.id)
     for chat_id in await staff_chat_ids(session):
         await enqueue(
             session,

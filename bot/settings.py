@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # planner keeps each partner's occurrences (days).
     companion_schedule_tick: float = Field(default=5.0, gt=0, le=300)
     companion_plan_horizon_days: int = Field(default=14, ge=2, le=90)
+    # PostgreSQL: how often (seconds) a standby replica tries to take over as the leader.
+    companion_leader_retry: float = Field(default=10.0, gt=0, le=20)
     companion_log_level: str = "INFO"
     companion_log_format: str = "text"
 

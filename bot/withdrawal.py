@@ -35,10 +35,12 @@ from typing import Any, Literal
 from sqlalchemy import delete, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.journey import CHARTS_FOLDER
 from bot.mydata import EXPORTS_FOLDER
 from bot.outbox import enqueue
+from bot.planner import cancel_for_person
 from bot.protocol import StudyProtocol
 from prompts import Prompts
 from storage.models import (
@@ -73,6 +75,20 @@ class WithdrawalOutcome:
     closed_checkins: int
     deleted: dict[str, int] = field(default_factory=dict)
     files: tuple[Path, ...] = ()  # removed from disk once the transaction commits
+
+
+def confirm_keyboard(prompts: Prompts, stamp: int) -> InlineKeyboardMarkup:
+    """The ``/withdraw`` question's buttons: "Yes, stop" (``wd:yes:<stamp>``) and "No"."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    prompts.label("tools.withdraw.yes"), callback_data=f"wd:yes:{stamp}"
+                )
+            ],
+            [InlineKeyboardButton(prompts.label("tools.withdraw.no"), callback_data="wd:no")],
+        ]
+    )
 
 
 def is_withdrawn(person: Person | None) -> bool:
@@ -199,6 +215,8 @@ async def withdraw(
             .execution_options(synchronize_session=False)
         )
     )
+
+    await cancel_for_person(session, pid, now=now, reason="withdrawn")
 
     voice_notes: list[str] = []
     deleted: dict[str, int] = {}

@@ -19,6 +19,7 @@ from handlers import (
     gate,
     help,
     journey,
+    meetings,
     membership,
     mydata,
     onboarding,
@@ -49,6 +50,9 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *preferences.HANDLERS,  # /settings
             *pause.HANDLERS,  # /pause, /resume
             *withdraw.HANDLERS,  # /withdraw
+            # /meeting (connectors, with its typed steps: connectors' text only, so it
+            # must come before the fallback), /meetings and answer buttons (partners)
+            *meetings.HANDLERS,
             *membership.HANDLERS,  # blocked / unblocked
             *fallback.HANDLERS,  # must stay last: anything no feature handled
         ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -28,20 +28,12 @@ from telegram.ext import (
 
 from bot import onboarding as ob
 from bot.context import BotContext
+from bot.planner import schedule_changed
 from bot.protocol import StudyProtocol
 from handlers.filters import Onboarding
 from storage.models import PartnerProfile, Person, PersonStatus, TelegramIdentity
 
 PASS_THROUGH_COMMANDS = frozenset({"withdraw"})
-
-
-def _button(text: str, step: str, value: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text, callback_data=ob.callback_data(step, value))
-
-
-def _column(buttons: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
-    """One button per row: big targets on small screens."""
-    return InlineKeyboardMarkup([[b] for b in buttons])
 
 
 def _connector(protocol: StudyProtocol, profile: PartnerProfile | None) -> str | None:
@@ -79,56 +71,48 @@ async def send_step(
             "onboarding/safety",
             monitored_hours=protocol.study.monitored_hours,
             crisis_resources=protocol.crisis_resources,
-            reply_markup=_column(
-                [_button(prompts.label("onboarding.start_button"), ob.WELCOME, ob.WELCOME_OK)]
-            ),
+            reply_markup=ob.step_keyboard(prompts, protocol, ob.WELCOME),
         )
     elif (item := ob.consent_item_for(protocol, step)) is not None:
-        kind = "required" if item.required else "optional"
         await context.reply(
             update,
             item.wording,
             study=protocol.study.name,
             team=protocol.study.team,
             withdrawal=protocol.withdrawal.data,
-            reply_markup=InlineKeyboardMarkup(
-                [
-                    [_button(prompts.label(f"onboarding.yes_{kind}"), step, ob.YES)],
-                    [_button(prompts.label(f"onboarding.no_{kind}"), step, ob.NO)],
-                ]
-            ),
+            reply_markup=ob.step_keyboard(prompts, protocol, step),
         )
     elif step == ob.NAME:
-        first = ob.clean_name(identity.first_name if identity is not None else None)
-        buttons = []
-        if first is not None:
-            buttons.append(
-                _button(
-                    prompts.label("onboarding.use_telegram_name", name=first),
-                    ob.NAME,
-                    ob.USE_TELEGRAM_NAME,
-                )
-            )
+        markup = ob.step_keyboard(
+            prompts,
+            protocol,
+            ob.NAME,
+            first_name=identity.first_name if identity is not None else None,
+        )
         await context.reply(
-            update,
-            "onboarding/ask_name",
-            has_button=first is not None,
-            reply_markup=_column(buttons) if buttons else None,
+            update, "onboarding/ask_name", has_button=markup is not None, reply_markup=markup
         )
     elif step == ob.GROUP:
         await context.reply(
             update,
             "onboarding/ask_group",
             name=name,
-            reply_markup=_column([_button(g.name, ob.GROUP, g.key) for g in protocol.groups]),
+            reply_markup=ob.step_keyboard(prompts, protocol, ob.GROUP),
         )
     elif step == ob.SLOT:
-        buttons = [_button(prompts.label(s.label), ob.SLOT, s.key) for s in protocol.checkin_slots]
-        buttons.append(_button(prompts.label("onboarding.slot_later"), ob.SLOT, ob.SLOT_LATER))
         await context.reply(
-            update, "onboarding/ask_slot", name=name, reply_markup=_column(buttons)
+            update,
+            "onboarding/ask_slot",
+            name=name,
+            reply_markup=ob.step_keyboard(prompts, protocol, ob.SLOT),
         )
     elif step == ob.DONE:
+        await schedule_changed(
+            context.session,
+            protocol,
+            profile.person_id,
+            horizon_days=context.settings.companion_plan_horizon_days,
+        )
         slot = ob.slot_of(protocol, profile)
         await context.reply(
             update,

@@ -6,25 +6,14 @@ or out-of-date button) answers politely and changes nothing.
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.pausing import is_paused, pause, pause_choices, resume
+from bot.pausing import is_paused, pause, pause_keyboard, resume
 from bot.preferences import checkin_words, day_words, zone_of
 from handlers.withdraw import partner_tool
-from prompts import Prompts
 from storage.types import utcnow
-
-
-def length_words(prompts: Prompts, days: int) -> str:
-    """A break's length as a button label: ``1 week``, ``2 weeks``, ``10 days``."""
-    if days % 7 == 0:
-        weeks = days // 7
-        return prompts.label(
-            "tools.pause.one_week" if weeks == 1 else "tools.pause.weeks", weeks=weeks
-        )
-    return prompts.label("tools.pause.one_day" if days == 1 else "tools.pause.days", days=days)
 
 
 @partner_tool(onboarded=True)
@@ -34,18 +23,11 @@ async def pause_command(update: Update, context: BotContext) -> None:
     if profile is None:
         return
     prompts = context.prompts
-    rows = [
-        [InlineKeyboardButton(length_words(prompts, days), callback_data=f"pause:{days}")]
-        for days in pause_choices(context.protocol)
-    ]
-    rows.append(
-        [InlineKeyboardButton(prompts.label("tools.pause.cancel"), callback_data="pause:cancel")]
-    )
     until = None
     if is_paused(profile, utcnow()) and profile.paused_until is not None:
         until = day_words(prompts, profile.paused_until, zone_of(profile))
     await context.reply(
-        update, "pause/choose", reply_markup=InlineKeyboardMarkup(rows), until=until
+        update, "pause/choose", reply_markup=pause_keyboard(prompts, context.protocol), until=until
     )
 
 

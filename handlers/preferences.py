@@ -13,13 +13,15 @@ Every change is confirmed in plain words.
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import BotContext
+from bot.planner import schedule_changed
 from bot.preferences import (
     NAME_LIMIT,
     QUIET_PRESETS,
+    SETTINGS_MENU,
     checkin_slot,
     checkin_words,
     clean_name,
@@ -32,6 +34,9 @@ from bot.preferences import (
     set_name,
     set_quiet_preset,
     set_timezone,
+    settings_cancel_keyboard,
+    settings_choice_keyboard,
+    settings_menu_keyboard,
     slot_words,
     time_words,
     timezone_words,
@@ -39,27 +44,13 @@ from bot.preferences import (
 )
 from handlers.filters import AwaitingInput
 from handlers.withdraw import partner_tool
+from storage.models import PartnerProfile
 from storage.types import utcnow
 
 AWAITING_PREFIX = "settings:"
 AWAITING_NAME = "settings:name"
 AWAITING_TIMEZONE = "settings:tz"
-MENU_ITEMS = ("name", "group", "tz", "slot", "quiet")
-_MENU_LABELS = {
-    "name": "name",
-    "group": "group",
-    "tz": "timezone",
-    "slot": "checkin",
-    "quiet": "quiet",
-}
-
-
-def _button(text: str, data: str) -> list[InlineKeyboardButton]:
-    return [InlineKeyboardButton(text, callback_data=data)]
-
-
-def _cancel_row(context: BotContext) -> list[InlineKeyboardButton]:
-    return _button(context.prompts.label("tools.settings.cancel"), "set:cancel")
+MENU_ITEMS = tuple(SETTINGS_MENU)
 
 
 @partner_tool(onboarded=True)
@@ -72,14 +63,10 @@ async def settings_command(update: Update, context: BotContext) -> None:
     if profile.awaiting_input and profile.awaiting_input.startswith(AWAITING_PREFIX):
         profile.awaiting_input = None
     group = context.protocol.group(profile.group_key)
-    rows = [
-        _button(prompts.label(f"tools.settings.{_MENU_LABELS[item]}"), f"set:menu:{item}")
-        for item in MENU_ITEMS
-    ]
     await context.reply(
         update,
         "settings/menu",
-        reply_markup=InlineKeyboardMarkup(rows),
+        reply_markup=settings_menu_keyboard(prompts),
         name=await current_name(context.session, profile.person_id)
         or prompts.label("tools.settings.not_set"),
         group=group.name if group else prompts.label("tools.settings.not_set"),
@@ -94,49 +81,38 @@ async def _open(update: Update, context: BotContext, item: str) -> None:
     profile = context.profile
     assert profile is not None
     prompts, protocol = context.prompts, context.protocol
+    markup = settings_choice_keyboard(prompts, protocol, item)
     if item == "name":
         profile.awaiting_input = AWAITING_NAME
-        await context.reply(
-            update, "settings/ask_name", reply_markup=InlineKeyboardMarkup([_cancel_row(context)])
-        )
+        await context.reply(update, "settings/ask_name", reply_markup=markup)
     elif item == "group":
         current = protocol.group(profile.group_key)
-        rows = [_button(g.name, f"set:group:{g.key}") for g in protocol.groups]
         await context.reply(
             update,
             "settings/choose_group",
-            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            reply_markup=markup,
             current=current.name if current else prompts.label("tools.settings.not_set"),
         )
     elif item == "tz":
-        zones = prompts.labels("tools.settings.zones")
-        rows = [_button(words, f"set:tz:{zone}") for zone, words in zones.items()]
-        type_it = prompts.label("tools.settings.type_it")
-        rows.append(_button(type_it, "set:tz:type"))
         await context.reply(
             update,
             "settings/choose_timezone",
-            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            reply_markup=markup,
             current=timezone_words(prompts, profile.timezone),
-            type_it=type_it,
+            type_it=prompts.label("tools.settings.type_it"),
         )
     elif item == "slot":
-        rows = [
-            _button(slot_words(prompts, s), f"set:slot:{s.key}") for s in protocol.checkin_slots
-        ]
         await context.reply(
             update,
             "settings/choose_checkin",
-            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            reply_markup=markup,
             current=checkin_words(prompts, profile, protocol),
         )
     elif item == "quiet":
-        words = prompts.labels("tools.settings.quiet_presets")
-        rows = [_button(words[key], f"set:quiet:{key}") for key in QUIET_PRESETS]
         await context.reply(
             update,
             "settings/choose_quiet",
-            reply_markup=InlineKeyboardMarkup([*rows, _cancel_row(context)]),
+            reply_markup=markup,
             current=quiet_words(prompts, quiet_hours(profile, protocol)),
         )
 
@@ -208,7 +184,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
         await context.reply(
             update,
             "settings/ask_timezone",
-            reply_markup=InlineKeyboardMarkup([_cancel_row(context)]),
+            reply_markup=settings_cancel_keyboard(prompts),
         )
     elif what == "tz":
         set_timezone(profile, value)
@@ -217,13 +193,25 @@ async def settings_button(update: Update, context: BotContext) -> None:
         slot = set_checkin_slot(profile, protocol, value)
         assert slot is not None
         await context.reply(update, "settings/checkin_changed", checkin=slot_words(prompts, slot))
-    elif what == "quiet":
+    if what in ("group", "tz", "slot"):
+        await _replan(context, profile)
+    if what == "quiet":
         window = set_quiet_preset(profile, value)
         await context.reply(
             update,
             "settings/quiet_changed",
             quiet=quiet_words(prompts, window) if window is not None else None,
         )
+
+
+async def _replan(context: BotContext, profile: PartnerProfile) -> None:
+    """Their check-in time, zone or group changed: move what is planned at once."""
+    await schedule_changed(
+        context.session,
+        context.protocol,
+        profile.person_id,
+        horizon_days=context.settings.companion_plan_horizon_days,
+    )
 
 
 @partner_tool(onboarded=True)
@@ -246,6 +234,7 @@ async def settings_text(update: Update, context: BotContext) -> None:
             await context.reply(update, "settings/timezone_bad")
             return
         profile.awaiting_input = None
+        await _replan(context, profile)
         await _timezone_changed(update, context, zone)
     else:  # a "settings:" state this version does not know: stop waiting for it
         profile.awaiting_input = None

@@ -16,11 +16,11 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.withdrawal import is_withdrawn, withdraw
+from bot.withdrawal import confirm_keyboard, is_withdrawn, withdraw
 from handlers.guards import partner_only
 from storage.types import utcnow
 
@@ -64,24 +64,10 @@ async def withdraw_command(update: Update, context: BotContext) -> None:
     profile = context.profile
     group = context.protocol.group(profile.group_key if profile else None)
     stamp = int(utcnow().timestamp())
-    buttons = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    context.prompts.label("tools.withdraw.yes"), callback_data=f"wd:yes:{stamp}"
-                )
-            ],
-            [
-                InlineKeyboardButton(
-                    context.prompts.label("tools.withdraw.no"), callback_data="wd:no"
-                )
-            ],
-        ]
-    )
     await context.reply(
         update,
         "withdraw/confirm",
-        reply_markup=buttons,
+        reply_markup=confirm_keyboard(context.prompts, stamp),
         data_policy=context.protocol.withdrawal.data,
         connector=group.connector if group is not None else None,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bot.people import new_pseudonym
 from storage.db import Database
@@ -14,6 +14,7 @@ from storage.models import (
     Role,
     TelegramIdentity,
 )
+from storage.types import utcnow
 
 DEFAULT_CONSENTS = {"take_part": True, "quote_anonymously": True, "credit_by_name": False}
 
@@ -34,7 +35,7 @@ async def enrol(
     enrolled_at: datetime | None = None,
 ) -> Person:
     """Create an enrolled person (a finished onboarding unless ``onboarded=False``)."""
-    now = enrolled_at or datetime.now(UTC)
+    now = enrolled_at or utcnow()
     async with db.transaction() as session:
         person = Person(pseudonym=new_pseudonym(), role=role, status=status, created_at=now)
         session.add(person)

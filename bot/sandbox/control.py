@@ -211,6 +211,33 @@ def add_control_routes(app: web.Application, sb: SandboxTelegram) -> None:  # no
             "bot": copy.deepcopy(sb.bot_user),
         }
 
+    async def file_bytes(request: web.Request) -> web.StreamResponse:
+        stored = sb.files.get(request.match_info["file_id"])
+        if stored is None:
+            return web.json_response({"error": "no such file"}, status=404)
+        headers = {"Cache-Control": "private, max-age=3600"}
+        if request.query.get("download", "0").lower() in ("1", "true", "yes"):
+            name = stored.file_name or stored.file_path.rsplit("/", 1)[-1]
+            safe = "".join(c for c in name if c.isalnum() or c in "._- ") or "file"
+            headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+        return web.Response(
+            body=stored.data,
+            content_type=stored.mime_type or "application/octet-stream",
+            headers=headers,
+        )
+
+    @_json_route
+    async def callback_answer(request: web.Request) -> Any:
+        query_id = request.match_info["query_id"]
+        answered = sb.callback_answers.get(query_id)
+        if answered is None:
+            return {"answered": False}
+        return {
+            "answered": True,
+            "text": answered.get("text"),
+            "show_alert": str(answered.get("show_alert")).lower() == "true",
+        }
+
     @_json_route
     async def state(request: web.Request) -> Any:
         return sb.state_summary()
@@ -277,6 +304,8 @@ def add_control_routes(app: web.Application, sb: SandboxTelegram) -> None:  # no
     app.router.add_post("/control/groups/{chat_id}/{action}", group_action)
     app.router.add_get("/control/chats/{chat_id}/messages", chat_messages)
     app.router.add_get("/control/chats/{chat_id}/snapshot", chat_snapshot)
+    app.router.add_get("/control/files/{file_id}", file_bytes)
+    app.router.add_get("/control/callbacks/{query_id}", callback_answer)
     app.router.add_get("/control/state", state)
     app.router.add_get("/control/requests", requests)
     app.router.add_post("/control/faults", faults)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.sandbox.errors import ApiError, bad_request
 from bot.sandbox.html import EntityParseError, check_entities, parse_html, strip_text, utf16_len
-from bot.sandbox.state import ChatInfo, JsonDict, StoredFile, UploadedFile, unix_now
+from bot.sandbox.state import ChatInfo, JsonDict, StoredFile, UploadedFile
 
 if TYPE_CHECKING:
     from bot.sandbox.server import Handler, SandboxTelegram
@@ -310,7 +310,7 @@ class BotApiMethods:
             "message_id": chat.allocate_message_id(),
             "from": copy.deepcopy(self.sb.bot_user),
             "chat": chat.chat_object(),
-            "date": unix_now(),
+            "date": self.sb.unix_now(),
             **content,
         }
         self.sb._store_message(chat, message)
@@ -490,7 +490,7 @@ class BotApiMethods:
             message[key] = value
 
     def _edited(self, chat: ChatInfo, message: JsonDict) -> JsonDict:
-        message["edit_date"] = unix_now()
+        message["edit_date"] = self.sb.unix_now()
         chat.touch()
         self.sb._message_signal.notify()
         return copy.deepcopy(message)

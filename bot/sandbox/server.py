@@ -35,6 +35,10 @@ Control API (JSON in and out; errors are ``{"error": "..."}`` with status 400/40
 * ``GET /control/chats/{chat_id}/snapshot?version=<int>&wait=<seconds>`` - long-poll until the
   chat's version exceeds ``version`` (any send, edit, delete); answers ``{"version",
   "chat", "messages" (all, both directions), "reply_keyboard", "blocked"}``.
+* ``GET /control/files/{file_id}[?download=1]`` - the bytes of a file (a photo or document
+  the bot sent, a voice note), for a page that shows them.
+* ``GET /control/callbacks/{query_id}`` - ``{"answered": bool, "text"?, "show_alert"?}``: how
+  the bot answered a button press (the toast Telegram would show).
 * ``GET /control/state`` - counts: pending updates, requests by method, 429s, failures,
   ``flood_violations``, ``spec_errors``, webhook, limits, faults.
 * ``GET /control/requests?method=<name>&since=<index>`` - recorded Bot API calls.
@@ -75,7 +79,6 @@ from bot.sandbox.state import (
     Notifier,
     RecordedRequest,
     UploadedFile,
-    unix_now,
 )
 from bot.sandbox.users import SandboxGroup, SandboxUser, describe
 
@@ -171,8 +174,18 @@ class SandboxTelegram:
         port: int = 0,
         spec: BotApiSpec | None = None,
         limits: FloodLimits | None = None,
+        clock: Callable[[], float] | None = None,
+        extra_routes: Callable[[web.Application], None] | None = None,
     ) -> None:
-        """Configure the sandbox; nothing listens until :meth:`start`."""
+        """Configure the sandbox; nothing listens until :meth:`start`.
+
+        ``clock`` gives the unix time that message dates use (default: the system clock; the
+        demo passes its movable clock). ``extra_routes`` adds the caller's own routes to the
+        app before it starts (the demo's clock control), so the sandbox needs no import of
+        them.
+        """
+        self.clock: Callable[[], float] = clock or time.time
+        self._extra_routes = extra_routes
         self.token = token
         self.bot_username = bot_username
         self.host = host
@@ -230,6 +243,8 @@ class SandboxTelegram:
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         add_control_routes(app, self)
+        if self._extra_routes is not None:
+            self._extra_routes(app)
         if (STATIC_DIR / "index.html").is_file():
             app.router.add_get("/", self._handle_index)
             app.router.add_static("/static/", STATIC_DIR)
@@ -278,6 +293,10 @@ class SandboxTelegram:
         await self.stop()
 
     # ------------------------------------------------------------------ public API
+    def unix_now(self) -> int:
+        """Telegram's ``date`` (integer unix seconds) on this sandbox's clock."""
+        return int(self.clock())
+
     def user(
         self,
         user_id: int,
@@ -744,7 +763,7 @@ class SandboxTelegram:
                     self._updates.pop(0)
                 backoff = 0.05
                 continue
-            self._webhook_error = (unix_now(), error)
+            self._webhook_error = (self.unix_now(), error)
             log.info("webhook delivery of update %s failed: %s", update["update_id"], error)
             await self._pause(backoff)
             backoff = min(backoff * 2, 1.0)

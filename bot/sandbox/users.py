@@ -12,7 +12,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from bot.sandbox.html import detect_entities, utf16_len
-from bot.sandbox.state import ChatInfo, JsonDict, unix_now
+from bot.sandbox.state import ChatInfo, JsonDict
 
 if TYPE_CHECKING:
     from bot.sandbox.server import SandboxTelegram
@@ -44,7 +44,7 @@ class _Sender:
             "message_id": chat.allocate_message_id(),
             "from": copy.deepcopy(sender),
             "chat": chat.chat_object(),
-            "date": unix_now(),
+            "date": self._sb.unix_now(),
             **content,
         }
         self._sb._store_message(chat, message)
@@ -206,7 +206,7 @@ class SandboxUser(_Sender):
             raise ValueError(f"user {self.id} has no message {message_id} to edit")
         stored.pop("entities", None)
         stored.update(self._text_content(text))
-        stored["edit_date"] = unix_now()
+        stored["edit_date"] = self._sb.unix_now()
         self.chat.touch()
         self._sb._message_signal.notify()
         return self._update("edited_message", stored)
@@ -222,7 +222,7 @@ class SandboxUser(_Sender):
         payload: JsonDict = {
             "chat": self.chat.chat_object(),
             "from": self.user_object,
-            "date": unix_now(),
+            "date": self._sb.unix_now(),
             "old_chat_member": old_member,
             "new_chat_member": new_member,
         }
@@ -283,7 +283,7 @@ class SandboxGroup(_Sender):
         payload: JsonDict = {
             "chat": self.chat.chat_object(),
             "from": self._sender(by_user),
-            "date": unix_now(),
+            "date": self._sb.unix_now(),
             "old_chat_member": {"status": "left", "user": bot},
             "new_chat_member": {"status": "member", "user": copy.deepcopy(bot)},
         }

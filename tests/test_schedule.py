@@ -1,0 +1,343 @@
+"""The schedule as data: planning, daylight saving, time zones, lateness, quiet hours, pause.
+
+These run the real planner and due runner on the real database, with time-machine setting the
+calendar and the one clock stepping through each due moment (``Scheduler.advance_to``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from sqlalchemy import func, select, update
+
+from bot.planner import plan_all
+from bot.protocol import load_protocol
+from bot.scheduler import Scheduler
+from bot.settings import DEFAULT_STUDY_PATH
+from prompts import Prompts
+from storage.clock import CLOCK
+from storage.db import Database
+from storage.models import (
+    Checkin,
+    CheckinStatus,
+    Occurrence,
+    OccurrenceKind,
+    OccurrenceStatus,
+    OutboxMessage,
+    PartnerProfile,
+    Person,
+    PersonStatus,
+)
+from storage.types import utcnow
+from tests.factories import enrol
+
+PROTOCOL = load_protocol(DEFAULT_STUDY_PATH)
+PROMPTS = Prompts(PROTOCOL.study.locale)
+SUNDAY = 6
+LONDON = ZoneInfo("Europe/London")
+
+
+def at(day: str, hhmm: str, zone: ZoneInfo = LONDON) -> datetime:
+    """An aware local time."""
+    return datetime.fromisoformat(f"{day}T{hhmm}").replace(tzinfo=zone)
+
+
+@pytest.fixture
+def calendar() -> Iterator[time_machine.Coordinates]:
+    """Freeze the calendar; tests move it with ``.move_to`` or the clock."""
+    with time_machine.travel(datetime(2027, 3, 10, 12, 0, tzinfo=UTC), tick=False) as machine:
+        yield machine
+
+
+def scheduler(database: Database) -> Scheduler:
+    """A scheduler driven by hand (no background loop)."""
+    return Scheduler(database, PROTOCOL, PROMPTS, horizon=timedelta(days=14))
+
+
+async def opened(database: Database, person_id: int) -> list[Checkin]:
+    """The check-ins opened for a partner, oldest first."""
+    async with database.sessions() as session:
+        rows = await session.execute(
+            select(Checkin)
+            .where(Checkin.person_id == person_id, Checkin.opened_at.is_not(None))
+            .order_by(Checkin.opened_at)
+        )
+        return list(rows.scalars())
+
+
+async def occurrences(database: Database, person_id: int, kind: str) -> list[Occurrence]:
+    """A partner's occurrences of one kind, by due time."""
+    async with database.sessions() as session:
+        rows = await session.execute(
+            select(Occurrence)
+            .where(Occurrence.person_id == person_id, Occurrence.kind == kind)
+            .order_by(Occurrence.due_at)
+        )
+        return list(rows.scalars())
+
+
+def weekly(items: list[Checkin]) -> list[Checkin]:
+    """Only the weekly check-ins."""
+    return [c for c in items if c.checkin_key == "weekly"]
+
+
+@pytest.mark.parametrize(
+    ("start", "weeks", "changes"),
+    [
+        # Spring forward: New York 14 March, London 28 March; Sydney falls back 4 April.
+        (datetime(2027, 3, 1, 12, tzinfo=UTC), 6, "spring"),
+        # Sydney springs forward 3 October; London falls back 31 October, New York 7 November.
+        (datetime(2027, 9, 20, 12, tzinfo=UTC), 7, "autumn"),
+    ],
+)
+async def test_weekly_1800_arrives_at_1800_local_across_daylight_saving_in_three_zones(
+    database: Database, start: datetime, weeks: int, changes: str
+) -> None:
+    zones = ["Europe/London", "America/New_York", "Australia/Sydney"]
+    with time_machine.travel(start, tick=False):
+        people = [
+            await enrol(database, 100 + i, timezone=zone, checkin_weekday=SUNDAY)
+            for i, zone in enumerate(zones)
+        ]
+        runner = scheduler(database)
+        await runner.advance_to(start + timedelta(weeks=weeks))
+        for person, zone_name in zip(people, zones, strict=True):
+            zone = ZoneInfo(zone_name)
+            got = weekly(await opened(database, person.id))
+            local = [c.opened_at.astimezone(zone) for c in got if c.opened_at]
+            assert len(local) == weeks, (zone_name, changes, local)
+            assert all(t.weekday() == SUNDAY and (t.hour, t.minute) == (18, 0) for t in local), (
+                zone_name,
+                local,
+            )
+            days = [t.date() for t in local]
+            assert len(set(days)) == len(days), "never twice on one day"
+            assert all((b - a) == timedelta(days=7) for a, b in itertools.pairwise(days)), (
+                "once a week, every week"
+            )
+            offsets = {t.utcoffset() for t in local}
+            assert len(offsets) == 2, f"the run crossed a daylight-saving change in {zone_name}"
+            # It arrives when it opens: the first question went into the outbox at 18:00 local.
+            async with database.sessions() as session:
+                sends = (
+                    await session.execute(
+                        select(OutboxMessage.next_attempt_at)
+                        .where(OutboxMessage.person_id == person.id)
+                        .where(OutboxMessage.idempotency_key.like("ci:%:ask:%"))
+                        .order_by(OutboxMessage.id)
+                    )
+                ).scalars()
+                first_asks = [s.astimezone(zone) for s in sends]
+            assert [(t.hour, t.minute) for t in first_asks[:weeks]] == [(18, 0)] * weeks
+
+
+async def test_planning_twice_and_across_a_change_never_duplicates(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    person = await enrol(database, 200, checkin_weekday=SUNDAY)
+    now = utcnow()
+    async with database.transaction() as session:
+        first = await plan_all(session, PROTOCOL, now=now, horizon=timedelta(days=30))
+    async with database.transaction() as session:
+        again = await plan_all(session, PROTOCOL, now=now, horizon=timedelta(days=30))
+    assert first.added >= 4 and again.added == again.moved == again.removed == 0
+    planned = await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+    # 14, 21, 28 March and 4 April (London changes on the 28th), plus the monthly on 1 April.
+    weekly_local = [o.due_at.astimezone(LONDON) for o in planned if o.checkin_key == "weekly"]
+    assert [t.strftime("%d %H:%M") for t in weekly_local] == [
+        "14 18:00",
+        "21 18:00",
+        "28 18:00",
+        "04 18:00",
+    ]
+    monthly = [o for o in planned if o.checkin_key == "monthly"]
+    assert [o.due_at.astimezone(LONDON).strftime("%d %B %H:%M") for o in monthly] == [
+        "01 April 18:00"
+    ]
+
+
+async def test_a_changed_slot_moves_what_is_planned(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    person = await enrol(database, 201, checkin_weekday=SUNDAY)
+    async with database.transaction() as session:
+        await plan_all(session, PROTOCOL, now=utcnow())
+        await session.execute(
+            update(PartnerProfile)
+            .where(PartnerProfile.person_id == person.id)
+            .values(checkin_weekday=2, checkin_time="14:00")
+        )
+    async with database.transaction() as session:
+        result = await plan_all(session, PROTOCOL, now=utcnow())
+    assert result.removed == 2 and result.added == 2
+    planned = await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+    weekly_local = [o.due_at.astimezone(LONDON) for o in planned if o.checkin_key == "weekly"]
+    assert [(t.weekday(), t.hour) for t in weekly_local] == [(2, 14), (2, 14)]
+
+
+async def test_an_unanswered_checkin_gets_one_gentle_reminder_then_closes_as_missed(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    person = await enrol(database, 202, checkin_weekday=SUNDAY)
+    runner = scheduler(database)
+    sunday = at("2027-03-14", "18:00")
+    await runner.advance_to(sunday + timedelta(days=3))
+    [checkin] = weekly(await opened(database, person.id))
+    assert checkin.status == CheckinStatus.MISSED and checkin.reason == "unanswered"
+    nudges = await occurrences(database, person.id, OccurrenceKind.CHECKIN_NUDGE)
+    assert [(n.status, n.due_at.astimezone(LONDON).strftime("%a %H:%M")) for n in nudges] == [
+        (OccurrenceStatus.DONE, "Mon 18:00")
+    ]
+    async with database.sessions() as session:
+        texts = (
+            await session.execute(
+                select(OutboxMessage.payload)
+                .where(OutboxMessage.person_id == person.id)
+                .order_by(OutboxMessage.id)
+            )
+        ).scalars()
+        messages = [p["text"] for p in texts]
+    assert len(messages) == 2, "the check-in, then exactly one reminder, then nothing"
+    assert "gentle reminder" in messages[1] and "Tuesday" in messages[1]
+
+
+async def test_an_answered_checkin_gets_no_reminder(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    from bot import checkins
+
+    person = await enrol(database, 203, checkin_weekday=SUNDAY)
+    runner = scheduler(database)
+    await runner.advance_to(at("2027-03-14", "18:05"))
+    [checkin] = weekly(await opened(database, person.id))
+    async with database.transaction() as session:
+        found = await session.get(Person, person.id)
+        assert found is not None
+        await checkins.record_choice(
+            session, PROTOCOL, PROMPTS, found, f"ci:{checkin.id}:confidence:4", now=utcnow()
+        )
+    await runner.advance_to(at("2027-03-16", "19:00"))
+    [nudge] = await occurrences(database, person.id, OccurrenceKind.CHECKIN_NUDGE)
+    assert (nudge.status, nudge.reason) == (OccurrenceStatus.SKIPPED, "answered")
+    [checkin] = weekly(await opened(database, person.id))
+    assert checkin.status == CheckinStatus.EXPIRED, "partly answered: kept, closed quietly"
+
+
+async def test_quiet_hours_hold_a_checkin_until_they_end_within_its_window(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    person = await enrol(database, 204, checkin_weekday=SUNDAY)
+    late = await enrol(database, 205, checkin_weekday=SUNDAY)
+    async with database.transaction() as session:
+        await session.execute(
+            update(PartnerProfile)
+            .where(PartnerProfile.person_id == person.id)
+            .values(quiet_start="17:00", quiet_end="18:30")
+        )
+        # Quiet until the next morning: past the end of the day, so it cannot wait.
+        await session.execute(
+            update(PartnerProfile)
+            .where(PartnerProfile.person_id == late.id)
+            .values(quiet_start="17:00", quiet_end="09:00")
+        )
+    runner = scheduler(database)
+    await runner.advance_to(at("2027-03-14", "23:59"))
+    [checkin] = weekly(await opened(database, person.id))
+    assert checkin.opened_at is not None
+    assert checkin.opened_at.astimezone(LONDON).strftime("%H:%M") == "18:30"
+    assert weekly(await opened(database, late.id)) == []
+    [missed] = [
+        o
+        for o in await occurrences(database, late.id, OccurrenceKind.CHECKIN)
+        if o.status != OccurrenceStatus.PLANNED
+    ]
+    assert (missed.status, missed.reason) == (OccurrenceStatus.MISSED, "quiet_hours")
+
+
+async def test_pause_and_a_blocked_bot_are_respected_when_due_not_when_planned(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    paused = await enrol(database, 206, checkin_weekday=SUNDAY)
+    blocked = await enrol(database, 207, checkin_weekday=SUNDAY)
+    runner = scheduler(database)
+    async with database.transaction() as session:
+        await plan_all(session, PROTOCOL, now=utcnow())
+        # Both change after planning: the rows were already there.
+        await session.execute(
+            update(PartnerProfile)
+            .where(PartnerProfile.person_id == paused.id)
+            .values(paused_until=at("2027-03-18", "12:00"))
+        )
+        await session.execute(
+            update(Person).where(Person.id == blocked.id).values(status=PersonStatus.UNREACHABLE)
+        )
+    await runner.advance_to(at("2027-03-21", "19:00"))
+    for person, reason, later in ((paused, "paused", True), (blocked, "unreachable", False)):
+        items = [
+            o
+            for o in await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+            if o.checkin_key == "weekly" and o.status != OccurrenceStatus.PLANNED
+        ]
+        assert (items[0].status, items[0].reason) == (OccurrenceStatus.MISSED, reason)
+        resumed = [o for o in items[1:] if o.status == OccurrenceStatus.DONE]
+        assert bool(resumed) is later, "after the pause ends the next one goes out again"
+
+
+async def test_after_downtime_what_is_in_its_window_goes_once_and_the_rest_is_missed(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    on_time = await enrol(database, 208, checkin_weekday=SUNDAY)
+    runner = scheduler(database)
+    async with database.transaction() as session:
+        await plan_all(session, PROTOCOL, now=utcnow())
+    # The bot is off from before Sunday 14 March 18:00 until 21:00 the same day: still in
+    # its window (the end of the day). Then off again from Sunday 21st 17:00 to Monday.
+    CLOCK.advance_to(at("2027-03-14", "20:00"))
+    first = await runner.pass_once()
+    assert first.done == 1
+    again = await runner.pass_once()
+    assert again.done == 0, "sent once"
+    CLOCK.advance_to(at("2027-03-22", "07:00"))
+    await runner.pass_once()
+    items = [
+        o
+        for o in await occurrences(database, on_time.id, OccurrenceKind.CHECKIN)
+        if o.checkin_key == "weekly" and o.status != OccurrenceStatus.PLANNED
+    ]
+    assert [(o.status, o.reason) for o in items] == [
+        (OccurrenceStatus.DONE, None),
+        (OccurrenceStatus.MISSED, "late"),
+    ]
+    async with database.sessions() as session:
+        count = (
+            await session.execute(
+                select(func.count())
+                .select_from(Checkin)
+                .where(Checkin.person_id == on_time.id, Checkin.checkin_key == "weekly")
+            )
+        ).scalar_one()
+    assert count == 1, "no stale prompt after the second gap"
+
+
+async def test_a_withdrawn_partner_has_nothing_left_planned(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    person = await enrol(database, 209, checkin_weekday=SUNDAY)
+    async with database.transaction() as session:
+        await plan_all(session, PROTOCOL, now=utcnow())
+        await session.execute(
+            update(Person).where(Person.id == person.id).values(status=PersonStatus.WITHDRAWN)
+        )
+    runner = scheduler(database)
+    await runner.advance_to(at("2027-03-15", "12:00"))
+    statuses = {
+        (o.status, o.reason)
+        for o in await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+    }
+    assert statuses == {(OccurrenceStatus.CANCELLED, "withdrawn")}
+    assert await opened(database, person.id) == []
