@@ -43,6 +43,7 @@ from storage.models import (
     Occurrence,
     OccurrenceKind,
     OccurrenceStatus,
+    OutboxMessage,
     PartnerProfile,
     Person,
     PersonStatus,
@@ -97,6 +98,17 @@ def quiet_until(window: QuietHours, moment: datetime, profile: PartnerProfile) -
     # Round-trip through UTC so that a wall time skipped by a daylight-saving change lands on
     # the real instant just after it.
     return end.astimezone(moment.tzinfo).astimezone(zone).astimezone(moment.tzinfo)
+
+
+def _offset_hours(key: str) -> int | None:
+    """The offset of a ``mt:<id>:v<version>:remind:<hours>h:<person>`` reminder key."""
+    parts = key.split(":")
+    if len(parts) > 4 and parts[3] == "remind" and parts[4].endswith("h"):
+        try:
+            return int(parts[4][:-1])
+        except ValueError:
+            return None
+    return None
 
 
 def _version_of(key: str) -> int | None:
@@ -240,6 +252,10 @@ class DueRunner:
                 return OccurrenceStatus.SKIPPED, skip
         if kind == OccurrenceKind.MEETING_REMINDER and self._superseded(occurrence, batch):
             return OccurrenceStatus.SKIPPED, "superseded"
+        if kind == OccurrenceKind.MEETING_REMINDER and await self._recently_told(
+            session, occurrence, now
+        ):
+            return OccurrenceStatus.SKIPPED, "recently_told"
         if kind == OccurrenceKind.MEETING_FOLLOWUP and not await self._coming(session, occurrence):
             return OccurrenceStatus.SKIPPED, "not_coming"
         window = quiet_hours(who.profile, self.protocol)
@@ -377,6 +393,45 @@ class DueRunner:
             and other.due_at > occurrence.due_at
             for other in batch
         )
+
+    async def _recently_told(
+        self, session: AsyncSession, occurrence: Occurrence, now: datetime
+    ) -> bool:
+        """They heard about this meeting a short while ago (a reminder, a change notice).
+
+        After a change, the new time's reminders are planned afresh; one falling soon after
+        the change notice (or an earlier reminder) would only repeat it. "A short while" is a
+        quarter of the reminder's offset: 12 hours for a two-day reminder, 30 minutes for a
+        two-hour one.
+        """
+        offset = _offset_hours(occurrence.key)
+        if offset is None or occurrence.meeting_id is None:
+            return False
+        since = now - timedelta(hours=offset / 4)
+        reminded = await session.execute(
+            select(Occurrence.id)
+            .where(
+                Occurrence.meeting_id == occurrence.meeting_id,
+                Occurrence.person_id == occurrence.person_id,
+                Occurrence.kind == OccurrenceKind.MEETING_REMINDER,
+                Occurrence.status == OccurrenceStatus.DONE,
+                Occurrence.id != occurrence.id,
+                Occurrence.done_at >= since,
+            )
+            .limit(1)
+        )
+        if reminded.first() is not None:
+            return True
+        noticed = await session.execute(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.person_id == occurrence.person_id,
+                OutboxMessage.idempotency_key.like(f"mt:{occurrence.meeting_id}:%:changed:%"),
+                OutboxMessage.created_at >= since,
+            )
+            .limit(1)
+        )
+        return noticed.first() is not None
 
     async def _coming(self, session: AsyncSession, occurrence: Occurrence) -> bool:
         """They said they would come, or a connector marked them as there."""

@@ -257,7 +257,17 @@ class Companion:
         await self.leadership.release()
 
     async def _stop_loops(self) -> None:
-        """Stop polling, processing and sending (in-flight sends finish first)."""
+        """Stop polling, processing and sending (in-flight sends finish first).
+
+        The scheduler is let finish the pass it is in (a pass is one short transaction at a
+        time), so that stopping never cuts a database call in half.
+        """
+        async with self.scheduler.quiesced():
+            for task in self._tasks:
+                if task.get_name() == "scheduler":
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
         for task in reversed(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -66,6 +66,7 @@ class Scheduler:
         self._plan_wanted = True
         self._planned_at: datetime | None = None
         self._lock = asyncio.Lock()
+        self._stopping = False
         self._aps: AsyncIOScheduler | None = None
         self._next_wake: datetime | None = None
         self.last_plan: planner.PassResult | None = None
@@ -106,6 +107,16 @@ class Scheduler:
             **_JOB_OPTIONS,
         )
 
+    @contextlib.asynccontextmanager
+    async def quiesced(self) -> AsyncIterator[None]:
+        """Wait for the pass in progress to end (a paced wave stops early), and hold off more."""
+        self._stopping = True
+        try:
+            async with self._lock:
+                yield
+        finally:
+            self._stopping = False
+
     # -- work --------------------------------------------------------------------------------
 
     async def plan(self) -> planner.PassResult:
@@ -140,7 +151,7 @@ class Scheduler:
                     .select_from(OutboxMessage)
                     .where(OutboxMessage.status == OutboxStatus.PENDING)
                 )
-            if (waiting or 0) <= limit:
+            if (waiting or 0) <= limit or self._stopping:
                 return
             await asyncio.sleep(QUEUE_POLL)
 
@@ -152,7 +163,7 @@ class Scheduler:
         is spread under the rate limit and the sender never waits for the database.
         """
         total = DueResult()
-        while True:
+        while not self._stopping:
             if pace and total.done:
                 await self._wait_for_room()
             try:
