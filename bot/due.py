@@ -30,7 +30,7 @@ from bot import checkins, meetings
 from bot.outbox import enqueue
 from bot.pausing import is_paused
 from bot.planner import zone_named
-from bot.preferences import QuietHours, day_words, quiet_hours, time_words, zone_of
+from bot.preferences import day_words, quiet_ends, quiet_hours, time_words, zone_of
 from bot.protocol import StudyProtocol
 from prompts import Prompts
 from storage.models import (
@@ -52,6 +52,7 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
+SAME_TIME = timedelta(minutes=1)  # two scheduled check-ins this close count as one moment
 BUSY_RETRY = timedelta(minutes=15)  # how often a check-in waiting for another one looks again
 BATCH = 50  # occurrences per transaction: short, so the sender is never held up for long
 
@@ -86,18 +87,6 @@ class _Person:
     person: Person
     profile: PartnerProfile | None
     identity: TelegramIdentity | None
-
-
-def quiet_until(window: QuietHours, moment: datetime, profile: PartnerProfile) -> datetime:
-    """When the quiet hours that ``moment`` falls in end (an aware UTC-compatible datetime)."""
-    zone = zone_of(profile)
-    local = moment.astimezone(zone)
-    end = datetime.combine(local.date(), window.end, tzinfo=zone)
-    if end <= local:
-        end = datetime.combine(local.date() + timedelta(days=1), window.end, tzinfo=zone)
-    # Round-trip through UTC so that a wall time skipped by a daylight-saving change lands on
-    # the real instant just after it.
-    return end.astimezone(moment.tzinfo).astimezone(zone).astimezone(moment.tzinfo)
 
 
 def _offset_hours(key: str) -> int | None:
@@ -171,6 +160,7 @@ class DueRunner:
                 )
                 self._settle(occurrence, outcome, reason, now, result)
                 continue
+            occurrence_id = occurrence.id
             try:
                 async with session.begin_nested():
                     outcome, reason = await self._handle(
@@ -178,8 +168,9 @@ class DueRunner:
                     )
             except Exception:
                 # One broken occurrence must not hold back the others; it is recorded and
-                # never retried in a loop.
-                log.exception("occurrence %s failed", occurrence.id)
+                # never retried in a loop. The rollback expired it: read it again first.
+                log.exception("occurrence %s failed", occurrence_id)
+                await session.refresh(occurrence)
                 outcome, reason = OccurrenceStatus.MISSED, "error"
             self._settle(occurrence, outcome, reason, now, result)
         return result
@@ -250,6 +241,8 @@ class DueRunner:
             skip = await self._nudge_not_needed(session, occurrence, now)
             if skip is not None:
                 return OccurrenceStatus.SKIPPED, skip
+        if kind == OccurrenceKind.CHECKIN and self._outranked(occurrence, batch):
+            return OccurrenceStatus.SKIPPED, "same_time"
         if kind == OccurrenceKind.MEETING_REMINDER and self._superseded(occurrence, batch):
             return OccurrenceStatus.SKIPPED, "superseded"
         if kind == OccurrenceKind.MEETING_REMINDER and await self._recently_told(
@@ -261,7 +254,7 @@ class DueRunner:
         window = quiet_hours(who.profile, self.protocol)
         zone = zone_of(who.profile)
         if window is not None and window.contains(now.astimezone(zone).time()):
-            until = quiet_until(window, now, who.profile)
+            until = quiet_ends(window, now, zone)
             if until < occurrence.window_ends_at:
                 occurrence.due_at = until
                 return OccurrenceStatus.PLANNED, "quiet_hours"
@@ -329,7 +322,7 @@ class DueRunner:
             return
         session.add(
             Occurrence(
-                key=f"nudge:{checkin.id}",
+                key=f"nudge:{checkin.occurrence_key}",
                 kind=OccurrenceKind.CHECKIN_NUDGE,
                 person_id=checkin.person_id,
                 checkin_key=checkin.checkin_key,
@@ -380,6 +373,27 @@ class DueRunner:
         return (OccurrenceStatus.DONE, None) if sent else (OccurrenceStatus.SKIPPED, "closed")
 
     # -- meetings ----------------------------------------------------------------------------
+
+    def _outranked(self, occurrence: Occurrence, batch: Sequence[Occurrence]) -> bool:
+        """Another scheduled check-in for them falls due at the same moment and goes instead.
+
+        A monthly reflection on the 1st can fall on the weekly check-in's day and time; two
+        prompts at once would only close the first unanswered. The rarer one goes.
+        """
+        rank = {"monthly": 0, "weekly": 1}
+        schedules = {c.key: c.schedule for c in self.protocol.checkins}
+
+        def order(item: Occurrence) -> tuple[int, int]:
+            return rank.get(schedules.get(item.checkin_key or "", ""), 2), item.id
+
+        return any(
+            other.id != occurrence.id
+            and other.kind == OccurrenceKind.CHECKIN
+            and other.person_id == occurrence.person_id
+            and abs(other.due_at - occurrence.due_at) < SAME_TIME
+            and order(other) < order(occurrence)
+            for other in batch
+        )
 
     @staticmethod
     def _superseded(occurrence: Occurrence, batch: Sequence[Occurrence]) -> bool:
@@ -488,19 +502,17 @@ class DueRunner:
         return OccurrenceStatus.DONE, None
 
 
-async def next_due(session: AsyncSession) -> datetime | None:
-    """When the earliest planned occurrence, or open check-in's closing, falls due."""
-    first = await session.execute(
-        select(Occurrence.due_at)
-        .where(Occurrence.status == OccurrenceStatus.PLANNED)
-        .order_by(Occurrence.due_at)
-        .limit(1)
-    )
-    closing = await session.execute(
-        select(Checkin.closes_at)
-        .where(Checkin.status == CheckinStatus.OPEN)
-        .order_by(Checkin.closes_at)
-        .limit(1)
-    )
+async def next_due(session: AsyncSession, *, after: datetime | None = None) -> datetime | None:
+    """When the earliest planned occurrence, or open check-in's closing, falls due.
+
+    ``after``: only what falls due later than that.
+    """
+    planned = select(Occurrence.due_at).where(Occurrence.status == OccurrenceStatus.PLANNED)
+    closes = select(Checkin.closes_at).where(Checkin.status == CheckinStatus.OPEN)
+    if after is not None:
+        planned = planned.where(Occurrence.due_at > after)
+        closes = closes.where(Checkin.closes_at > after)
+    first = await session.execute(planned.order_by(Occurrence.due_at).limit(1))
+    closing = await session.execute(closes.order_by(Checkin.closes_at).limit(1))
     times = [t for t in (first.scalar_one_or_none(), closing.scalar_one_or_none()) if t]
     return min(times) if times else None

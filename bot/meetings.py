@@ -44,7 +44,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import planner
 from bot.outbox import enqueue
-from bot.preferences import day_words, quiet_hours, time_words, timezone_words, zone_of
+from bot.preferences import (
+    day_words,
+    quiet_ends,
+    quiet_hours,
+    time_words,
+    timezone_words,
+    zone_of,
+)
 from bot.protocol import StudyProtocol
 from prompts import CALLBACK_DATA_LIMIT, Prompts
 from storage.models import (
@@ -673,11 +680,7 @@ def after_quiet_hours(
     local = now.astimezone(zone)
     if window is None or not window.contains(local.time()):
         return None
-    end = datetime.combine(local.date(), window.end, tzinfo=zone)
-    if end <= local:
-        end = datetime.combine(local.date() + timedelta(days=1), window.end, tzinfo=zone)
-    # Through UTC and back, so a wall time skipped by a clock change lands just after it.
-    return end.astimezone(UTC).astimezone(zone).astimezone(UTC)
+    return quiet_ends(window, now, zone)
 
 
 def _audit(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -100,29 +100,65 @@ def _hhmm(value: str) -> tuple[int, int]:
     return int(hours), int(minutes)
 
 
+# The triggers pick the *days* (at local noon, which exists once on every day in every zone);
+# the partner's wall-clock time on that day is then made an instant by zoneinfo. A time that
+# happens twice when the clocks go back is taken once (its first occurrence), and one that
+# does not exist when they go forward becomes the same wall time on the new offset (an hour
+# later), so no week is ever skipped or doubled. APScheduler alone would return the doubled
+# hour twice and drop the missing one.
 @lru_cache(maxsize=4096)
-def weekly_trigger(weekday: int, hhmm: str, zone: str) -> CronTrigger:
-    hour, minute = _hhmm(hhmm)
-    return CronTrigger(day_of_week=weekday, hour=hour, minute=minute, timezone=zone_named(zone))
+def weekly_trigger(weekday: int, zone: str) -> CronTrigger:
+    """Fires at local noon on ``weekday`` (0 = Monday) in ``zone``."""
+    return CronTrigger(day_of_week=weekday, hour=12, minute=0, timezone=zone_named(zone))
 
 
 @lru_cache(maxsize=4096)
-def monthly_trigger(day: int, hhmm: str, zone: str) -> CronTrigger:
-    hour, minute = _hhmm(hhmm)
-    return CronTrigger(day=day, hour=hour, minute=minute, timezone=zone_named(zone))
+def monthly_trigger(day: int, zone: str) -> CronTrigger:
+    """Fires at local noon on ``day`` of every month in ``zone``."""
+    return CronTrigger(day=day, hour=12, minute=0, timezone=zone_named(zone))
 
 
 def fire_times(trigger: CronTrigger, start: datetime, end: datetime) -> list[datetime]:
-    """Every time ``trigger`` fires in ``[start, end)``, as aware datetimes."""
+    """Every time ``trigger`` fires in ``[start, end)``, as aware datetimes, each once."""
     times: list[datetime] = []
     previous: datetime | None = None
-    now = start
+    now = start.astimezone(UTC)
     while True:
         fire = trigger.get_next_fire_time(previous, now)
         if fire is None or fire >= end:
             return times
+        if previous is not None and fire.astimezone(UTC) <= previous.astimezone(UTC):
+            return times  # never loop on a trigger that does not move forward
         times.append(fire)
-        previous, now = fire, fire + timedelta(seconds=1)
+        previous, now = fire, fire.astimezone(UTC) + timedelta(seconds=1)
+
+
+def local_instants(
+    trigger: CronTrigger, hhmm: str, zone: ZoneInfo, start: datetime, end: datetime
+) -> list[tuple[datetime, date]]:
+    """The instants in ``[start, end)`` at wall time ``hhmm`` on the days ``trigger`` picks.
+
+    Each comes with its local date (the day the partner would name), in UTC.
+    """
+    hour, minute = _hhmm(hhmm)
+    found: list[tuple[datetime, date]] = []
+    for noon in fire_times(trigger, start - timedelta(days=1), end + timedelta(days=1)):
+        day = noon.astimezone(zone).date()
+        wall = datetime.combine(day, time(hour, minute), tzinfo=zone)  # fold=0: the first
+        instant = wall.astimezone(UTC)
+        if start <= instant < end:
+            found.append((instant, day))
+    return found
+
+
+def weekly_times(
+    weekday: int, hhmm: str, zone_name: str, start: datetime, end: datetime
+) -> list[datetime]:
+    """A weekly local time's instants in ``[start, end)`` (for tests and the demo)."""
+    zone = zone_named(zone_name)
+    return [
+        t for t, _ in local_instants(weekly_trigger(weekday, zone_name), hhmm, zone, start, end)
+    ]
 
 
 def end_of_local_day(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -173,13 +209,13 @@ def _fires(
     found = cache.get(key)
     if found is None:
         trigger = (
-            weekly_trigger(day, hhmm, zone_name)
+            weekly_trigger(day, zone_name)
             if definition.schedule == "weekly"
-            else monthly_trigger(day, hhmm, zone_name)
+            else monthly_trigger(day, zone_name)
         )
         found = [
-            (due, due.astimezone(zone).date().isoformat(), lateness_window(definition, due, zone))
-            for due in fire_times(trigger, start, end)
+            (due, local_date.isoformat(), lateness_window(definition, due, zone))
+            for due, local_date in local_instants(trigger, hhmm, zone, start, end)
         ]
         cache[key] = found
     return found

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -96,6 +96,24 @@ def zone_of(profile: PartnerProfile | None) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo(DEFAULT_ZONE)
+
+
+def quiet_ends(window: QuietHours, moment: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant after ``moment`` at which the quiet hours' end comes round, in UTC.
+
+    Compared as instants, not wall times: when the clocks go back, an end inside the doubled
+    hour is the first of the two that is still ahead; when they go forward, an end that does
+    not exist that night becomes the same wall time on the new offset. Never earlier than a
+    minute after ``moment``, so a caller can never be handed a time already past.
+    """
+    local_day = moment.astimezone(zone).date()
+    candidates = []
+    for offset in (0, 1, 2):
+        wall = datetime.combine(local_day + timedelta(days=offset), window.end, tzinfo=zone)
+        for fold in (0, 1):
+            candidates.append(wall.replace(fold=fold).astimezone(UTC))
+    later = [c for c in candidates if c > moment]
+    return max(min(later), moment.astimezone(UTC) + timedelta(minutes=1))
 
 
 def is_quiet(profile: PartnerProfile, protocol: StudyProtocol, when: datetime) -> bool:

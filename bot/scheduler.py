@@ -62,6 +62,7 @@ class Scheduler:
         self.runner = DueRunner(protocol, prompts)
         self.on_queued = on_queued
         self.queue_limit = queue_limit
+        self.batch = BATCH  # occurrences per transaction
         self._wake = asyncio.Event()
         self._plan_wanted = True
         self._planned_at: datetime | None = None
@@ -149,7 +150,12 @@ class Scheduler:
                 waiting = await session.scalar(
                     select(func.count())
                     .select_from(OutboxMessage)
-                    .where(OutboxMessage.status == OutboxStatus.PENDING)
+                    .where(
+                        OutboxMessage.status == OutboxStatus.PENDING,
+                        # Rows held back on purpose (quiet hours, a retry's back-off) are not
+                        # the sender's work now and must not hold a wave up.
+                        OutboxMessage.next_attempt_at <= utcnow(),
+                    )
                 )
             if (waiting or 0) <= limit or self._stopping:
                 return
@@ -169,18 +175,18 @@ class Scheduler:
             try:
                 async with self.db.transaction() as session:
                     result = await self.runner.run(
-                        session, now=utcnow(), limit=BATCH, careful=False
+                        session, now=utcnow(), limit=self.batch, careful=False
                     )
             except Exception:
                 # The fast path failed somewhere in the batch and rolled it all back: run it
                 # again one occurrence at a time, so the broken one is set aside alone.
                 log.warning("a due batch failed; handling it one by one", exc_info=True)
                 async with self.db.transaction() as session:
-                    result = await self.runner.run(session, now=utcnow(), limit=BATCH)
+                    result = await self.runner.run(session, now=utcnow(), limit=self.batch)
             total.add(result)
             if result.done and self.on_queued is not None:
                 self.on_queued()
-            if result.handled + result.deferred < BATCH:
+            if result.handled + result.deferred < self.batch:
                 break
         if total.handled or total.closed_checkins or total.deferred:
             log.info(
@@ -207,7 +213,11 @@ class Scheduler:
         if self._plan_wanted or stale:
             self._plan_wanted = False
             self._planned_at = utcnow()
-            await self.plan()
+            try:
+                await self.plan()
+            except Exception:
+                self._plan_wanted = True  # try again at the next wake-up, not in 30 minutes
+                raise
         result = await self.run_due(pace=pace)
         async with self.db.sessions() as session:
             self._wake_at(await next_due(session))
@@ -223,15 +233,22 @@ class Scheduler:
         total = DueResult()
         async with self._lock:
             total.add(await self._pass(pace=False))  # plan from now, not from where it goes
-            while True:
+            stuck = False
+            while not self._stopping:
                 async with self.db.sessions() as session:
                     upcoming = await next_due(session)
+                    if upcoming is not None and upcoming <= CLOCK.now() and stuck:
+                        # Something stayed due after a full pass: look past it, don't spin.
+                        log.warning("an occurrence stayed due at %s; moving on", upcoming)
+                        upcoming = await next_due(session, after=CLOCK.now())
+                stuck = upcoming is not None and upcoming <= CLOCK.now()
                 if upcoming is None or upcoming > target:
                     CLOCK.advance_to(target)
                     total.add(await self._pass(pace=False))
                     return total
                 CLOCK.advance_to(upcoming)
                 total.add(await self._pass(pace=False))
+            return total
 
     async def run(self) -> None:
         """Run until cancelled: wake on the tick, at the next due time, or when time moves."""

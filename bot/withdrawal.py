@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, event, or_, select, update
+from sqlalchemy import String, cast, delete, event, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -270,7 +270,12 @@ async def withdraw(
             await session.execute(
                 update(OutboxMessage)
                 .where(to_them)
-                .values(payload=REDACTED_PAYLOAD)
+                # The keys go too: they are built from ids of the rows deleted above, which
+                # SQLite may give out again, and a new row must never find its key taken.
+                .values(
+                    payload=REDACTED_PAYLOAD,
+                    idempotency_key=literal("withdrawn:") + cast(OutboxMessage.id, String),
+                )
                 .execution_options(synchronize_session=False)
             )
         )

@@ -6,9 +6,10 @@ calendar and the one clock stepping through each due moment (``Scheduler.advance
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -341,3 +342,135 @@ async def test_a_withdrawn_partner_has_nothing_left_planned(
     }
     assert statuses == {(OccurrenceStatus.CANCELLED, "withdrawn")}
     assert await opened(database, person.id) == []
+
+
+# -- the edges of the calendar, and things that go wrong ------------------------------------
+
+
+def test_a_time_in_the_doubled_or_missing_hour_comes_once_a_week() -> None:
+    from bot.planner import weekly_times
+
+    spring = weekly_times(
+        SUNDAY, "01:30", "Europe/London", at("2027-03-20", "00:00"), at("2027-04-05", "00:00")
+    )
+    # 28 March has no 01:30 (clocks go from 01:00 to 02:00): it comes at 02:30 instead.
+    assert [t.astimezone(LONDON).strftime("%d %H:%M") for t in spring] == [
+        "21 01:30",
+        "28 02:30",
+        "04 01:30",
+    ]
+    autumn = weekly_times(
+        SUNDAY, "01:30", "Europe/London", at("2027-10-23", "00:00"), at("2027-11-08", "00:00")
+    )
+    # 31 October has 01:30 twice: only the first.
+    assert [t.astimezone(LONDON).strftime("%d %H:%M %Z") for t in autumn] == [
+        "24 01:30 BST",
+        "31 01:30 BST",
+        "07 01:30 GMT",
+    ]
+
+
+def test_quiet_hours_ending_in_the_doubled_hour_end_once_and_never_in_the_past() -> None:
+    from bot.preferences import QuietHours, quiet_ends
+
+    window = QuietHours(start=time(23, 0), end=time(1, 30))
+    # 01:15 GMT on 31 October 2027 is the second 01:15: the end still ahead is 01:30 GMT.
+    moment = datetime(2027, 10, 31, 1, 15, tzinfo=UTC)
+    ends = quiet_ends(window, moment, LONDON)
+    assert ends > moment and ends - moment == timedelta(minutes=15)
+
+
+async def test_a_monthly_and_a_weekly_at_the_same_moment_send_one_prompt(
+    database: Database,
+) -> None:
+    # Thursday 1 April 2027: the monthly reflection falls on the weekly check-in's day and time.
+    with time_machine.travel(datetime(2027, 3, 30, 12, tzinfo=UTC), tick=False):
+        person = await enrol(database, 210, checkin_weekday=3)
+        await scheduler(database).advance_to(at("2027-04-01", "18:30"))
+        opened_now = await opened(database, person.id)
+        assert [c.checkin_key for c in opened_now] == ["monthly"]
+        skipped = [
+            (o.checkin_key, o.reason)
+            for o in await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+            if o.status == OccurrenceStatus.SKIPPED
+        ]
+        assert skipped == [("weekly", "same_time")]
+
+
+async def test_one_broken_occurrence_is_set_aside_and_the_rest_go_out(
+    database: Database, calendar: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.due import DueRunner
+
+    broken = await enrol(database, 211, checkin_weekday=SUNDAY)
+    fine = await enrol(database, 212, checkin_weekday=SUNDAY)
+    original = DueRunner._open_checkin
+
+    async def fails_for_one(self, session, occurrence, who, *, now):  # type: ignore[no-untyped-def]
+        if who.person.id == broken.id:
+            raise RuntimeError("a broken occurrence")
+        return await original(self, session, occurrence, who, now=now)
+
+    monkeypatch.setattr(DueRunner, "_open_checkin", fails_for_one)
+    await scheduler(database).advance_to(at("2027-03-14", "18:05"))
+    assert [c.checkin_key for c in await opened(database, fine.id)] == ["weekly"]
+    [failed] = [
+        o
+        for o in await occurrences(database, broken.id, OccurrenceKind.CHECKIN)
+        if o.status != OccurrenceStatus.PLANNED
+    ]
+    assert (failed.status, failed.reason) == (OccurrenceStatus.MISSED, "error")
+
+
+async def test_after_a_withdrawal_that_deletes_data_the_next_checkin_still_goes_out(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    from bot.protocol import Withdrawal
+    from bot.withdrawal import withdraw
+
+    deleting = PROTOCOL.model_copy(update={"withdrawal": Withdrawal(data="delete")})
+    first = await enrol(database, 213, checkin_weekday=SUNDAY, checkin_time="17:00")
+    second = await enrol(database, 214, checkin_weekday=SUNDAY)
+    runner = Scheduler(database, deleting, PROMPTS)
+    await runner.advance_to(at("2027-03-14", "17:05"))
+    async with database.transaction() as session:
+        found = await session.get(Person, first.id)
+        assert found is not None
+        await withdraw(session, found, protocol=deleting, prompts=PROMPTS, data_dir=None)
+    # SQLite may give the deleted check-in's id to the next one: its messages must still go.
+    await runner.advance_to(at("2027-03-14", "18:05"))
+    assert len(await opened(database, second.id)) == 1
+    async with database.sessions() as session:
+        asks = (
+            await session.execute(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.person_id == second.id)
+            )
+        ).scalar_one()
+    assert asks == 1, "the first question of the new check-in is queued"
+
+
+async def test_messages_held_for_later_do_not_hold_a_wave_back(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    from bot.outbox import enqueue
+
+    people = [await enrol(database, 220 + i, checkin_weekday=SUNDAY) for i in range(4)]
+    async with database.transaction() as session:
+        for i in range(20):  # change notices waiting for someone's quiet hours to end
+            await enqueue(
+                session,
+                key=f"held:{i}",
+                chat_id=230,
+                text="later",
+                not_before=at("2027-03-20", "09:00"),
+            )
+        await plan_all(session, PROTOCOL, now=utcnow())
+    runner = Scheduler(database, PROTOCOL, PROMPTS, queue_limit=10)
+    runner.batch = 1  # four batches: room is checked between them
+    CLOCK.advance_to(at("2027-03-14", "18:00"))
+    result = await asyncio.wait_for(runner.run_due(pace=True), timeout=20)
+    assert result.done == 4
+    for person in people:
+        assert len(weekly(await opened(database, person.id))) == 1

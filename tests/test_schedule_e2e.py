@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from bot.planner import fire_times, weekly_trigger
+from bot.planner import weekly_times
 from bot.protocol import load_protocol
 from bot.settings import DEFAULT_STUDY_PATH
 from storage.models import (
@@ -40,9 +40,7 @@ WEEKLY_INTRO = "Here is your weekly check-in"
 def next_sunday_at(hhmm: str, after: datetime | None = None) -> datetime:
     """The next Sunday at ``hhmm`` London time after ``after`` (default now)."""
     start = after or utcnow()
-    [when] = fire_times(
-        weekly_trigger(SUNDAY, hhmm, "Europe/London"), start, start + timedelta(days=8)
-    )[:1]
+    [when] = weekly_times(SUNDAY, hhmm, "Europe/London", start, start + timedelta(days=8))[:1]
     return when
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot import meetings
-from bot.planner import fire_times, weekly_trigger
+from bot.planner import weekly_times
 from bot.protocol import load_protocol
 from bot.settings import DEFAULT_STUDY_PATH
 from prompts import Prompts
@@ -42,9 +42,7 @@ SUNDAY = 6
 def next_local(weekday: int, hhmm: str, days_ahead: int = 3) -> datetime:
     """The first ``weekday`` at ``hhmm`` London time at least ``days_ahead`` days from now."""
     start = utcnow() + timedelta(days=days_ahead)
-    [when] = fire_times(
-        weekly_trigger(weekday, hhmm, "Europe/London"), start, start + timedelta(days=8)
-    )[:1]
+    [when] = weekly_times(weekday, hhmm, "Europe/London", start, start + timedelta(days=8))[:1]
     return when
 
 
