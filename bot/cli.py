@@ -227,15 +227,12 @@ class _SchemaBehindError(RuntimeError):
     """The PostgreSQL database needs ``companion db upgrade``."""
 
 
-async def _store_invites(
-    settings: Settings,
-    protocol: StudyProtocol,
-    *,
-    role: Role,
-    group: str | None,
-    count: int,
-    expires_days: int,
-) -> list[NewInvite]:
+async def _in_transaction(settings: Settings, job: Any) -> Any:
+    """Run ``job(session)`` in one transaction on an up-to-date database; return its result.
+
+    An SQLite database is brought up to date first; a PostgreSQL one that is behind raises
+    ``_SchemaBehindError`` (``companion db upgrade`` is the study IT's decision).
+    """
     from storage.db import Database
 
     url = settings.database_url
@@ -253,16 +250,32 @@ async def _store_invites(
     db = Database(url)
     try:
         async with db.transaction() as session:
-            return await create_invites(
-                session,
-                protocol,
-                role=role,
-                group_key=group,
-                count=count,
-                expires_days=expires_days,
-            )
+            return await job(session)
     finally:
         await db.dispose()
+
+
+async def _store_invites(
+    settings: Settings,
+    protocol: StudyProtocol,
+    *,
+    role: Role,
+    group: str | None,
+    count: int,
+    expires_days: int,
+) -> list[NewInvite]:
+    async def job(session: Any) -> list[NewInvite]:
+        return await create_invites(
+            session,
+            protocol,
+            role=role,
+            group_key=group,
+            count=count,
+            expires_days=expires_days,
+        )
+
+    created: list[NewInvite] = await _in_transaction(settings, job)
+    return created
 
 
 def _reason(exc: BaseException) -> str:
@@ -448,30 +461,8 @@ def _in_meeting_transaction(settings: Settings, job: Any) -> Any:
 
     A MeetingError raised by the job rolls everything back and is raised again here.
     """
-    from storage.db import Database
-
-    async def go() -> Any:
-        url = settings.database_url
-        if not await migrate.is_up_to_date(url):
-            if not is_sqlite(url):
-                raise _SchemaBehindError(
-                    _say(
-                        "database_behind",
-                        url=_safe_url(url),
-                        current=await migrate.current_revision(url) or "none",
-                        head=migrate.head_revision(),
-                    )
-                )
-            await migrate.upgrade(url)
-        db = Database(url)
-        try:
-            async with db.transaction() as session:
-                return await job(session)
-        finally:
-            await db.dispose()
-
     try:
-        return asyncio.run(go())
+        return asyncio.run(_in_transaction(settings, job))
     except (SQLAlchemyError, _SchemaBehindError, OSError) as exc:
         raise _meeting_fail("no_database", reason=_reason(exc)) from exc
 

@@ -93,3 +93,44 @@ async def count(database: Any, model: Any, *where: Any) -> int:
         for clause in where:
             query = query.where(clause)
         return int((await session.execute(query)).scalar_one())
+
+
+async def start_companion_process(
+    sandbox: Any, database_url: str, log_path: Path, **env: str
+) -> asyncio.subprocess.Process:
+    """``companion run`` as its own process against the sandbox (output appended to a log).
+
+    ``env`` adds settings, e.g. ``COMPANION_GLOBAL_RATE="30"``.
+    """
+    import os
+    import sys
+
+    variables = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": sandbox.token,
+        "TELEGRAM_API_BASE_URL": sandbox.base_url,
+        "DATABASE_URL": database_url,
+        "COMPANION_LOG_LEVEL": "INFO",
+        **env,
+    }
+    log = open(log_path, "ab")  # noqa: SIM115 - closed when the process exits
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        env=variables,
+        stdout=log,
+        stderr=log,
+        cwd=os.getcwd(),
+    )
+
+
+async def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    """Poll ``predicate()`` until it holds; fail saying ``what`` did not happen in time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -9,15 +9,14 @@ blindly), and the test counts them.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections import Counter
 
 import pytest
 from sqlalchemy import select
 
 from storage.models import InboxStatus, InboxUpdate, OutboxMessage, OutboxStatus
+from tests.support import start_companion_process, wait_until
 
 USERS = 60
 FIRST_ID = 700_000
@@ -26,32 +25,18 @@ pytestmark = pytest.mark.slow
 
 
 async def start_bot(sandbox, database_url: str, log_path) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": sandbox.token,
-        "TELEGRAM_API_BASE_URL": sandbox.base_url,
-        "DATABASE_URL": database_url,
-        "COMPANION_CONNECTOR_IDS": ",".join(str(FIRST_ID + i) for i in range(USERS)),
-        "COMPANION_GLOBAL_RATE": "20",
-        "COMPANION_LOG_LEVEL": "INFO",
-    }
-    log = open(log_path, "ab")  # noqa: SIM115 - closed by the caller via process exit
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", env=env, stdout=log, stderr=log, cwd=os.getcwd()
+    """`companion run`, with every test user allow-listed so that each message gets a reply."""
+    return await start_companion_process(
+        sandbox,
+        database_url,
+        log_path,
+        COMPANION_CONNECTOR_IDS=",".join(str(FIRST_ID + i) for i in range(USERS)),
+        COMPANION_GLOBAL_RATE="20",
     )
 
 
 def delivered(sandbox) -> int:
     return sum(len(sandbox.sent_to(FIRST_ID + i)) for i in range(USERS))
-
-
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_sigkill_mid_burst_loses_nothing_and_repeats_nothing(

@@ -9,9 +9,7 @@ and prints how many there were.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections import Counter
 from datetime import timedelta
 
@@ -29,6 +27,7 @@ from storage.models import (
 )
 from storage.types import utcnow
 from tests.factories import enrol
+from tests.support import start_companion_process, wait_until
 
 PARTNERS = 300
 FIRST_ID = 810_000
@@ -38,19 +37,13 @@ pytestmark = pytest.mark.slow
 
 
 async def start_bot(sandbox, database_url: str, log_path) -> asyncio.subprocess.Process:
-    """`companion run` as its own process, sending at 30 messages a second."""
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": sandbox.token,
-        "TELEGRAM_API_BASE_URL": sandbox.base_url,
-        "DATABASE_URL": database_url,
-        "COMPANION_GLOBAL_RATE": "30",
-        "COMPANION_SCHEDULE_TICK": "1",
-        "COMPANION_LOG_LEVEL": "INFO",
-    }
-    log = open(log_path, "ab")  # noqa: SIM115 - closed by the caller via process exit
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", env=env, stdout=log, stderr=log, cwd=os.getcwd()
+    """`companion run` sending at 30 messages a second, looking for due items every second."""
+    return await start_companion_process(
+        sandbox,
+        database_url,
+        log_path,
+        COMPANION_GLOBAL_RATE="30",
+        COMPANION_SCHEDULE_TICK="1",
     )
 
 
@@ -62,16 +55,6 @@ def reminders(sandbox, chat_id: int) -> int:
 def delivered(sandbox) -> int:
     """Reminders delivered so far, over all partners."""
     return sum(reminders(sandbox, FIRST_ID + i) for i in range(PARTNERS))
-
-
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll ``predicate`` until it holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_sigkill_during_a_wave_of_300_reminders(sandbox, database, database_url, tmp_path):
