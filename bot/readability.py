@@ -40,11 +40,24 @@ def plain_text(html: str) -> str:
     return text
 
 
+def as_sentences(text: str) -> str:
+    """``text`` with each line ended as a sentence.
+
+    A chat message is read line by line: a list of commands or crisis lines is a list of
+    short items, not one long sentence, which is how Flesch would otherwise count it.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(line if line[-1] in ".!?:" else f"{line}." for line in lines)
+
+
 def score_text(text: str) -> Reading:
-    """The reading ease of plain ``text``."""
+    """The reading ease of plain ``text`` (each line counted as a sentence)."""
     import textstat
 
-    return Reading(float(textstat.flesch_reading_ease(text)), int(textstat.lexicon_count(text)))
+    sentences = as_sentences(text)
+    return Reading(
+        float(textstat.flesch_reading_ease(sentences)), int(textstat.lexicon_count(sentences))
+    )
 
 
 def score_html(html: str) -> Reading:
