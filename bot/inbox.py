@@ -388,10 +388,7 @@ class InboxWorker:
 
         Returns the error if one failed, and whether it called the Bot API.
         """
-        try:
-            await self._lookup(session, raw, people)
-        except Exception as exc:
-            return exc, False
+        await self._lookup(session, raw, people)  # a database error here fails the batch
         scope = self._scope(update_id, raw, session, people)
         reached_out = await self._handle(scope, raw)
         return scope.error, reached_out
