@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -385,13 +385,17 @@ def refusal_reason(
     return None
 
 
+_OPEN_CHECKINS = (
+    select(Checkin)
+    .where(Checkin.person_id == bindparam("person_id"), Checkin.status == CheckinStatus.OPEN)
+    .order_by(Checkin.id.desc())
+)
+"""Built once: building it anew for every message a partner typed cost more than running it."""
+
+
 async def current_open(session: AsyncSession, person_id: int, *, now: datetime) -> Checkin | None:
     """The partner's open check-in, if any (one past its time is expired on the way)."""
-    result = await session.execute(
-        select(Checkin)
-        .where(Checkin.person_id == person_id, Checkin.status == CheckinStatus.OPEN)
-        .order_by(Checkin.id.desc())
-    )
+    result = await session.execute(_OPEN_CHECKINS, {"person_id": person_id})
     found: Checkin | None = None
     for checkin in result.scalars():
         if await _ensure_open(session, checkin, now) and found is None:
@@ -514,7 +518,7 @@ async def _ask(
     )
     markup = keyboard(prompts, checkin, definition, question)
     if fresh:
-        add_reply(
+        await add_reply(
             session,
             key=key,
             chat_id=identity.chat_id,

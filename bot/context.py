@@ -129,7 +129,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         scope = self.scope
         scope.replies += 1
         person = scope.person
-        add_reply(
+        await add_reply(
             scope.session,
             key=f"reply:{scope.update_id}:{scope.replies}",
             chat_id=chat.id,

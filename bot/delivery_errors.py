@@ -12,7 +12,10 @@ error                                     outcome              the outbox
 that was not JSON)
 ``NetworkError``/``TimedOut`` caused by   ``RETRY``            back off, send again
 ``ConnectError``, ``ConnectTimeout``,
-``PoolTimeout`` (never left this host)
+``PoolTimeout`` (httpx) or
+``ClientConnectorError``,
+``ConnectionTimeoutError`` (aiohttp):
+the request never left this host
 ``TimedOut`` caused by ``ReadTimeout`` /  ``UNKNOWN``          never resent automatically
 ``WriteTimeout``; ``NetworkError`` caused
 by ``RemoteProtocolError``, ``ReadError``
@@ -32,6 +35,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 from telegram.error import (
     BadRequest,
@@ -52,6 +56,8 @@ NEVER_SENT_CAUSES: tuple[type[BaseException], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
+    aiohttp.ClientConnectorError,  # no connection could be made
+    aiohttp.ConnectionTimeoutError,  # none within the pool and connect timeouts
 )
 
 #: Keep stored error descriptions short (the column holds 300 characters).

@@ -70,6 +70,26 @@ def slot_already_reserved() -> Iterator[None]:
         _reserved.reset(token)
 
 
+_calls: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "companion_bot_calls", default=None
+)
+
+
+@contextmanager
+def recording_bot_calls() -> Iterator[list[str]]:
+    """Collect the Bot API methods that python-telegram-bot calls through the limiter here.
+
+    The inbox worker uses this to learn whether processing an update reached outside the
+    database (an answered button, a direct reply): such an update must never be run twice.
+    """
+    calls: list[str] = []
+    token = _calls.set(calls)
+    try:
+        yield calls
+    finally:
+        _calls.reset(token)
+
+
 def retry_after_seconds(exc: RetryAfter) -> float:
     """The pause a ``RetryAfter`` asks for, in seconds, whatever type PTB uses for it."""
     with warnings.catch_warnings():
@@ -418,6 +438,9 @@ class CompanionRateLimiter(BaseRateLimiter[None]):
         rate_limit_args: None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         """Wait for a slot for ``data["chat_id"]`` (if any), make the call, record a 429."""
+        calls = _calls.get()
+        if calls is not None:
+            calls.append(endpoint)
         raw_chat = data.get("chat_id")
         if _reserved.get() or raw_chat is None:
             return await callback(*args, **kwargs)

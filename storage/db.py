@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.sqlite_driver import one_hop_dbapi
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
@@ -69,7 +71,10 @@ def create_engine(url: str | URL, *, echo: bool = False, for_writes: bool = True
         path = sqlite_path(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, echo=echo, connect_args={"timeout": 30})
+        options: dict[str, Any] = {}
+        if parsed.get_driver_name() == "aiosqlite":
+            options["module"] = one_hop_dbapi()  # one thread hand-off per statement
+        engine = create_async_engine(parsed, echo=echo, connect_args={"timeout": 30}, **options)
         _install_sqlite_pragmas(engine, immediate=for_writes)
         return engine
     return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5)

@@ -93,6 +93,69 @@ async def test_a_failing_handler_is_recorded_and_does_not_block_the_next_update(
     assert all("handler bug" not in t for t in texts), "the alert carries no error text"
 
 
+async def test_a_failure_mid_batch_redoes_only_what_is_safe_to_redo(
+    companion, sandbox, database, monkeypatch
+):
+    """One batch: replies queued in the database are sent once each, however the batch is
+    redone after a failure, and what a handler did through Telegram itself is never repeated."""
+    import bot.inbox
+    from bot.inbox import store_updates
+
+    monkeypatch.setattr(bot.inbox, "MAX_BATCH_SECONDS", 60.0)  # keep the burst in one batch
+
+    async def poke(update: Update, context) -> None:
+        await context.bot.send_message(chat_id=update.effective_chat.id, text="poked")
+        await context.reply(update, "fallback/not_understood")
+
+    async def boom(update: Update, context) -> None:
+        await context.bot.send_message(chat_id=update.effective_chat.id, text="before boom")
+        raise RuntimeError("handler bug")
+
+    companion.application.add_handler(CommandHandler("poke", poke), group=1)
+    companion.application.add_handler(CommandHandler("boom", boom), group=1)
+    connector = sandbox.user(CONNECTOR_ID, "Jo")
+    connector.send_command("help")
+    await sandbox.wait_for_messages(CONNECTOR_ID, 1)
+    await settle(companion, sandbox)
+
+    def command(update_id: int, name: str) -> dict:
+        return {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "date": 1_700_000_000,
+                "chat": {"id": CONNECTOR_ID, "type": "private", "first_name": "Jo"},
+                "from": {"id": CONNECTOR_ID, "is_bot": False, "first_name": "Jo"},
+                "text": f"/{name}",
+                "entities": [{"type": "bot_command", "offset": 0, "length": len(name) + 1}],
+            },
+        }
+
+    burst = ["help", "poke", "help", "help", "boom", "help"]
+    await store_updates(database, [command(900_000 + i, c) for i, c in enumerate(burst)])
+    companion.worker.wake()
+    await settle(companion, sandbox)
+
+    texts = [m["text"] for m in sandbox.sent_to(CONNECTOR_ID)[1:]]
+    assert texts.count("poked") == 1
+    assert texts.count("before boom") == 1
+    helps = [t for t in texts if t.startswith("Here is what you can do")]
+    assert len(helps) == 4, texts
+    assert len([t for t in texts if "/help" in t and not t.startswith("Here is")]) >= 1
+    failed = await count(database, InboxUpdate, InboxUpdate.status == InboxStatus.FAILED)
+    assert failed == 1
+    done = await count(
+        database,
+        InboxUpdate,
+        InboxUpdate.status == InboxStatus.DONE,
+        InboxUpdate.update_id.between(900_000, 900_099),
+    )
+    assert done == 5
+    async with database.sessions() as session:
+        keys = (await session.execute(select(OutboxMessage.idempotency_key))).scalars().all()
+    assert len(keys) == len(set(keys))
+
+
 async def test_blocking_the_bot_marks_the_person_unreachable(companion, sandbox, database):
     connector = sandbox.user(CONNECTOR_ID, "Jo")
     connector.send_command("help")

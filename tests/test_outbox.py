@@ -10,8 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
@@ -28,6 +30,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from tenacity.wait import wait_exponential_jitter
 
+from bot.aiohttp_request import AiohttpRequest
 from bot.delivery_errors import Outcome, classify
 from bot.outbox import OutboxPayloadError, OutboxSender, enqueue
 from bot.ratelimit import SendLimiter
@@ -56,10 +59,16 @@ async def sb() -> AsyncIterator[Any]:
         assert sandbox.spec_errors == []
 
 
-@pytest.fixture
-async def bot(sb: Any) -> AsyncIterator[Bot]:
-    request = HTTPXRequest(connection_pool_size=32, read_timeout=0.5, connect_timeout=2.0)
-    tg = Bot(token=sb.token, base_url=sb.base_url, base_file_url=sb.base_file_url, request=request)
+@pytest.fixture(params=["httpx", "aiohttp"])
+async def bot(sb: Any, request: pytest.FixtureRequest) -> AsyncIterator[Bot]:
+    """A Bot on python-telegram-bot's own transport, and on ours (the companion's sender)."""
+    transport = HTTPXRequest if request.param == "httpx" else AiohttpRequest
+    tg = Bot(
+        token=sb.token,
+        base_url=sb.base_url,
+        base_file_url=sb.base_file_url,
+        request=transport(connection_pool_size=32, read_timeout=0.5, connect_timeout=2.0),
+    )
     async with tg:
         yield tg
 
@@ -202,6 +211,11 @@ async def test_enqueue_refuses_what_could_never_be_sent(database: Database) -> N
 # -- classification ---------------------------------------------------------------------
 
 
+def _connector_error() -> aiohttp.ClientConnectorError:
+    key = ConnectionKey("127.0.0.1", 9, False, True, None, None, None)
+    return aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+
+
 def _caused(exc: TelegramError, cause: BaseException) -> TelegramError:
     exc.__cause__ = cause
     return exc
@@ -230,6 +244,12 @@ def _caused(exc: TelegramError, cause: BaseException) -> TelegramError:
             Outcome.UNKNOWN,
         ),
         (_caused(NetworkError("httpx.ReadError"), httpx.ReadError("reset")), Outcome.UNKNOWN),
+        (_caused(NetworkError("refused"), _connector_error()), Outcome.RETRY),
+        (_caused(TimedOut(), aiohttp.ConnectionTimeoutError("slow")), Outcome.RETRY),
+        (_caused(TimedOut(), aiohttp.SocketTimeoutError("late")), Outcome.UNKNOWN),
+        (_caused(TimedOut(), TimeoutError()), Outcome.UNKNOWN),
+        (_caused(NetworkError("gone"), aiohttp.ServerDisconnectedError()), Outcome.UNKNOWN),
+        (_caused(NetworkError("reset"), aiohttp.ClientOSError()), Outcome.UNKNOWN),
         (Forbidden("Forbidden: bot was blocked by the user"), Outcome.UNREACHABLE),
         (BadRequest("Bad Request: chat not found"), Outcome.REJECTED),
         (ChatMigrated(-1009), Outcome.MIGRATED),
@@ -241,6 +261,34 @@ def test_classify(exc: BaseException, outcome: Outcome) -> None:
     result = classify(exc)
     assert result.outcome == outcome
     assert len(result.description) <= 250
+
+
+async def test_aiohttp_failures_keep_their_meaning() -> None:
+    """Our transport's errors classify as httpx's do: refused is resendable, a hang is not."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket is closed
+    async with AiohttpRequest(connect_timeout=2.0) as request:
+        with pytest.raises(NetworkError) as refused:
+            await request.post(f"http://127.0.0.1:{port}/bot1:x/sendMessage")
+    assert classify(refused.value).outcome == Outcome.RETRY
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # the request arrives, the answer never does
+        await asyncio.sleep(1)
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with AiohttpRequest(read_timeout=0.3) as request:
+            with pytest.raises(TimedOut) as late:
+                await request.post(f"http://127.0.0.1:{port}/bot1:x/sendMessage")
+        assert classify(late.value).outcome == Outcome.UNKNOWN
+    finally:
+        server.close()
 
 
 def test_classify_details() -> None:
