@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
-from telegram.request import HTTPXRequest
 
 from bench._sandbox import RemoteSandbox, remote_sandbox
+from bot.aiohttp_request import AiohttpRequest
 from bot.outbox import OutboxSender, enqueue
 from bot.ratelimit import SendLimiter
 from bot.sandbox import FloodLimits, SandboxTelegram
@@ -145,7 +145,9 @@ async def run(messages: int, rate: float, chats: int, in_process: bool) -> int:
                 limiter = SendLimiter(
                     rate, defaults.companion_chat_rate, defaults.companion_group_per_minute
                 )
-                request = HTTPXRequest(connection_pool_size=64, read_timeout=10.0)
+                request = AiohttpRequest(
+                    connection_pool_size=64, read_timeout=10.0
+                )  # as the bot sends
                 async with Bot(token=sb.token, base_url=sb.base_url, request=request) as tg:
                     sender = OutboxSender(db, tg, limiter, Prompts(), staff_chats=no_staff)
                     started = time.perf_counter()

@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, insert, select, text
 from telegram import Bot
-from telegram.request import HTTPXRequest
 
 from bench._sandbox import remote_sandbox
 from bot import planner
+from bot.aiohttp_request import AiohttpRequest
 from bot.outbox import OutboxSender
 from bot.protocol import load_protocol
 from bot.ratelimit import SendLimiter
@@ -208,7 +208,9 @@ async def run(partners: int, wave: int, rate: float, url: str | None, *, in_proc
                 limiter = SendLimiter(
                     rate, defaults.companion_chat_rate, defaults.companion_group_per_minute
                 )
-                request = HTTPXRequest(connection_pool_size=64, read_timeout=10.0)
+                request = AiohttpRequest(
+                    connection_pool_size=64, read_timeout=10.0
+                )  # as the bot sends
                 async with Bot(token=sb.token, base_url=sb.base_url, request=request) as tg:
                     sender = OutboxSender(db, tg, limiter, prompts, staff_chats=no_staff)
                     scheduler.on_queued = sender.wake
