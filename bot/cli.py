@@ -469,7 +469,7 @@ def _in_meeting_transaction(settings: Settings, job: Any) -> Any:
 
 def _meeting_row(meeting: Any, *, invitees: int | None = None, **extra: object) -> dict[str, Any]:
     """A meeting as plain values, for --json and for the text templates."""
-    from bot.meetings import zone_named
+    from bot.preferences import zone_named
 
     local = meeting.starts_at.astimezone(zone_named(meeting.timezone))
     row: dict[str, Any] = {
@@ -680,6 +680,7 @@ def meeting_change(
 ) -> None:
     """Change a meeting that has not started; partners who were reminded are told."""
     from bot import meetings
+    from bot.preferences import zone_named
     from storage.models import Meeting
     from storage.types import utcnow
 
@@ -698,7 +699,7 @@ def meeting_change(
         zone_used.append(meeting.timezone)
         starts_at = None
         if start is not None:
-            zone = meetings.zone_named(meeting.timezone)
+            zone = zone_named(meeting.timezone)
             starts_at = meetings.parse_start(prompts, start, zone, now=now)
         result = await meetings.change_meeting(
             session,

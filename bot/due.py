@@ -29,8 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import checkins, meetings
 from bot.outbox import enqueue
 from bot.pausing import is_paused
-from bot.planner import zone_named
-from bot.preferences import day_words, quiet_ends, quiet_hours, time_words, zone_of
+from bot.preferences import (
+    day_words,
+    quiet_ends,
+    quiet_hours,
+    time_words,
+    zone_named,
+    zone_of,
+)
 from bot.protocol import StudyProtocol
 from prompts import Prompts
 from storage.models import (
@@ -53,6 +59,8 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 SAME_TIME = timedelta(minutes=1)  # two scheduled check-ins this close count as one moment
+# Which scheduled check-in goes when two fall due at once: the rarer one.
+RARER_FIRST = ("monthly", "weekly")
 BUSY_RETRY = timedelta(minutes=15)  # how often a check-in waiting for another one looks again
 BATCH = 50  # occurrences per transaction: short, so the sender is never held up for long
 
@@ -118,6 +126,12 @@ class DueRunner:
         self.protocol = protocol
         self.prompts = prompts
         self._careful = True
+        # Check-in key -> its place when two fall due at once (see _outranked).
+        self._rank = {
+            c.key: RARER_FIRST.index(c.schedule)
+            for c in protocol.checkins
+            if c.schedule in RARER_FIRST
+        }
         self._with_open: set[int] = set()  # partners of this batch with a check-in open
 
     async def run(
@@ -380,11 +394,9 @@ class DueRunner:
         A monthly reflection on the 1st can fall on the weekly check-in's day and time; two
         prompts at once would only close the first unanswered. The rarer one goes.
         """
-        rank = {"monthly": 0, "weekly": 1}
-        schedules = {c.key: c.schedule for c in self.protocol.checkins}
 
         def order(item: Occurrence) -> tuple[int, int]:
-            return rank.get(schedules.get(item.checkin_key or "", ""), 2), item.id
+            return self._rank.get(item.checkin_key or "", len(RARER_FIRST)), item.id
 
         return any(
             other.id != occurrence.id

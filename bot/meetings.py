@@ -157,19 +157,6 @@ class _Contact:
 # -- small pure helpers ----------------------------------------------------------------------
 
 
-def ends_at(meeting: Meeting) -> datetime:
-    """When the meeting finishes."""
-    return meeting.starts_at + timedelta(minutes=meeting.length_minutes)
-
-
-def zone_named(name: str | None) -> ZoneInfo:
-    """The IANA zone ``name`` (London when it is not a known zone)."""
-    try:
-        return ZoneInfo(name or "Europe/London")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("Europe/London")
-
-
 def meeting_zone(protocol: StudyProtocol, groups: Sequence[str]) -> str:
     """The zone a meeting is arranged in: its first group's (the protocol's first for all)."""
     group = protocol.group(groups[0]) if groups else None
@@ -577,7 +564,7 @@ async def all_meetings(
             Meeting.cancelled_at.is_(None), Meeting.starts_at > now - timedelta(days=1)
         )
     rows = await session.execute(query)
-    return [m for m in rows.scalars() if everything or ends_at(m) > now]
+    return [m for m in rows.scalars() if everything or planner.meeting_end(m) > now]
 
 
 async def _pairs(session: AsyncSession, query: Any) -> dict[Any, Any]:

@@ -27,7 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.preferences import DEFAULT_ZONE
+from bot.preferences import zone_named
 from bot.protocol import CheckinDef, StudyProtocol
 from storage.models import (
     Meeting,
@@ -44,6 +44,7 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 DEFAULT_HORIZON = timedelta(days=14)
+LONGEST_MEETING = timedelta(days=1)  # longer than any meeting (bot.meetings allows 12 hours)
 _PLANNED_KINDS = (OccurrenceKind.CHECKIN,)  # what reconcile_partner owns (meetings have theirs)
 
 
@@ -85,14 +86,6 @@ class PassResult:
 
 
 # -- calendar arithmetic ---------------------------------------------------------------------
-
-
-def zone_named(name: str | None) -> ZoneInfo:
-    """The IANA zone ``name`` (London if it is not a known zone)."""
-    try:
-        return ZoneInfo(name or DEFAULT_ZONE)
-    except (KeyError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
 
 
 def _hhmm(value: str) -> tuple[int, int]:
@@ -552,18 +545,20 @@ async def schedule_changed(
 async def upcoming_meetings(
     session: AsyncSession, *, now: datetime, horizon: timedelta = DEFAULT_HORIZON
 ) -> list[Meeting]:
-    """Meetings not cancelled that end after ``now`` and start within ``horizon``."""
-    definition_window = timedelta(days=2)  # a follow-up may still be due after the end
+    """Meetings not cancelled that end after ``now`` and start within ``horizon``.
+
+    (One that is over needs no planning: what was planned for it is the due runner's.)
+    """
     rows = await session.execute(
         select(Meeting)
         .where(
             Meeting.cancelled_at.is_(None),
             Meeting.starts_at < now + horizon,
-            Meeting.starts_at > now - definition_window - timedelta(days=1),
+            Meeting.starts_at > now - LONGEST_MEETING,
         )
         .order_by(Meeting.starts_at)
     )
-    return [m for m in rows.scalars() if meeting_end(m) > now - definition_window]
+    return [m for m in rows.scalars() if meeting_end(m) > now]
 
 
 async def _reconcile_meeting(

@@ -89,13 +89,17 @@ def quiet_hours(profile: PartnerProfile, protocol: StudyProtocol) -> QuietHours 
     return QuietHours(_parse_hhmm(start), _parse_hhmm(end))
 
 
-def zone_of(profile: PartnerProfile | None) -> ZoneInfo:
-    """The partner's time zone (London if the stored name is somehow not a known zone)."""
-    name = profile.timezone if profile is not None else DEFAULT_ZONE
+def zone_named(name: str | None) -> ZoneInfo:
+    """The IANA zone ``name`` (London if it is missing or somehow not a known zone)."""
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(name or DEFAULT_ZONE)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo(DEFAULT_ZONE)
+
+
+def zone_of(profile: PartnerProfile | None) -> ZoneInfo:
+    """The partner's time zone (London if the stored name is somehow not a known zone)."""
+    return zone_named(profile.timezone if profile is not None else None)
 
 
 def quiet_ends(window: QuietHours, moment: datetime, zone: ZoneInfo) -> datetime:

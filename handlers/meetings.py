@@ -39,7 +39,7 @@ from telegram.ext.filters import MessageFilter
 from bot import meetings
 from bot.context import BotContext, current_scope
 from bot.meetings import MeetingError, ResponseOutcome
-from bot.preferences import day_words, time_words, timezone_words, zone_of
+from bot.preferences import day_words, time_words, timezone_words, zone_named, zone_of
 from handlers import fallback
 from handlers.checkin import edit_buttons
 from handlers.guards import connector_only
@@ -105,7 +105,7 @@ def _zone_values(prompts: Prompts, zone_name: str) -> dict[str, Any]:
 
 
 def _when(prompts: Prompts, moment: datetime, zone_name: str) -> dict[str, Any]:
-    zone = meetings.zone_named(zone_name)
+    zone = zone_named(zone_name)
     return {
         "day": day_words(prompts, moment, zone),
         "time": time_words(prompts, moment.astimezone(zone).time()),
@@ -117,7 +117,7 @@ def _staff_details(context: BotContext, meeting: Meeting) -> dict[str, Any]:
     """A meeting's details for connectors, in the zone it was arranged in."""
     prompts = context.prompts
     return {
-        **meetings.details(prompts, meeting, meetings.zone_named(meeting.timezone)),
+        **meetings.details(prompts, meeting, zone_named(meeting.timezone)),
         **_zone_values(prompts, meeting.timezone),
         "groups": meetings.group_words(prompts, context.protocol, meeting.groups),
     }
@@ -194,11 +194,11 @@ async def meeting_command(update: Update, context: BotContext) -> None:
         )
     rows = [[_button(_staff_label(prompts, "new"), "mc:new")]]
     for meeting in coming:
-        date = day_words(prompts, meeting.starts_at, meetings.zone_named(meeting.timezone))
+        date = day_words(prompts, meeting.starts_at, zone_named(meeting.timezone))
         label = _staff_label(prompts, "upcoming_button", date=date, title=_short(meeting.title))
         rows.append([_button(label, f"mc:m:{meeting.id}")])
     for meeting in past:
-        date = day_words(prompts, meeting.starts_at, meetings.zone_named(meeting.timezone))
+        date = day_words(prompts, meeting.starts_at, zone_named(meeting.timezone))
         label = _staff_label(prompts, "recent_button", date=date, title=_short(meeting.title))
         rows.append([_button(label, f"mc:a:{meeting.id}")])
     await context.reply(
@@ -209,7 +209,7 @@ async def meeting_command(update: Update, context: BotContext) -> None:
         recent=[
             {
                 "title": m.title,
-                "day": day_words(prompts, m.starts_at, meetings.zone_named(m.timezone)),
+                "day": day_words(prompts, m.starts_at, zone_named(m.timezone)),
             }
             for m in past
         ],
@@ -220,7 +220,7 @@ async def _ask_start(
     update: Update, context: BotContext, zone_name: str, meeting: Meeting | None = None
 ) -> None:
     prompts = context.prompts
-    zone = meetings.zone_named(zone_name)
+    zone = zone_named(zone_name)
     values: dict[str, Any] = {
         "change": meeting is not None,
         "title": meeting.title if meeting else "",
@@ -291,13 +291,13 @@ async def draft_text(update: Update, context: BotContext) -> None:
         return
     zone_name = draft.data["timezone"]
     try:
-        starts_at = meetings.parse_start(prompts, text, meetings.zone_named(zone_name), now=now)
+        starts_at = meetings.parse_start(prompts, text, zone_named(zone_name), now=now)
     except MeetingError as exc:
         await context.reply(
             update,
             "meetings/staff/bad_start",
             reason=exc.reason,
-            example=meetings.example_start(prompts, meetings.zone_named(zone_name), now=now),
+            example=meetings.example_start(prompts, zone_named(zone_name), now=now),
             **_zone_values(prompts, zone_name),
         )
         return
@@ -418,11 +418,18 @@ async def _groups_done(
     if not draft.data.get("groups") and not draft.data.get("everyone"):
         await _toast(update, _staff_label(context.prompts, "pick_group"))
         return
-    meetings.save_draft(draft, "title", now=utcnow())
+    await _ask_typed(update, context, draft, "title")
+
+
+async def _ask_typed(
+    update: Update, context: BotContext, draft: StaffDraft, step: str, **data: object
+) -> None:
+    """A button moved the draft on to a typed step: close the buttons, ask for the text."""
+    meetings.save_draft(draft, step, now=utcnow(), **data)
     await _toast(update)
     await edit_buttons(update, context, None)
     await context.reply(
-        update, "meetings/staff/ask_title", reply_markup=_cancel_markup(context.prompts)
+        update, f"meetings/staff/ask_{step}", reply_markup=_cancel_markup(context.prompts)
     )
 
 
@@ -434,12 +441,7 @@ async def _length(update: Update, context: BotContext, person: Person, args: lis
     if minutes is None or minutes not in context.protocol.meetings.length_choices_minutes:
         await _toast(update, _staff_label(context.prompts, "out_of_date"))
         return
-    meetings.save_draft(draft, "place", now=utcnow(), length=minutes)
-    await _toast(update)
-    await edit_buttons(update, context, None)
-    await context.reply(
-        update, "meetings/staff/ask_place", reply_markup=_cancel_markup(context.prompts)
-    )
+    await _ask_typed(update, context, draft, "place", length=minutes)
 
 
 async def _create(update: Update, context: BotContext, person: Person, args: list[str]) -> None:
@@ -468,9 +470,7 @@ async def _create(update: Update, context: BotContext, person: Person, args: lis
                 update,
                 "meetings/staff/bad_start",
                 reason="past",
-                example=meetings.example_start(
-                    prompts, meetings.zone_named(data["timezone"]), now=now
-                ),
+                example=meetings.example_start(prompts, zone_named(data["timezone"]), now=now),
                 **_zone_values(prompts, data["timezone"]),
             )
             return
@@ -656,7 +656,7 @@ async def _attendance(
         "meetings/staff/attendance",
         reply_markup=markup,
         title=meeting.title,
-        day=day_words(context.prompts, meeting.starts_at, meetings.zone_named(meeting.timezone)),
+        day=day_words(context.prompts, meeting.starts_at, zone_named(meeting.timezone)),
         length=meetings.length_words(context.prompts, meeting.length_minutes),
         people=len(markup.inline_keyboard) > 1,
     )

@@ -134,3 +134,18 @@ async def wait_until(predicate: Any, timeout: float, what: str) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def weekly_only_protocol() -> StudyProtocol:
+    """The default protocol without its monthly reflection.
+
+    For end-to-end tests on today's calendar: they must not depend on where the 1st of the
+    month falls (test_schedule covers monthly reflections on fixed dates).
+    """
+    from bot.protocol import load_protocol
+    from bot.settings import DEFAULT_STUDY_PATH
+
+    protocol = load_protocol(DEFAULT_STUDY_PATH)
+    return protocol.model_copy(
+        update={"checkins": [c for c in protocol.checkins if c.schedule != "monthly"]}
+    )

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot import meetings
 from bot.meetings import MeetingError, ResponseOutcome
+from bot.planner import meeting_end
 from bot.preferences import day_words, time_words
 from bot.protocol import load_protocol
 from prompts import CALLBACK_DATA_LIMIT, DEFAULT_STUDY_PATH, Prompts
@@ -399,7 +400,7 @@ async def test_attendance_keeps_hours_and_brings_back_a_skipped_followup(databas
             await meetings.mark_attendance(session, meeting, sam, True, None)
     async with database.transaction() as session:
         meeting = await session.get_one(Meeting, meeting_id)
-        end = meetings.ends_at(meeting)
+        end = meeting_end(meeting)
         followup = (
             await session.execute(
                 select(Occurrence).where(

@@ -9,8 +9,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from bot.planner import weekly_times
-from bot.protocol import load_protocol
-from bot.settings import DEFAULT_STUDY_PATH
 from storage.models import (
     Occurrence,
     OccurrenceKind,
@@ -22,15 +20,10 @@ from storage.models import (
 )
 from storage.types import utcnow
 from tests.factories import enrol
-from tests.support import buttons, running_companion, settle
+from tests.support import buttons, running_companion, settle, weekly_only_protocol
 
 LONDON = ZoneInfo("Europe/London")
-_DEFAULT = load_protocol(DEFAULT_STUDY_PATH)
-# Monthly reflections are left out so that these tests, which run on today's calendar, do not
-# depend on where the 1st of the month falls; test_schedule covers them on fixed dates.
-WEEKLY_ONLY = _DEFAULT.model_copy(
-    update={"checkins": [c for c in _DEFAULT.checkins if c.schedule != "monthly"]}
-)
+WEEKLY_ONLY = weekly_only_protocol()
 SUNDAY = 6
 PARTNER = 9301
 CONNECTOR = 9302

@@ -12,8 +12,6 @@ from sqlalchemy import select
 
 from bot import meetings
 from bot.planner import weekly_times
-from bot.protocol import load_protocol
-from bot.settings import DEFAULT_STUDY_PATH
 from prompts import Prompts
 from storage.clock import CLOCK
 from storage.models import (
@@ -25,14 +23,10 @@ from storage.models import (
 )
 from storage.types import utcnow
 from tests.factories import enrol
-from tests.support import buttons, running_companion, settle
+from tests.support import buttons, running_companion, settle, weekly_only_protocol
 
 LONDON = ZoneInfo("Europe/London")
-_DEFAULT = load_protocol(DEFAULT_STUDY_PATH)
-# Weekly check-ins only, so that these tests on today's calendar never meet a monthly one.
-PROTOCOL = _DEFAULT.model_copy(
-    update={"checkins": [c for c in _DEFAULT.checkins if c.schedule != "monthly"]}
-)
+PROTOCOL = weekly_only_protocol()
 PROMPTS = Prompts()
 AMIRA, BEN = 9401, 9402
 TITLE = "Planning day"
