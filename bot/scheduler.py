@@ -172,6 +172,8 @@ class Scheduler:
         while not self._stopping:
             if pace and total.done:
                 await self._wait_for_room()
+                if self._stopping:
+                    break
             try:
                 async with self.db.transaction() as session:
                     result = await self.runner.run(

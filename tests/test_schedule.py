@@ -474,3 +474,47 @@ async def test_messages_held_for_later_do_not_hold_a_wave_back(
     assert result.done == 4
     for person in people:
         assert len(weekly(await opened(database, person.id))) == 1
+
+
+async def test_stopping_does_not_wait_for_a_wave_held_back_by_the_sender(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    for i in range(3):
+        await enrol(database, 240 + i, checkin_weekday=SUNDAY)
+    runner = Scheduler(database, PROTOCOL, PROMPTS, queue_limit=0)
+    runner.batch = 1  # nothing is sending, so after one check-in the wave waits for room
+    await runner.pass_once()
+    CLOCK.advance_to(at("2027-03-14", "18:00"))
+    wave = asyncio.create_task(runner.pass_once())
+    await asyncio.sleep(1)
+    assert not wave.done(), "the wave is waiting for the sender"
+    async with asyncio.timeout(5):
+        async with runner.quiesced():
+            pass
+    result = await asyncio.wait_for(wave, 5)
+    assert result.done == 1, "it stopped between batches, leaving the rest planned"
+
+
+async def test_a_failed_planning_pass_is_tried_again_at_the_next_wake_up(
+    database: Database, calendar: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.planner
+
+    person = await enrol(database, 250, checkin_weekday=SUNDAY)
+    original = bot.planner.plan_all
+    calls = 0
+
+    async def fails_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the database went away")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(bot.planner, "plan_all", fails_once)
+    runner = scheduler(database)
+    with pytest.raises(RuntimeError):
+        await runner.pass_once()
+    await runner.pass_once()
+    assert calls == 2
+    assert await occurrences(database, person.id, OccurrenceKind.CHECKIN)
