@@ -50,6 +50,8 @@ _IDLE_FORGET_AFTER = 120.0
 #: A reserved slot not released within this many seconds is treated as finished.
 SLOT_MAX_HOLD = 60.0
 _CLEANUP_EVERY = 512
+#: A window drops its stale slots once it holds at least this many (see ``_Window.prune``).
+_MIN_PRUNE_AT = 64
 
 _reserved: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "companion_slot_reserved", default=False
@@ -143,14 +145,23 @@ class _Window:
     limit: int
     period: float
     slots: list[Slot] = field(default_factory=list)
+    #: Slot count at which stale slots are dropped even though the window is not full.
+    next_prune: int = _MIN_PRUNE_AT
 
     def prune(self, now: float) -> None:
         self.slots = [
             s for s in self.slots if not s.cancelled and _end(s, now) + self.period > now
         ]
+        # Doubling keeps pruning amortised O(1) per send and the list at most twice the live
+        # slots, however high the limit (a limit of thousands a second would otherwise scan
+        # thousands of slots on every send).
+        self.next_prune = max(_MIN_PRUNE_AT, 2 * len(self.slots))
 
     def ready_at(self, now: float) -> float:
         """When one more slot fits (``now`` if it fits already, ``inf`` if waiting on answers)."""
+        if len(self.slots) < self.limit and len(self.slots) < self.next_prune:
+            # Fewer slots than the limit, counting stale ones too: one more fits for sure.
+            return now
         self.prune(now)
         excess = len(self.slots) - self.limit + 1
         if excess <= 0:

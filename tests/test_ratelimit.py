@@ -261,3 +261,25 @@ async def test_ptb_rate_limiter_records_retry_after_and_does_not_retry(
     assert limiter.is_paused(3)
     assert limiter.delay(3) == pytest.approx(7.0)
     assert not limiter.is_paused(4)
+
+
+def test_a_high_limit_keeps_few_slots_and_still_holds(clock: FakeClock) -> None:
+    """With a limit of thousands a second, stale slots are dropped as it goes (not only when
+    the window is full), and the limit itself still holds once it is reached."""
+    limiter = make(clock, global_rate=2000, chat_rate=100)
+    for i in range(6000):  # 6 seconds at half the rate, each answered at once
+        slot = limiter.try_acquire(i)
+        assert slot is not None
+        slot.release()
+        clock.advance(1 / 1000)
+    # About 1,000 slots still count (their second is not over); stale ones were dropped.
+    assert len(limiter._global_window.slots) <= 2 * 1100
+    clock.advance(2.0)
+    starts = 0
+    chat = 10**6
+    while clock.now < 1011.0:  # never answered: each slot counts until it is released
+        chat += 1
+        starts += limiter.try_acquire(chat) is not None
+        clock.advance(0.001)
+    assert starts == 2000
+    assert limiter.ready_at(None) == float("inf")

@@ -257,6 +257,15 @@ def add_control_routes(app: web.Application, sb: SandboxTelegram) -> None:  # no
         return rows
 
     @_json_route
+    async def answered(request: web.Request) -> Any:
+        method = request.query.get("method", "")
+        if not method:
+            raise ControlError("method is required")
+        at_least = _int_arg(request.query.get("at_least", 0), "at_least")
+        wait = _float_query(request, "wait", 0.0)
+        return {"count": await sb.wait_answered(method, at_least, wait)}
+
+    @_json_route
     async def faults(request: web.Request) -> Any:
         body = await _body(request)
         if body.get("clear"):
@@ -308,6 +317,7 @@ def add_control_routes(app: web.Application, sb: SandboxTelegram) -> None:  # no
     app.router.add_get("/control/callbacks/{query_id}", callback_answer)
     app.router.add_get("/control/state", state)
     app.router.add_get("/control/requests", requests)
+    app.router.add_get("/control/answered", answered)
     app.router.add_post("/control/faults", faults)
     app.router.add_post("/control/updates", updates)
 

@@ -42,6 +42,9 @@ Control API (JSON in and out; errors are ``{"error": "..."}`` with status 400/40
 * ``GET /control/state`` - counts: pending updates, requests by method, 429s, failures,
   ``flood_violations``, ``spec_errors``, webhook, limits, faults.
 * ``GET /control/requests?method=<name>&since=<index>`` - recorded Bot API calls.
+* ``GET /control/answered?method=<name>&at_least=<n>&wait=<seconds>`` - long-poll until at
+  least ``n`` calls of ``method`` have been answered with 200; answers ``{"count": int}``.
+  Benchmarks wait with it instead of polling ``/control/state`` from the measured process.
 * ``POST /control/faults`` - any of ``{"slow_seconds": float, "fail_next": {"n", "status",
   "method"}, "network_drop_next": {"n", "method"}, "hang_after_accept": {"n", "seconds",
   "method"}, "limits": {"enforce", "global_per_second", "per_chat_per_second",
@@ -221,6 +224,8 @@ class SandboxTelegram:
         self._webhook_error: tuple[int, str] | None = None
         self._update_signal = Notifier()
         self._message_signal = Notifier()
+        self._answered: dict[str, int] = {}  # method -> calls answered with 200
+        self._answer_signal = Notifier()
         self._current_poll: _Poll | None = None
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -626,7 +631,20 @@ class SandboxTelegram:
         body: JsonDict = {"ok": True, "result": result}
         if ok_description:
             body["description"] = ok_description
+        self._answered[record.method] = self._answered.get(record.method, 0) + 1
+        self._answer_signal.notify()
         return self._respond(body)
+
+    def answered(self, method: str) -> int:
+        """How many calls of ``method`` (as the spec spells it) were answered with 200."""
+        return self._answered.get(method, 0)
+
+    async def wait_answered(self, method: str, at_least: int, seconds: float) -> int:
+        """Wait up to ``seconds`` until ``at_least`` calls of ``method`` were answered."""
+        await self._answer_signal.wait_until(
+            lambda: self.answered(method) >= at_least or self._stopping.is_set(), seconds
+        )
+        return self.answered(method)
 
     def _finish(self, record: RecordedRequest, error: ApiError) -> web.Response:
         record.status = error.status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 
 import httpx
 import telegram
@@ -105,3 +106,34 @@ async def test_faults_limits_and_groups_over_http(
         await bot.send_message(-42, "hello group")
         rows = (await client.get("/control/requests", params={"method": "sendMessage"})).json()
         assert rows[0]["params"]["chat_id"] == -42
+
+
+async def test_answered_counts_successes_and_waits_for_more(
+    sandbox: SandboxTelegram, bot: telegram.Bot
+) -> None:
+    """Benchmarks wait on the sandbox instead of polling it: the wait ends at the count."""
+    async with httpx.AsyncClient(base_url=sandbox.url) as client:
+        params: dict[str, str | int | float] = {"method": "sendMessage"}
+        assert (await client.get("/control/answered", params=params)).json() == {"count": 0}
+        await client.post("/control/users/8/text", json={"text": "hi"})
+        await bot.send_message(8, "one")
+        with contextlib.suppress(telegram.error.TelegramError):
+            await bot.send_message(8, "x" * 5000)  # refused: not counted
+        assert (await client.get("/control/answered", params=params)).json() == {"count": 1}
+
+        waiting = asyncio.create_task(
+            client.get("/control/answered", params={**params, "at_least": 3, "wait": 10})
+        )
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await bot.send_message(8, "two")
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await bot.send_message(8, "three")
+        assert (await asyncio.wait_for(waiting, 5)).json() == {"count": 3}
+
+        timed_out = await client.get(
+            "/control/answered", params={**params, "at_least": 9, "wait": 0.1}
+        )
+        assert timed_out.json() == {"count": 3}
+        assert (await client.get("/control/answered")).status_code == 400
