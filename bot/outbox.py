@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import telegram
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InputFile
@@ -110,7 +110,18 @@ def _outbox_values(
     }
 
 
-_INSERT_ROW = insert(OutboxMessage.__table__)  # type: ignore[arg-type]
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+_INSERT_ROW = insert(_OUTBOX)
+_RECORD_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("b_id"))
+    .values(
+        status=OutboxStatus.SENT,
+        sent_at=bindparam("b_now"),
+        tg_message_id=bindparam("b_message_id"),
+        last_error=None,
+    )
+)
 
 
 async def enqueue(
@@ -518,41 +529,62 @@ class OutboxSender:
         return await self._claims.submit(outbox_id)
 
     async def _claim_batch(self, outbox_ids: Sequence[int]) -> list[_Claimed | None]:
+        # Plain columns and one UPDATE per outcome, not ORM objects: on the hot path the
+        # unit of work cost more than the statements themselves.
         stmt = (
-            select(OutboxMessage, Person.status)
-            .outerjoin(Person, Person.id == OutboxMessage.person_id)
+            select(
+                _OUTBOX.c.id,
+                _OUTBOX.c.chat_id,
+                _OUTBOX.c.person_id,
+                _OUTBOX.c.kind,
+                _OUTBOX.c.method,
+                _OUTBOX.c.payload,
+                _OUTBOX.c.attempts,
+                Person.status,
+            )
+            .outerjoin(Person, Person.id == _OUTBOX.c.person_id)
             .where(
-                OutboxMessage.id.in_(outbox_ids),
-                OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.next_attempt_at <= utcnow(),
+                _OUTBOX.c.id.in_(outbox_ids),
+                _OUTBOX.c.status == OutboxStatus.PENDING,
+                _OUTBOX.c.next_attempt_at <= utcnow(),
             )
         )
         if self._skip_locked:
-            stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
+            stmt = stmt.with_for_update(of=_OUTBOX, skip_locked=True)
         claimed: dict[int, _Claimed] = {}
+        withdrawn: list[int] = []
+        unreachable: list[int] = []
         async with self.db.transaction() as session:
-            for row, person_status in (await session.execute(stmt)).all():
-                if person_status == PersonStatus.WITHDRAWN:
-                    row.status = OutboxStatus.CANCELLED
-                    row.last_error = "withdrawn"
-                    log.info("outbox %d %s chat %d: cancelled (withdrawn)", *_ids(row))
-                    continue
-                if person_status == PersonStatus.UNREACHABLE:
-                    row.status = OutboxStatus.FAILED
-                    row.last_error = "unreachable"
-                    log.info("outbox %d %s chat %d: failed (unreachable)", *_ids(row))
-                    continue
-                row.status = OutboxStatus.SENDING
-                row.attempts += 1
-                claimed[row.id] = _Claimed(
-                    id=row.id,
-                    chat_id=row.chat_id,
-                    person_id=row.person_id,
-                    kind=row.kind,
-                    method=row.method,
-                    payload=dict(row.payload),
-                    attempts=row.attempts,
-                )
+            for row in (await session.execute(stmt)).all():
+                ids = (row.id, row.kind, row.chat_id)
+                if row.status == PersonStatus.WITHDRAWN:
+                    withdrawn.append(row.id)
+                    log.info("outbox %d %s chat %d: cancelled (withdrawn)", *ids)
+                elif row.status == PersonStatus.UNREACHABLE:
+                    unreachable.append(row.id)
+                    log.info("outbox %d %s chat %d: failed (unreachable)", *ids)
+                else:
+                    claimed[row.id] = _Claimed(
+                        id=row.id,
+                        chat_id=row.chat_id,
+                        person_id=row.person_id,
+                        kind=row.kind,
+                        method=row.method,
+                        payload=dict(row.payload),
+                        attempts=row.attempts + 1,
+                    )
+            for ids_, values in (
+                (withdrawn, {"status": OutboxStatus.CANCELLED, "last_error": "withdrawn"}),
+                (unreachable, {"status": OutboxStatus.FAILED, "last_error": "unreachable"}),
+                (
+                    list(claimed),
+                    {"status": OutboxStatus.SENDING, "attempts": _OUTBOX.c.attempts + 1},
+                ),
+            ):
+                if ids_:
+                    await session.execute(
+                        update(_OUTBOX).where(_OUTBOX.c.id.in_(ids_)).values(**values)
+                    )
         return [claimed.get(i) for i in outbox_ids]
 
     async def _build_request(
@@ -640,21 +672,12 @@ class OutboxSender:
         log.debug("outbox %d %s chat %d: sent", claimed.id, claimed.kind, claimed.chat_id)
 
     async def _record_batch(self, sent: Sequence[tuple[int, int | None]]) -> list[None]:
-        """Record several deliveries as ``sent`` in one transaction."""
+        """Record several deliveries as ``sent`` in one transaction (one executemany)."""
         now = utcnow()
         async with self.db.transaction() as session:
             await session.execute(
-                update(OutboxMessage),
-                [
-                    {
-                        "id": outbox_id,
-                        "status": OutboxStatus.SENT,
-                        "sent_at": now,
-                        "tg_message_id": message_id,
-                        "last_error": None,
-                    }
-                    for outbox_id, message_id in sent
-                ],
+                _RECORD_SENT,
+                [{"b_id": i, "b_message_id": message_id, "b_now": now} for i, message_id in sent],
             )
         return [None] * len(sent)
 
@@ -810,10 +833,6 @@ class OutboxSender:
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def _ids(row: OutboxMessage) -> tuple[int, str, int]:
-    return row.id, row.kind, row.chat_id
 
 
 def _short(description: str) -> str:
