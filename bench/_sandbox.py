@@ -55,6 +55,31 @@ class RemoteSandbox:
 
         await asyncio.gather(*(one(u) for u in user_ids))
 
+    async def last_buttons(self, user_id: int) -> tuple[int, str]:
+        """The newest bot message in ``user_id``'s chat that has buttons, and its first one."""
+        r = await self.client.get(f"{self.url}/control/chats/{user_id}/messages")
+        r.raise_for_status()
+        for message in reversed(r.json()):
+            rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+            if rows and rows[0]:
+                return int(message["message_id"]), str(rows[0][0]["callback_data"])
+        raise LookupError(f"no message with buttons in chat {user_id}")
+
+    async def press_first_buttons(self, user_ids: range) -> None:
+        """Each user presses the first button under the newest bot message that has any."""
+        semaphore = asyncio.Semaphore(16)
+
+        async def one(user_id: int) -> None:
+            async with semaphore:
+                message_id, data = await self.last_buttons(user_id)
+                r = await self.client.post(
+                    f"{self.url}/control/users/{user_id}/press",
+                    json={"message_id": message_id, "data": data},
+                )
+                r.raise_for_status()
+
+        await asyncio.gather(*(one(u) for u in user_ids))
+
     async def sent_messages(self, at_least: int = 0, wait: float = 0.0) -> int:
         """How many sendMessage calls the sandbox has answered with success.
 
@@ -73,7 +98,7 @@ class RemoteSandbox:
         """Wait until the sandbox has answered ``target`` sendMessage calls in total."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while await self.sent_messages(target, wait=min(30.0, deadline - loop.time())) < target:
+        while await self.sent_messages(target, wait=min(20.0, deadline - loop.time())) < target:
             if loop.time() >= deadline:
                 raise TimeoutError(f"fewer than {target} messages sent in {timeout:.0f} s")
 

@@ -25,7 +25,12 @@ CompanionApplication = Application[Any, BotContext, Any, Any, Any, Any]
 def build_application(
     settings: Settings, services: Services, *, request: BaseRequest | None = None
 ) -> CompanionApplication:
-    """The Application for ``settings``, with every handler registered and services attached."""
+    """The Application for ``settings``, with every handler registered and services attached.
+
+    Handlers' own calls (answering a button, ticking it, downloading a voice note) go over
+    aiohttp like the sender's: they are made while the inbox worker holds its batch, so their
+    cost is paid once per update (see :mod:`bot.aiohttp_request`).
+    """
     builder = (
         ApplicationBuilder()
         .token(settings.token())
@@ -35,9 +40,10 @@ def build_application(
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .context_types(ContextTypes(context=BotContext))
         .rate_limiter(CompanionRateLimiter(services.limiter))
+        .request(request or AiohttpRequest(connection_pool_size=16, read_timeout=10.0))
+        # Never used (there is no Updater), but the bot is built with one.
+        .get_updates_request(AiohttpRequest())
     )
-    if request is not None:
-        builder = builder.request(request)
     application: CompanionApplication = builder.build()
     application.bot_data[SERVICES_KEY] = services
     handlers.register(application)

@@ -3,16 +3,25 @@
 Handlers reach the database, settings and prompts through ``context`` instead of indexing
 ``bot_data`` by string. While the inbox worker processes an update, ``context.session`` is the
 one transaction that also marks the update done, so an update's effects commit exactly once.
+
+Answering a pressed button and changing the buttons under a message are Telegram calls that
+nothing waits for: handlers ask for them with :meth:`BotContext.answer_button` and
+:meth:`BotContext.edit_buttons`, and the inbox worker makes them once the update's transaction
+has committed (see :class:`UpdateScope`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.outbox import add_reply
@@ -28,6 +37,11 @@ if TYPE_CHECKING:
     from bot.scheduler import Scheduler
 
 SERVICES_KEY = "companion.services"
+
+log = logging.getLogger(__name__)
+
+#: A Bot API call to make once the update's transaction has committed.
+AfterCommit = Callable[[], Awaitable[object]]
 
 
 @dataclass
@@ -54,6 +68,11 @@ class UpdateScope:
     error: BaseException | None = None
     replies: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Calls made after the commit, in order. Not inside the transaction: the batch holds the
+    #: database's write lock, and a Telegram round trip there held every other writer back
+    #: (the answer to a button press took twice as long end to end). And a toast for a change
+    #: that was then rolled back is never shown.
+    after_commit: list[AfterCommit] = field(default_factory=list)
 
 
 current_scope: ContextVar[UpdateScope | None] = ContextVar("companion_update_scope", default=None)
@@ -137,6 +156,44 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
             reply_markup=reply_markup,
             person_id=person.id if person is not None else None,
         )
+
+    def answer_button(
+        self, update: Update, text: str | None = None, *, show_alert: bool = False
+    ) -> None:
+        """Answer the pressed button (``text``: its toast) once this update has committed."""
+        query = update.callback_query
+        if query is not None:
+            self.scope.after_commit.append(partial(_answer, query, text, show_alert))
+
+    def edit_buttons(self, update: Update, markup: InlineKeyboardMarkup | None) -> None:
+        """Replace the buttons under the pressed message (None removes them) after the commit.
+
+        A message too old to be changed (Telegram sends it as inaccessible) is left alone.
+        """
+        query = update.callback_query
+        message = query.message if query is not None else None
+        if query is None or message is None or not message.date:
+            return
+        self.scope.after_commit.append(partial(_replace_buttons, query, markup))
+
+
+async def _answer(query: CallbackQuery, text: str | None, show_alert: bool) -> None:
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except TelegramError as exc:  # too late (Telegram gives about 15 s), or gone
+        log.info("could not answer a button (%s)", type(exc).__name__)
+
+
+async def _replace_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
+    """``parse_mode=None``: python-telegram-bot would otherwise add the default ``parse_mode``
+    to a method that has none. "Message is not modified" (a repeat) is fine."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=markup, api_kwargs={"parse_mode": None})
+    except BadRequest as exc:
+        if "not modified" not in str(exc).lower():
+            log.info("could not update the buttons (%s)", type(exc).__name__)
+    except TelegramError as exc:
+        log.info("could not update the buttons (%s)", type(exc).__name__)
 
 
 def services_of(application: Application[Any, Any, Any, Any, Any, Any]) -> Services:

@@ -9,6 +9,8 @@ update to be processed again from scratch or finds it done: never half-applied, 
 handler that fails has only its own update rolled back and recorded as failed; the rest go on
 (the batch is redone from its last checkpoint, one savepoint per update, see
 ``InboxWorker.process_batch``; an update that called Telegram directly is never run twice).
+Button answers and button changes that handlers asked for are made after the batch commits,
+in update order per chat (see :class:`~bot.context.UpdateScope`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
 
-from bot.context import UpdateScope, current_scope
+from bot.context import AfterCommit, UpdateScope, current_scope
 from bot.people import person_for_telegram_user
 from bot.ratelimit import recording_bot_calls, retry_after_seconds
 from storage.db import Database
@@ -215,6 +217,7 @@ class InboxWorker:
         self.on_failed = on_failed
         self.batch_size = batch_size
         self._wake = asyncio.Event()
+        self._calls: asyncio.Task[None] | None = None  # the latest batch's after-commit calls
         self.processed = 0
         self.failed = 0
 
@@ -273,16 +276,18 @@ class InboxWorker:
             people = await self._people(session, user_ids)
             started = loop.time()
             done: list[int] = []
+            calls: dict[int, list[AfterCommit]] = {}  # by update id, for what commits
             checkpoint = await session.begin_nested()
             since_checkpoint: list[InboxUpdate] = []  # undone if a later update fails
             failed: tuple[InboxUpdate, BaseException] | None = None
             for row in rows:
                 raw = raws.get(row.update_id)
                 if raw is not None:
-                    error, reached_out = await self._run(session, row.update_id, raw, people)
-                    if error is not None:
-                        failed = (row, error)
+                    scope, reached_out = await self._run(session, row.update_id, raw, people)
+                    if scope.error is not None:
+                        failed = (row, scope.error)
                         break
+                    calls[row.update_id] = scope.after_commit
                     if reached_out:
                         checkpoint = await session.begin_nested()
                         since_checkpoint = []
@@ -292,28 +297,16 @@ class InboxWorker:
                 if loop.time() - started > MAX_BATCH_SECONDS:
                     break  # commit what is done so replies are not held back for long
             if failed is not None:
-                row, error = failed
-                _log_failure(row.update_id, error)
                 await checkpoint.rollback()
-                people = {}  # a rolled-back savepoint expires what it touched
                 del done[len(done) - len(since_checkpoint) :]
-                for again in since_checkpoint:
-                    raw = raws.get(again.update_id)
-                    if raw is not None:
-                        redo_error = await self._process(session, again.update_id, raw, people)
-                        if redo_error is not None:
-                            await self._record_failure(
-                                session, again, update_chat_id(raw), redo_error
-                            )
-                            failures += 1
-                            people = {}
-                            continue
-                    done.append(again.update_id)
-                # Recorded at once, so the apology is queued before later replies.
-                await self._record_failure(
-                    session, row, update_chat_id(raws[row.update_id]), error
+                failures += await self._after_failure(
+                    session,
+                    *failed,
+                    since_checkpoint=since_checkpoint,
+                    raws=raws,
+                    done=done,
+                    calls=calls,
                 )
-                failures += 1
             if done:
                 # One statement for the whole batch; the id stays for de-duplication, the
                 # message itself does not.
@@ -331,7 +324,79 @@ class InboxWorker:
         self.processed += len(done)
         self.failed += failures
         self.on_committed()
+        committed = set(done)
+        self._call_after_commit(
+            [
+                (update_chat_id(raws[r.update_id]), call)
+                for r in rows
+                if r.update_id in committed
+                for call in calls.get(r.update_id, ())
+            ]
+        )
         return len(done) + failures
+
+    async def _after_failure(
+        self,
+        session: AsyncSession,
+        row: InboxUpdate,
+        error: BaseException,
+        *,
+        since_checkpoint: list[InboxUpdate],
+        raws: dict[int, dict[str, Any]],
+        done: list[int],
+        calls: dict[int, list[AfterCommit]],
+    ) -> int:
+        """After a rollback to the last checkpoint: run the updates since then again, each in
+        a savepoint, then record ``row`` as failed. Returns how many updates failed."""
+        _log_failure(row.update_id, error)
+        failures = 0
+        people: dict[int, tuple[Person, PartnerProfile | None]] = {}  # the rollback expired them
+        for again in since_checkpoint:
+            calls.pop(again.update_id, None)
+            raw = raws.get(again.update_id)
+            if raw is not None:
+                scope = await self._process(session, again.update_id, raw, people)
+                if scope.error is not None:
+                    await self._record_failure(session, again, update_chat_id(raw), scope.error)
+                    failures += 1
+                    people = {}
+                    continue
+                calls[again.update_id] = scope.after_commit
+            done.append(again.update_id)
+        # Recorded at once, so the apology is queued before later replies.
+        await self._record_failure(session, row, update_chat_id(raws[row.update_id]), error)
+        return failures + 1
+
+    def _call_after_commit(self, calls: list[tuple[int | None, AfterCommit]]) -> None:
+        """Make a committed batch's calls in the background: in order within a chat, chats
+        side by side, and after the previous batch's calls (so a chat's order holds)."""
+        if not calls:
+            return
+        by_chat: dict[int | None, list[AfterCommit]] = {}
+        for chat_id, call in calls:
+            by_chat.setdefault(chat_id, []).append(call)
+        self._calls = asyncio.create_task(self._make_calls(self._calls, list(by_chat.values())))
+
+    @staticmethod
+    async def _make_calls(
+        previous: asyncio.Task[None] | None, chats: list[list[AfterCommit]]
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+
+        async def in_order(chat_calls: list[AfterCommit]) -> None:
+            for call in chat_calls:
+                try:
+                    await call()
+                except Exception as exc:  # each call handles Telegram's errors; this is a bug
+                    log.error("after-commit call failed (%s)", type(exc).__name__, exc_info=exc)
+
+        await asyncio.gather(*(in_order(chat_calls) for chat_calls in chats))
+
+    async def calls_done(self, timeout: float = 10.0) -> None:
+        """Wait (up to ``timeout`` s) until the after-commit calls made so far have finished."""
+        if self._calls is not None and not self._calls.done():
+            await asyncio.wait([self._calls], timeout=timeout)
 
     def _scope(
         self,
@@ -383,15 +448,15 @@ class InboxWorker:
         update_id: int,
         raw: dict[str, Any],
         people: dict[int, tuple[Person, PartnerProfile | None]],
-    ) -> tuple[BaseException | None, bool]:
+    ) -> tuple[UpdateScope, bool]:
         """Run one update's handlers with no savepoint of its own.
 
-        Returns the error if one failed, and whether it called the Bot API.
+        Returns its scope (``scope.error`` if it failed) and whether it called the Bot API.
         """
         await self._lookup(session, raw, people)  # a database error here fails the batch
         scope = self._scope(update_id, raw, session, people)
         reached_out = await self._handle(scope, raw)
-        return scope.error, reached_out
+        return scope, reached_out
 
     async def _process(
         self,
@@ -399,18 +464,18 @@ class InboxWorker:
         update_id: int,
         raw: dict[str, Any],
         people: dict[int, tuple[Person, PartnerProfile | None]],
-    ) -> BaseException | None:
-        """Run one update's handlers inside a savepoint; return the error if one failed."""
+    ) -> UpdateScope:
+        """Run one update's handlers inside a savepoint; ``scope.error`` if one failed."""
         await self._lookup(session, raw, people)
         scope = self._scope(update_id, raw, session, people)
         savepoint = await session.begin_nested()
         await self._handle(scope, raw)
         if scope.error is None:
             await savepoint.commit()
-            return None
+            return scope
         await savepoint.rollback()
         _log_failure(update_id, scope.error)
-        return scope.error
+        return scope
 
     async def _record_failure(
         self,

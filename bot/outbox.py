@@ -33,7 +33,8 @@ from typing import Any
 
 import telegram
 from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InputFile
 from tenacity import RetryCallState, Retrying
@@ -112,6 +113,13 @@ def _outbox_values(
 
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 _INSERT_ROW = insert(_OUTBOX)
+_INSERT_IF_NEW = {
+    name: dialect_insert(_OUTBOX)
+    .on_conflict_do_nothing(index_elements=[_OUTBOX.c.idempotency_key])
+    .returning(_OUTBOX.c.id)
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
+"""``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``, per dialect."""
 _RECORD_SENT = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("b_id"))
@@ -140,9 +148,10 @@ async def enqueue(
     """Queue a message in the caller's transaction; return its id, or None if ``key`` exists.
 
     Nothing is committed here: the row becomes visible to the sender when the caller's unit of
-    work commits (call :meth:`OutboxSender.wake` afterwards to have it sent at once). The
-    duplicate check uses a SAVEPOINT, so a repeated key leaves the caller's transaction usable
-    on SQLite and PostgreSQL alike.
+    work commits (call :meth:`OutboxSender.wake` afterwards to have it sent at once). A
+    repeated key is skipped by the INSERT itself (``ON CONFLICT DO NOTHING``, which SQLite and
+    PostgreSQL both have), so the caller's transaction stays usable and no savepoint is
+    needed.
 
     ``text`` is sent as HTML (``parse_mode`` may be overridden in ``payload``). For
     ``sendDocument`` and ``sendPhoto`` the file goes in ``payload["document"]`` /
@@ -150,25 +159,20 @@ async def enqueue(
     ``{"path": "relative/to/data_dir", "filename": "optional.csv"}``; ``text`` becomes the
     caption. ``not_before`` (aware) delays the first attempt.
     """
-    row = OutboxMessage(
-        **_outbox_values(
-            key=key,
-            chat_id=chat_id,
-            text=text,
-            method=method,
-            payload=payload,
-            reply_markup=reply_markup,
-            person_id=person_id,
-            kind=kind,
-            not_before=not_before,
-        )
+    values = _outbox_values(
+        key=key,
+        chat_id=chat_id,
+        text=text,
+        method=method,
+        payload=payload,
+        reply_markup=reply_markup,
+        person_id=person_id,
+        kind=kind,
+        not_before=not_before,
     )
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        return None
-    return row.id
+    dialect = session.get_bind().dialect.name
+    result = await session.execute(_INSERT_IF_NEW[dialect], values)
+    return result.scalar_one_or_none()
 
 
 async def add_reply(

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardMarkup, Message, Update, Voice
-from telegram.error import BadRequest, TelegramError
+from telegram import Message, Update, Voice
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot import checkins
@@ -61,27 +60,6 @@ async def start_checkin(update: Update, context: BotContext) -> None:
         await context.reply(update, "checkins/not_now")
 
 
-async def edit_buttons(
-    update: Update, context: BotContext, markup: InlineKeyboardMarkup | None
-) -> None:
-    """Replace the buttons under the pressed message (None removes them); failures are logged.
-
-    ``parse_mode=None``: python-telegram-bot would otherwise add the default ``parse_mode`` to
-    a method that has none. "Message is not modified" (a repeat) is fine.
-    """
-    query = update.callback_query
-    message = query.message if query is not None else None
-    if query is None or message is None or not message.date:  # inaccessible (too old)
-        return
-    try:
-        await query.edit_message_reply_markup(reply_markup=markup, api_kwargs={"parse_mode": None})
-    except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
-            log.info("could not update the buttons (%s)", type(exc).__name__)
-    except TelegramError as exc:
-        log.info("could not update the buttons (%s)", type(exc).__name__)
-
-
 async def answer_button(update: Update, context: BotContext) -> None:
     """A check-in button: store (or change) the answer, then answer the press and mark it."""
     query = update.callback_query
@@ -89,7 +67,7 @@ async def answer_button(update: Update, context: BotContext) -> None:
     if query is None:
         return
     if person is None or person.role != Role.PARTNER:
-        await query.answer(context.prompts.label("checkins.not_available"))
+        context.answer_button(update, context.prompts.label("checkins.not_available"))
         return
     result = await checkins.record_choice(
         context.session,
@@ -101,9 +79,9 @@ async def answer_button(update: Update, context: BotContext) -> None:
         update_id=context.scope.update_id,
     )
     label = BUTTON_ANSWERS[result.outcome]
-    await query.answer(context.prompts.label(label) if label else None)
+    context.answer_button(update, context.prompts.label(label) if label else None)
     if result.outcome in {Outcome.RECORDED, Outcome.CHANGED}:
-        await edit_buttons(update, context, result.markup)
+        context.edit_buttons(update, result.markup)
 
 
 async def _after_free_answer(

@@ -66,7 +66,7 @@ async def unknown_button(update: Update, context: BotContext) -> None:
     """A button no feature recognises (stale or forged): answer politely, change nothing."""
     query = update.callback_query
     if query is not None:
-        await query.answer(context.prompts.label("buttons.not_available"))
+        context.answer_button(update, context.prompts.label("buttons.not_available"))
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [

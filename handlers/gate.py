@@ -64,14 +64,14 @@ async def gate(update: Update, context: BotContext) -> None:
         # Withdrawal stops all contact: no reply of any kind, old buttons just stop spinning.
         if update.callback_query is not None:
             with contextlib.suppress(TelegramError):
-                await update.callback_query.answer()
+                context.answer_button(update)
         raise ApplicationHandlerStop
     if scope.person is not None:
         return
     if update.callback_query is not None:
         # A stale query from an outsider is not worth an error.
         with contextlib.suppress(TelegramError):
-            await update.callback_query.answer()
+            context.answer_button(update)
         raise ApplicationHandlerStop
     if update.message is not None and chat is not None and chat.type == ChatType.PRIVATE:
         code = start_payload(update.message)

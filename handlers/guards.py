@@ -34,7 +34,7 @@ def requires_role(roles: Iterable[Role]) -> Callable[[Callback], Callback]:
                 or person.status == PersonStatus.WITHDRAWN
             ):
                 if update.callback_query is not None:
-                    await update.callback_query.answer(context.prompts.label("guards.not_for_you"))
+                    context.answer_button(update, context.prompts.label("guards.not_for_you"))
                 elif update.effective_chat is not None:
                     await context.reply(update, "guards/not_for_you")
                 return

@@ -41,7 +41,6 @@ from bot.context import BotContext, current_scope
 from bot.meetings import MeetingError, ResponseOutcome
 from bot.preferences import day_words, time_words, timezone_words, zone_named, zone_of
 from handlers import fallback
-from handlers.checkin import edit_buttons
 from handlers.guards import connector_only
 from handlers.withdraw import partner_tool
 from prompts import Prompts
@@ -141,14 +140,10 @@ def _groups_markup(context: BotContext, chosen: list[str], everyone: bool) -> In
     return InlineKeyboardMarkup(rows)
 
 
-async def _toast(update: Update, text: str | None = None) -> None:
-    query = update.callback_query
-    if query is not None:
-        await query.answer(text)
-
-
 async def _problem(update: Update, context: BotContext, reason: str) -> None:
-    await _toast(update, context.prompts.label(STAFF_PROBLEMS.get(reason, STAFF_PROBLEMS["gone"])))
+    context.answer_button(
+        update, context.prompts.label(STAFF_PROBLEMS.get(reason, STAFF_PROBLEMS["gone"]))
+    )
 
 
 def _parse_id(value: str) -> int | None:
@@ -348,7 +343,7 @@ async def staff_button(update: Update, context: BotContext) -> None:
     action, args = (parts[1], parts[2:]) if len(parts) >= 2 else ("", [])
     handler = _STAFF_ACTIONS.get((action, len(args)))
     if handler is None:
-        await _toast(update, _staff_label(context.prompts, "out_of_date"))
+        context.answer_button(update, _staff_label(context.prompts, "out_of_date"))
         return
     await handler(update, context, person, args)
 
@@ -363,7 +358,7 @@ async def _new(update: Update, context: BotContext, person: Person, args: list[s
         {"groups": [], "everyone": False, "timezone": zone},
         now=now,
     )
-    await _toast(update)
+    context.answer_button(update)
     await context.reply(
         update, "meetings/staff/ask_groups", reply_markup=_groups_markup(context, [], False)
     )
@@ -375,7 +370,7 @@ async def _draft_at(
     """The connector's draft if it is at one of ``steps``; else an out-of-date pop-up."""
     draft = await meetings.get_draft(context.session, person.id, now=utcnow())
     if draft is None or draft.step not in steps:
-        await _toast(update, _staff_label(context.prompts, "out_of_date"))
+        context.answer_button(update, _staff_label(context.prompts, "out_of_date"))
         return None
     return draft
 
@@ -395,7 +390,7 @@ async def _toggle_group(
         chosen = [k for k in chosen if k != key] if key in chosen else [*chosen, key]
         everyone = False
     else:
-        await _toast(update, _staff_label(context.prompts, "out_of_date"))
+        context.answer_button(update, _staff_label(context.prompts, "out_of_date"))
         return
     meetings.save_draft(
         draft,
@@ -405,8 +400,8 @@ async def _toggle_group(
         everyone=everyone,
         timezone=meetings.meeting_zone(context.protocol, chosen),  # the first one chosen
     )
-    await _toast(update)
-    await edit_buttons(update, context, _groups_markup(context, chosen, everyone))
+    context.answer_button(update)
+    context.edit_buttons(update, _groups_markup(context, chosen, everyone))
 
 
 async def _groups_done(
@@ -416,7 +411,7 @@ async def _groups_done(
     if draft is None:
         return
     if not draft.data.get("groups") and not draft.data.get("everyone"):
-        await _toast(update, _staff_label(context.prompts, "pick_group"))
+        context.answer_button(update, _staff_label(context.prompts, "pick_group"))
         return
     await _ask_typed(update, context, draft, "title")
 
@@ -426,8 +421,8 @@ async def _ask_typed(
 ) -> None:
     """A button moved the draft on to a typed step: close the buttons, ask for the text."""
     meetings.save_draft(draft, step, now=utcnow(), **data)
-    await _toast(update)
-    await edit_buttons(update, context, None)
+    context.answer_button(update)
+    context.edit_buttons(update, None)
     await context.reply(
         update, f"meetings/staff/ask_{step}", reply_markup=_cancel_markup(context.prompts)
     )
@@ -439,7 +434,7 @@ async def _length(update: Update, context: BotContext, person: Person, args: lis
         return
     minutes = _parse_id(args[0])
     if minutes is None or minutes not in context.protocol.meetings.length_choices_minutes:
-        await _toast(update, _staff_label(context.prompts, "out_of_date"))
+        context.answer_button(update, _staff_label(context.prompts, "out_of_date"))
         return
     await _ask_typed(update, context, draft, "place", length=minutes)
 
@@ -463,7 +458,7 @@ async def _create(update: Update, context: BotContext, person: Person, args: lis
             now=now,
         )
     except MeetingError as exc:
-        await _toast(update)
+        context.answer_button(update)
         if exc.reason == "past":
             meetings.save_draft(draft, "start", now=now)
             await context.reply(
@@ -478,8 +473,8 @@ async def _create(update: Update, context: BotContext, person: Person, args: lis
         await context.reply(update, "meetings/staff/problem", reason=exc.reason)
         return
     await meetings.drop_draft(context.session, person.id)
-    await _toast(update, _staff_label(prompts, "saved"))
-    await edit_buttons(update, context, None)
+    context.answer_button(update, _staff_label(prompts, "saved"))
+    context.edit_buttons(update, None)
     await context.reply(
         update,
         "meetings/staff/created",
@@ -492,8 +487,8 @@ async def _create(update: Update, context: BotContext, person: Person, args: lis
 
 async def _stop(update: Update, context: BotContext, person: Person, args: list[str]) -> None:
     dropped = await meetings.drop_draft(context.session, person.id)
-    await _toast(update, _staff_label(context.prompts, "stopped"))
-    await edit_buttons(update, context, None)
+    context.answer_button(update, _staff_label(context.prompts, "stopped"))
+    context.edit_buttons(update, None)
     if dropped:
         await context.reply(update, "meetings/staff/discarded")
 
@@ -511,7 +506,7 @@ async def _manage(update: Update, context: BotContext, person: Person, args: lis
             [_button(_staff_label(prompts, "cancel_meeting"), f"mc:x:{meeting.id}")],
         ]
     )
-    await _toast(update)
+    context.answer_button(update)
     await context.reply(
         update,
         "meetings/staff/manage",
@@ -536,7 +531,7 @@ async def _change_time(
         {"meeting_id": meeting.id, "timezone": meeting.timezone},
         now=utcnow(),
     )
-    await _toast(update)
+    context.answer_button(update)
     await _ask_start(update, context, meeting.timezone, meeting)
 
 
@@ -564,14 +559,14 @@ async def _apply_change(
         )
     except MeetingError as exc:
         await meetings.drop_draft(context.session, person.id)
-        await _toast(update)
-        await edit_buttons(update, context, None)
+        context.answer_button(update)
+        context.edit_buttons(update, None)
         reason = "started" if exc.reason == "nothing" else exc.reason
         await context.reply(update, "meetings/staff/problem", reason=reason)
         return
     await meetings.drop_draft(context.session, person.id)
-    await _toast(update, _staff_label(context.prompts, "saved"))
-    await edit_buttons(update, context, None)
+    context.answer_button(update, _staff_label(context.prompts, "saved"))
+    context.edit_buttons(update, None)
     await context.reply(
         update,
         "meetings/staff/changed",
@@ -596,7 +591,7 @@ async def _ask_cancel(
             [_button(_staff_label(prompts, "keep"), "mc:stop")],
         ]
     )
-    await _toast(update)
+    context.answer_button(update)
     await context.reply(
         update,
         "meetings/staff/confirm_cancel",
@@ -620,8 +615,8 @@ async def _cancel(update: Update, context: BotContext, person: Person, args: lis
         by_person_id=person.id,
         now=utcnow(),
     )
-    await _toast(update, _staff_label(context.prompts, "saved"))
-    await edit_buttons(update, context, None)
+    context.answer_button(update, _staff_label(context.prompts, "saved"))
+    context.edit_buttons(update, None)
     await context.reply(update, "meetings/staff/cancelled", title=meeting.title, notified=notified)
 
 
@@ -650,7 +645,7 @@ async def _attendance(
         await _problem(update, context, problem or "gone")
         return
     markup = await _sheet_markup(context, meeting)
-    await _toast(update)
+    context.answer_button(update)
     await context.reply(
         update,
         "meetings/staff/attendance",
@@ -673,22 +668,22 @@ async def _toggle_attended(
         await _problem(update, context, problem or "gone")
         return
     if partner is None or partner.role != Role.PARTNER:
-        await _toast(update, _staff_label(context.prompts, "out_of_date"))
+        context.answer_button(update, _staff_label(context.prompts, "out_of_date"))
         return
     sheet = await meetings.attendance_sheet(context.session, meeting)
     was = next((r.attended for r in sheet if r.person_id == partner.id), False)
     await meetings.mark_attendance(
         context.session, meeting, partner, not was, person.id, now=utcnow()
     )
-    await _toast(update, _staff_label(context.prompts, "did_not_come" if was else "came"))
-    await edit_buttons(update, context, await _sheet_markup(context, meeting))
+    context.answer_button(update, _staff_label(context.prompts, "did_not_come" if was else "came"))
+    context.edit_buttons(update, await _sheet_markup(context, meeting))
 
 
 async def _sheet_done(
     update: Update, context: BotContext, person: Person, args: list[str]
 ) -> None:
-    await _toast(update, _staff_label(context.prompts, "saved"))
-    await edit_buttons(update, context, None)
+    context.answer_button(update, _staff_label(context.prompts, "saved"))
+    context.edit_buttons(update, None)
 
 
 _STAFF_ACTIONS = {
@@ -746,23 +741,21 @@ async def answer_button(update: Update, context: BotContext) -> None:
     parsed = meetings.parse_callback(query.data)
     meeting = await context.session.get(Meeting, parsed[0]) if parsed is not None else None
     if parsed is None or meeting is None:
-        await query.answer(prompts.label("meetings.not_available"))
+        context.answer_button(update, prompts.label("meetings.not_available"))
         return
     result = await meetings.record_response(
         context.session, meeting, person, parsed[1], now=utcnow()
     )
     if result.outcome in (ResponseOutcome.RECORDED, ResponseOutcome.CHANGED):
-        await query.answer(prompts.label(f"meetings.thanks.{result.answer}"))
+        context.answer_button(update, prompts.label(f"meetings.thanks.{result.answer}"))
     else:
-        await query.answer(prompts.label(ANSWER_TOASTS[result.outcome]))
+        context.answer_button(update, prompts.label(ANSWER_TOASTS[result.outcome]))
     if result.outcome in (
         ResponseOutcome.RECORDED,
         ResponseOutcome.CHANGED,
         ResponseOutcome.UNCHANGED,
     ):
-        await edit_buttons(
-            update, context, meetings.answer_keyboard(prompts, meeting, result.answer)
-        )
+        context.edit_buttons(update, meetings.answer_keyboard(prompts, meeting, result.answer))
 
 
 _CONNECTOR_TEXT = (

@@ -14,10 +14,7 @@ from someone who has withdrawn.
 
 from __future__ import annotations
 
-import contextlib
-
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
@@ -183,14 +180,6 @@ async def on_edit(update: Update, context: BotContext) -> None:
     raise ApplicationHandlerStop
 
 
-async def _answer(update: Update, text: str | None = None) -> None:
-    query = update.callback_query
-    if query is None:
-        return
-    with contextlib.suppress(TelegramError):  # too old to answer; the step still arrives
-        await query.answer(text)
-
-
 async def on_button(update: Update, context: BotContext) -> None:
     """An onboarding button (``ob:<step>:<value>``): validated, stored, next step sent."""
     query = update.callback_query
@@ -201,14 +190,14 @@ async def on_button(update: Update, context: BotContext) -> None:
     prompts = context.prompts
     parsed = ob.parse_callback(query.data or "")
     if person is None or profile is None or person.status == PersonStatus.WITHDRAWN:
-        await _answer(update, prompts.label("buttons.not_available"))
+        context.answer_button(update, prompts.label("buttons.not_available"))
         raise ApplicationHandlerStop
     if parsed is None:
-        await _answer(update, prompts.label("onboarding.bad_button"))
+        context.answer_button(update, prompts.label("onboarding.bad_button"))
         raise ApplicationHandlerStop
     step, value = parsed
     if profile.onboarded_at is not None:
-        await _answer(update, prompts.label("onboarding.step_done"))
+        context.answer_button(update, prompts.label("onboarding.step_done"))
         raise ApplicationHandlerStop
     identity = await ob.identity_of(context.session, person)
     result = await ob.apply_choice(
@@ -221,14 +210,14 @@ async def on_button(update: Update, context: BotContext) -> None:
         value=value,
     )
     if result.outcome == ob.ChoiceOutcome.ACCEPTED:
-        await _answer(update, prompts.label("onboarding.saved"))
+        context.answer_button(update, prompts.label("onboarding.saved"))
         await send_step(update, context, person, profile, identity)
     elif result.outcome == ob.ChoiceOutcome.DONE_ALREADY:
-        await _answer(update, prompts.label("onboarding.step_done"))
+        context.answer_button(update, prompts.label("onboarding.step_done"))
     elif result.outcome == ob.ChoiceOutcome.NOT_NOW:
-        await _answer(update, prompts.label("onboarding.not_now"))
+        context.answer_button(update, prompts.label("onboarding.not_now"))
     else:
-        await _answer(update, prompts.label("onboarding.bad_button"))
+        context.answer_button(update, prompts.label("onboarding.bad_button"))
     raise ApplicationHandlerStop
 
 

@@ -40,13 +40,13 @@ async def pause_button(update: Update, context: BotContext) -> None:
         return
     value = (query.data or "").removeprefix("pause:")
     if value == "cancel":
-        await query.answer(context.prompts.label("tools.pause.cancelled"))
+        context.answer_button(update, context.prompts.label("tools.pause.cancelled"))
         return
     days = int(value) if value.isdigit() and len(value) <= 4 else None
     if days is None or days not in context.protocol.pause_options_days:
-        await query.answer(context.prompts.label("tools.pause.old_button"))
+        context.answer_button(update, context.prompts.label("tools.pause.old_button"))
         return
-    await query.answer()
+    context.answer_button(update)
     until = pause(profile, context.protocol, days, now=utcnow())
     await context.reply(
         update, "pause/paused", until=day_words(context.prompts, until, zone_of(profile))

@@ -157,18 +157,18 @@ async def settings_button(update: Update, context: BotContext) -> None:
     if parts == ["set", "cancel"]:
         if profile.awaiting_input and profile.awaiting_input.startswith(AWAITING_PREFIX):
             profile.awaiting_input = None
-        await query.answer(prompts.label("tools.settings.cancelled"))
+        context.answer_button(update, prompts.label("tools.settings.cancelled"))
         return
     if len(parts) != 3 or not _valid(context, parts[1], parts[2]):
-        await query.answer(prompts.label("tools.settings.old_button"))
+        context.answer_button(update, prompts.label("tools.settings.old_button"))
         return
     what, value = parts[1], parts[2]
     if what == "menu":
-        await query.answer()
+        context.answer_button(update)
         await _open(update, context, value)
         return
     typing = what == "tz" and value == "type"
-    await query.answer(None if typing else prompts.label("tools.settings.saved"))
+    context.answer_button(update, None if typing else prompts.label("tools.settings.saved"))
     if what == "group":
         group = set_group(profile, protocol, value)
         assert group is not None

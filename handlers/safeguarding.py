@@ -12,7 +12,6 @@ from telegram.ext import BaseHandler, CallbackQueryHandler
 from bot import safeguarding
 from bot.context import BotContext
 from bot.safeguarding import AckStatus
-from handlers.checkin import edit_buttons
 from handlers.guards import connector_only
 from storage.types import utcnow
 
@@ -37,16 +36,17 @@ async def acknowledge(update: Update, context: BotContext) -> None:
         return
     alert_id = safeguarding.parse_ack_callback(query.data)
     if alert_id is None:
-        await query.answer(context.prompts.label("safeguarding.ack_unknown"))
+        context.answer_button(update, context.prompts.label("safeguarding.ack_unknown"))
         return
     result = await safeguarding.acknowledge(
         context.session, context.prompts, alert_id, person, now=utcnow()
     )
-    await query.answer(
-        context.prompts.label(ACK_ANSWERS[result.status], name=result.by_name, at=result.at)
+    context.answer_button(
+        update,
+        context.prompts.label(ACK_ANSWERS[result.status], name=result.by_name, at=result.at),
     )
     if result.status != AckStatus.UNKNOWN:
-        await edit_buttons(update, context, None)  # the button has done its job
+        context.edit_buttons(update, None)  # the button has done its job
 
 
 # cast: the guard's declared type is Awaitable, python-telegram-bot asks for a Coroutine.

@@ -38,7 +38,7 @@ def partner_tool(*, onboarded: bool) -> Callable[[ToolCallback], ToolCallback]:
         async def checked(update: Update, context: BotContext) -> None:
             if onboarded and (context.profile is None or context.profile.onboarded_at is None):
                 if update.callback_query is not None:
-                    await update.callback_query.answer()
+                    context.answer_button(update)
                 await context.reply(update, "settings/finish_setup_first")
                 return
             await callback(update, context)
@@ -49,7 +49,7 @@ def partner_tool(*, onboarded: bool) -> Callable[[ToolCallback], ToolCallback]:
         async def tool(update: Update, context: BotContext) -> None:
             if is_withdrawn(context.person):
                 if update.callback_query is not None:
-                    await update.callback_query.answer()
+                    context.answer_button(update)
                 return
             await guarded(update, context)
 
@@ -90,13 +90,13 @@ async def withdraw_button(update: Update, context: BotContext) -> None:
         return
     parts = (query.data or "").split(":")
     if parts == ["wd", "no"]:
-        await query.answer()
+        context.answer_button(update)
         await context.reply(update, "withdraw/kept_going")
         return
     if len(parts) != 3 or parts[1] != "yes" or not _fresh(parts[2]):
-        await query.answer(context.prompts.label("tools.withdraw.old_button"))
+        context.answer_button(update, context.prompts.label("tools.withdraw.old_button"))
         return
-    await query.answer()
+    context.answer_button(update)
     person = context.person
     if person is None:
         return

@@ -64,6 +64,7 @@ async def settle(companion: Any, sandbox: Any, *, within: float = 8.0) -> None:
             if pending == 0:
                 break
         await asyncio.sleep(0.05)
+    await companion.worker.calls_done(timeout=within)
     await companion.sender.drain(timeout=within)
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from telegram import Update
-from telegram.ext import CommandHandler
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHandler
 
 from storage.models import (
     AuditEvent,
@@ -170,3 +170,80 @@ async def test_blocking_the_bot_marks_the_person_unreachable(companion, sandbox,
     async with database.sessions() as session:
         person = (await session.execute(select(Person))).scalar_one()
     assert person.status == PersonStatus.ACTIVE
+
+
+async def test_button_answers_are_made_after_the_commit_and_only_for_what_committed(
+    companion, sandbox, database, monkeypatch
+):
+    """A batch of presses: each committed one gets its toast and its tick (a chat's in order),
+    the one that failed gets no "saved", and one redone after the failure answers once."""
+    import bot.inbox
+    from bot.inbox import store_updates
+
+    monkeypatch.setattr(bot.inbox, "MAX_BATCH_SECONDS", 60.0)  # keep the presses in one batch
+    seen_in_transaction: list[bool] = []
+
+    async def tick(update: Update, context) -> None:
+        query = update.callback_query
+        # No press of this batch is answered while the batch's transaction is open.
+        seen_in_transaction.append(
+            not any(q.startswith("q9500") for q in sandbox.callback_answers)
+        )
+        value = query.data.split(":")[1]
+        context.answer_button(update, f"saved {value}")
+        context.edit_buttons(update, markup(chosen=value))
+        if value == "boom":
+            raise RuntimeError("handler bug")
+        raise ApplicationHandlerStop
+
+    def markup(chosen: str | None = None) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(("✓ " if v == chosen else "") + v, callback_data=f"t:{v}")
+                    for v in ("1", "2", "boom")
+                ]
+            ]
+        )
+
+    companion.application.add_handler(CallbackQueryHandler(tick, pattern=r"^t:"), group=-10)
+    connector = sandbox.user(CONNECTOR_ID, "Jo")
+    connector.send_command("help")
+    await sandbox.wait_for_messages(CONNECTOR_ID, 1)
+    await settle(companion, sandbox)
+    question = await companion.application.bot.send_message(
+        CONNECTOR_ID, "pick", reply_markup=markup()
+    )
+    stored = next(m for m in sandbox.sent_to(CONNECTOR_ID) if m["text"] == "pick")
+
+    def press(update_id: int, value: str) -> dict:
+        query_id = f"q{update_id}"
+        sandbox._register_callback(query_id)
+        return {
+            "update_id": update_id,
+            "callback_query": {
+                "id": query_id,
+                "from": {"id": CONNECTOR_ID, "is_bot": False, "first_name": "Jo"},
+                "message": stored,
+                "chat_instance": "1",
+                "data": f"t:{value}",
+            },
+        }
+
+    presses = [press(950_000, "1"), press(950_001, "2"), press(950_002, "boom")]
+    await store_updates(database, presses)
+    companion.worker.wake()
+    await settle(companion, sandbox)
+
+    assert len(seen_in_transaction) == 5 and all(seen_in_transaction)  # 3, then 2 redone
+    answers = sandbox.callback_answers
+    assert answers["q950000"]["text"] == "saved 1"
+    assert answers["q950001"]["text"] == "saved 2"
+    assert "q950002" not in answers, "a failed update's toast is never shown"
+    made = [r.params["callback_query_id"] for r in sandbox.requests_for("answerCallbackQuery")]
+    assert made.count("q950000") == made.count("q950001") == 1, "redone, answered once"
+    [now] = [m for m in sandbox.sent_to(CONNECTOR_ID) if m["message_id"] == question.message_id]
+    labels = [b["text"] for b in now["reply_markup"]["inline_keyboard"][0]]
+    assert labels == ["1", "✓ 2", "boom"], "the chat's edits were made in order"
+    failed = await count(database, InboxUpdate, InboxUpdate.status == InboxStatus.FAILED)
+    assert failed == 1
