@@ -166,7 +166,7 @@ async def enrol(database_url: str, users: range, *, onboarded: bool) -> None:
 
 
 async def open_checkins(settings: Settings, users: range) -> int:
-    """Open a check-in for each partner (intro and first question queued); rows queued."""
+    """Open a check-in for each partner (intro and first question queued); their rows."""
     protocol = load_protocol(settings.companion_study)
     prompts = Prompts(protocol.study.locale)
     key = checkins.manual_checkin_key(protocol)
@@ -192,7 +192,11 @@ async def open_checkins(settings: Settings, users: range) -> int:
                 source="manual",
             )
             assert opened is not None, "the bench partner could not get a check-in"
-        queued = await session.scalar(select(func.count()).select_from(OutboxMessage))
+        queued = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.chat_id.in_(list(users)))
+        )
     await db.dispose()
     return int(queued or 0)
 

@@ -393,8 +393,21 @@ _OPEN_CHECKINS = (
 """Built once: building it anew for every message a partner typed cost more than running it."""
 
 
-async def current_open(session: AsyncSession, person_id: int, *, now: datetime) -> Checkin | None:
-    """The partner's open check-in, if any (one past its time is expired on the way)."""
+#: ``session.info`` key: partners given a check-in in this session's transaction.
+_OPENED_HERE = "companion.checkins_opened"
+
+
+async def current_open(
+    session: AsyncSession, person_id: int, *, now: datetime, none_at_start: bool = False
+) -> Checkin | None:
+    """The partner's open check-in, if any (one past its time is expired on the way).
+
+    ``none_at_start``: the caller saw that the partner had none open when this transaction
+    began (the inbox batch asks for everyone at once). Then only one opened since, in this
+    transaction, could be open, and without one there is nothing to ask the database.
+    """
+    if none_at_start and person_id not in session.info.get(_OPENED_HERE, ()):
+        return None
     result = await session.execute(_OPEN_CHECKINS, {"person_id": person_id})
     found: Checkin | None = None
     for checkin in result.scalars():
@@ -448,6 +461,7 @@ async def open_checkin(
         status = CheckinStatus.MISSED if untouched else CheckinStatus.EXPIRED
         await _close(session, older, status, now, "replaced")
     first = next_question(protocol, definition.key, {})
+    session.info.setdefault(_OPENED_HERE, set()).add(person.id)
     checkin = Checkin(
         occurrence_key=occurrence_key,
         person_id=person.id,

@@ -65,6 +65,8 @@ class UpdateScope:
     session: AsyncSession
     person: Person | None = None
     profile: PartnerProfile | None = None
+    #: Whether the sender had a check-in open when the batch began (None: not known).
+    had_open_checkin: bool | None = None
     error: BaseException | None = None
     replies: int = 0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, Update
@@ -36,7 +36,15 @@ from bot.context import AfterCommit, UpdateScope, current_scope
 from bot.people import person_for_telegram_user
 from bot.ratelimit import recording_bot_calls, retry_after_seconds
 from storage.db import Database
-from storage.models import InboxStatus, InboxUpdate, PartnerProfile, Person, TelegramIdentity
+from storage.models import (
+    Checkin,
+    CheckinStatus,
+    InboxStatus,
+    InboxUpdate,
+    PartnerProfile,
+    Person,
+    TelegramIdentity,
+)
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH_SECONDS = 0.03
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
+
+Sender = tuple[Person, PartnerProfile | None, bool | None]
+"""An update's sender: the person, their partner profile, and whether they had a check-in open
+when the batch began (None: not known)."""
 
 FailureHook = Callable[[AsyncSession, int, int | None, BaseException], Awaitable[None]]
 """Called in the transaction that records a failed update: (session, update_id, chat_id, error)."""
@@ -225,19 +237,26 @@ class InboxWorker:
         """New rows were committed; look now."""
         self._wake.set()
 
-    async def _people(
-        self, session: AsyncSession, user_ids: set[int]
-    ) -> dict[int, tuple[Person, PartnerProfile | None]]:
-        """Enrolled people (with partner profiles) for a batch's senders, in one query."""
+    async def _people(self, session: AsyncSession, user_ids: set[int]) -> dict[int, Sender]:
+        """Enrolled people (with partner profiles) for a batch's senders, in one query.
+
+        It also asks whether each has a check-in open, which saves a query for every message
+        typed when none is (see :func:`bot.checkins.current_open`).
+        """
         if not user_ids:
             return {}
+        has_open = (
+            exists()
+            .where(Checkin.person_id == Person.id, Checkin.status == CheckinStatus.OPEN)
+            .label("has_open")
+        )
         result = await session.execute(
-            select(TelegramIdentity.telegram_user_id, Person, PartnerProfile)
+            select(TelegramIdentity.telegram_user_id, Person, PartnerProfile, has_open)
             .join(Person, Person.id == TelegramIdentity.person_id)
             .outerjoin(PartnerProfile, PartnerProfile.person_id == Person.id)
             .where(TelegramIdentity.telegram_user_id.in_(user_ids))
         )
-        return {row[0]: (row[1], row[2]) for row in result}
+        return {row[0]: (row[1], row[2], bool(row[3])) for row in result}
 
     async def process_batch(self) -> int:
         """Process up to ``batch_size`` pending updates, in order, in ONE transaction.
@@ -350,7 +369,7 @@ class InboxWorker:
         a savepoint, then record ``row`` as failed. Returns how many updates failed."""
         _log_failure(row.update_id, error)
         failures = 0
-        people: dict[int, tuple[Person, PartnerProfile | None]] = {}  # the rollback expired them
+        people: dict[int, Sender] = {}  # the rollback expired them
         for again in since_checkpoint:
             calls.pop(again.update_id, None)
             raw = raws.get(again.update_id)
@@ -403,19 +422,19 @@ class InboxWorker:
         update_id: int,
         raw: dict[str, Any],
         session: AsyncSession,
-        people: dict[int, tuple[Person, PartnerProfile | None]],
+        people: dict[int, Sender],
     ) -> UpdateScope:
         scope = UpdateScope(update_id=update_id, session=session)
         user_id = update_user_id(raw)
         if user_id is not None and (known := people.get(user_id)) is not None:
-            scope.person, scope.profile = known
+            scope.person, scope.profile, scope.had_open_checkin = known
         return scope
 
     async def _lookup(
         self,
         session: AsyncSession,
         raw: dict[str, Any],
-        people: dict[int, tuple[Person, PartnerProfile | None]],
+        people: dict[int, Sender],
     ) -> None:
         """Load the sender into ``people`` if the batch query did not (enrolled since, or the
         cache was cleared by a rollback)."""
@@ -424,7 +443,7 @@ class InboxWorker:
             return
         person = await person_for_telegram_user(session, user_id)
         if person is not None:
-            people[user_id] = (person, await session.get(PartnerProfile, person.id))
+            people[user_id] = (person, await session.get(PartnerProfile, person.id), None)
 
     async def _handle(self, scope: UpdateScope, raw: dict[str, Any]) -> bool:
         """Hand one update to python-telegram-bot; True if it called the Bot API."""
@@ -447,7 +466,7 @@ class InboxWorker:
         session: AsyncSession,
         update_id: int,
         raw: dict[str, Any],
-        people: dict[int, tuple[Person, PartnerProfile | None]],
+        people: dict[int, Sender],
     ) -> tuple[UpdateScope, bool]:
         """Run one update's handlers with no savepoint of its own.
 
@@ -463,7 +482,7 @@ class InboxWorker:
         session: AsyncSession,
         update_id: int,
         raw: dict[str, Any],
-        people: dict[int, tuple[Person, PartnerProfile | None]],
+        people: dict[int, Sender],
     ) -> UpdateScope:
         """Run one update's handlers inside a savepoint; ``scope.error`` if one failed."""
         await self._lookup(session, raw, people)

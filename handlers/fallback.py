@@ -48,7 +48,12 @@ async def unknown_message(update: Update, context: BotContext) -> None:
     typed = bool(text) and not (text or "").startswith("/")
     if typed and person is not None and person.role == Role.PARTNER:
         # Typing while a button question waits: point at the buttons, not at /help.
-        going = await checkins.current_open(context.session, person.id, now=utcnow())
+        going = await checkins.current_open(
+            context.session,
+            person.id,
+            now=utcnow(),
+            none_at_start=context.scope.had_open_checkin is False,
+        )
         current = going.current_question if going is not None else None
         asked = checkins.find_question(context.protocol, current)
         if asked is not None and asked.kind != "text":

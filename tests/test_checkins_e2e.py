@@ -302,3 +302,40 @@ async def test_staff_cannot_start_a_checkin(companion, sandbox, database):
     assert await checkins(database) == []
     async with database.sessions() as session:
         assert (await session.execute(select(Person))).scalar_one().role == "connector"
+
+
+async def test_typing_points_at_the_buttons_even_when_the_checkin_opened_in_the_same_batch(
+    companion, sandbox, database, monkeypatch
+):
+    """The batch knows who had a check-in open when it began; one opened by an earlier update
+    of the same batch still counts."""
+    import bot.inbox
+    from bot.inbox import store_updates
+
+    monkeypatch.setattr(bot.inbox, "MAX_BATCH_SECONDS", 60.0)  # one batch
+    await enrol(database, PARTNER)
+    sam = sandbox.user(PARTNER, "Sam")
+    sam.send_text("hello")
+    await settle(companion, sandbox)
+    assert "did not understand" in (await last(sandbox, PARTNER))["text"]
+
+    def message(update_id: int, text: str) -> dict:
+        entities = [{"type": "bot_command", "offset": 0, "length": len(text)}]
+        return {
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "date": 1_700_000_000,
+                "chat": {"id": PARTNER, "type": "private", "first_name": "Sam"},
+                "from": {"id": PARTNER, "is_bot": False, "first_name": "Sam"},
+                "text": text,
+                **({"entities": entities} if text.startswith("/") else {}),
+            },
+        }
+
+    await store_updates(database, [message(960_000, "/checkin"), message(960_001, "hello")])
+    companion.worker.wake()
+    await settle(companion, sandbox)
+    texts = [m["text"] for m in sandbox.sent_to(PARTNER)]
+    assert "How confident" in texts[-2]
+    assert "tap one of the buttons" in texts[-1]
