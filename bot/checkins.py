@@ -597,13 +597,21 @@ async def _advance(
     prompts: Prompts,
     checkin: Checkin,
     now: datetime,
+    *,
+    answers: Mapping[str, Answer] | None = None,
+    identity: TelegramIdentity | None = None,
 ) -> bool:
-    """Ask the next question, or complete the check-in and queue the end; True if completed."""
-    answers = await current_answers(session, checkin.id)
+    """Ask the next question, or complete the check-in and queue the end; True if completed.
+
+    ``answers`` (the answers in force) and ``identity`` (the partner's) save their queries
+    when the caller has them.
+    """
+    if answers is None:
+        answers = await current_answers(session, checkin.id)
     question = next_question(
         protocol, checkin.checkin_key, answers, after=checkin.current_question
     )
-    identity = await _identity(session, checkin.person_id)
+    identity = identity or await _identity(session, checkin.person_id)
     if question is not None and identity is not None:
         await _ask(session, protocol, prompts, checkin, question=question, identity=identity)
         return False
@@ -652,12 +660,14 @@ async def record_choice(
     *,
     now: datetime,
     update_id: int | None = None,
+    identity: TelegramIdentity | None = None,
 ) -> AnswerResult:
     """Store a button press (``ci:`` callback data) from ``person``; every check is made here.
 
     Forged or foreign ids, unknown questions and out-of-range values are INVALID and store
     nothing; buttons of a closed check-in are CLOSED; pressing the value already chosen is
     UNCHANGED. A new value for an earlier question supersedes the old row (history kept).
+    ``identity`` (the partner's, if the caller has it) saves a query.
     """
     parsed = parse_callback(data)
     if parsed is None:
@@ -711,15 +721,19 @@ async def record_choice(
     alert = await screen_answer_value(session, protocol, prompts, person, answer, now=now)
     if alert is not None:
         result.alerts.append(alert.id)
+    in_force = {**answers, question.key: answer}
     if is_current:
-        result.completed = await _advance(session, protocol, prompts, checkin, now)
+        result.completed = await _advance(
+            session, protocol, prompts, checkin, now, answers=in_force, identity=identity
+        )
     elif checkin.current_question is not None:
         # A change may make the question being asked now unnecessary (confidence 1 -> 4 while
         # "what would help" waits): then move on. Questions already passed are not revisited.
-        answers = await current_answers(session, checkin.id)
         now_asked = find_question(protocol, checkin.current_question)
-        if now_asked is None or not applies(now_asked, answers):
-            result.completed = await _advance(session, protocol, prompts, checkin, now)
+        if now_asked is None or not applies(now_asked, in_force):
+            result.completed = await _advance(
+                session, protocol, prompts, checkin, now, answers=in_force, identity=identity
+            )
     return result
 
 

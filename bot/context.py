@@ -29,7 +29,7 @@ from bot.protocol import StudyProtocol
 from bot.settings import Settings
 from prompts import Prompts
 from storage.db import Database
-from storage.models import PartnerProfile, Person
+from storage.models import PartnerProfile, Person, TelegramIdentity
 
 if TYPE_CHECKING:
     from bot.outbox import OutboxSender
@@ -65,6 +65,7 @@ class UpdateScope:
     session: AsyncSession
     person: Person | None = None
     profile: PartnerProfile | None = None
+    identity: TelegramIdentity | None = None  # the sender's, when the batch loaded it
     #: Whether the sender had a check-in open when the batch began (None: not known).
     had_open_checkin: bool | None = None
     error: BaseException | None = None

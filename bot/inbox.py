@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import DBAPIError
@@ -54,9 +54,13 @@ MAX_BATCH_SECONDS = 0.03
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
-Sender = tuple[Person, PartnerProfile | None, bool | None]
-"""An update's sender: the person, their partner profile, and whether they had a check-in open
-when the batch began (None: not known)."""
+class Sender(NamedTuple):
+    """An enrolled sender of an update, as the batch loaded them."""
+
+    person: Person
+    profile: PartnerProfile | None
+    identity: TelegramIdentity | None
+    had_open_checkin: bool | None  # when the batch began; None: not known
 
 FailureHook = Callable[[AsyncSession, int, int | None, BaseException], Awaitable[None]]
 """Called in the transaction that records a failed update: (session, update_id, chat_id, error)."""
@@ -251,12 +255,15 @@ class InboxWorker:
             .label("has_open")
         )
         result = await session.execute(
-            select(TelegramIdentity.telegram_user_id, Person, PartnerProfile, has_open)
+            select(TelegramIdentity, Person, PartnerProfile, has_open)
             .join(Person, Person.id == TelegramIdentity.person_id)
             .outerjoin(PartnerProfile, PartnerProfile.person_id == Person.id)
             .where(TelegramIdentity.telegram_user_id.in_(user_ids))
         )
-        return {row[0]: (row[1], row[2], bool(row[3])) for row in result}
+        return {
+            identity.telegram_user_id: Sender(person, profile, identity, bool(is_open))
+            for identity, person, profile, is_open in result
+        }
 
     async def process_batch(self) -> int:
         """Process up to ``batch_size`` pending updates, in order, in ONE transaction.
@@ -427,7 +434,8 @@ class InboxWorker:
         scope = UpdateScope(update_id=update_id, session=session)
         user_id = update_user_id(raw)
         if user_id is not None and (known := people.get(user_id)) is not None:
-            scope.person, scope.profile, scope.had_open_checkin = known
+            scope.person, scope.profile = known.person, known.profile
+            scope.identity, scope.had_open_checkin = known.identity, known.had_open_checkin
         return scope
 
     async def _lookup(
@@ -443,7 +451,8 @@ class InboxWorker:
             return
         person = await person_for_telegram_user(session, user_id)
         if person is not None:
-            people[user_id] = (person, await session.get(PartnerProfile, person.id), None)
+            profile = await session.get(PartnerProfile, person.id)
+            people[user_id] = Sender(person, profile, None, None)
 
     async def _handle(self, scope: UpdateScope, raw: dict[str, Any]) -> bool:
         """Hand one update to python-telegram-bot; True if it called the Bot API."""

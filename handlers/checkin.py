@@ -77,6 +77,7 @@ async def answer_button(update: Update, context: BotContext) -> None:
         query.data,
         now=utcnow(),
         update_id=context.scope.update_id,
+        identity=context.scope.identity,
     )
     label = BUTTON_ANSWERS[result.outcome]
     context.answer_button(update, context.prompts.label(label) if label else None)
