@@ -190,11 +190,17 @@ class DueRunner:
         return result
 
     async def _people(self, session: AsyncSession, ids: set[int]) -> dict[int, _Person]:
+        # FOR UPDATE (PostgreSQL; SQLite has one writer at a time anyway): a withdrawal
+        # committed while this batch runs would otherwise be missed, and its partner given a
+        # check-in after all. Withdrawal changes the person row first, so whichever comes
+        # second waits for the other and sees what it did.
         rows = await session.execute(
             select(Person, PartnerProfile, TelegramIdentity)
             .outerjoin(PartnerProfile, PartnerProfile.person_id == Person.id)
             .outerjoin(TelegramIdentity, TelegramIdentity.person_id == Person.id)
             .where(Person.id.in_(ids))
+            .order_by(Person.id)  # one locking order for every batch
+            .with_for_update(of=Person)
         )
         return {p.id: _Person(p, profile, identity) for p, profile, identity in rows}
 

@@ -62,6 +62,7 @@ class Sender(NamedTuple):
     identity: TelegramIdentity | None
     had_open_checkin: bool | None  # when the batch began; None: not known
 
+
 FailureHook = Callable[[AsyncSession, int, int | None, BaseException], Awaitable[None]]
 """Called in the transaction that records a failed update: (session, update_id, chat_id, error)."""
 

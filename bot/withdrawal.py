@@ -184,6 +184,9 @@ async def withdraw(
 
     person.status = PersonStatus.WITHDRAWN
     person.status_changed_at = now
+    # The person row first: a due batch locks it too (bot/due.py), so the two wait for each
+    # other instead of deadlocking, and no check-in is opened for someone who has just left.
+    await session.flush()
     profile = await session.get(PartnerProfile, pid)
     if profile is not None:
         profile.withdrawn_at = now

@@ -518,3 +518,35 @@ async def test_a_failed_planning_pass_is_tried_again_at_the_next_wake_up(
     await runner.pass_once()
     assert calls == 2
     assert await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+
+
+async def test_a_withdrawal_under_way_holds_a_due_pass_back_and_wins(
+    database: Database, database_url: str, calendar: time_machine.Coordinates
+) -> None:
+    """PostgreSQL runs the due pass and the withdrawal side by side: the pass waits for the
+    person row, then sees the withdrawal, so no check-in is opened and the record says why."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: the two cannot overlap")
+    from bot.withdrawal import withdraw
+
+    person = await enrol(database, 212, checkin_weekday=SUNDAY)
+    runner = scheduler(database)
+    sunday = at("2027-03-14", "18:00")
+    await runner.advance_to(sunday - timedelta(minutes=1))
+    async with database.transaction() as session:
+        leaving = await session.get(Person, person.id)
+        assert leaving is not None
+        await withdraw(
+            session, leaving, protocol=PROTOCOL, prompts=PROMPTS, data_dir=None, goodbye=False
+        )
+        due_pass = asyncio.create_task(runner.advance_to(sunday + timedelta(minutes=1)))
+        await asyncio.sleep(1.0)
+        assert not due_pass.done(), "the due pass waits for the withdrawal to commit"
+    await asyncio.wait_for(due_pass, 10)
+    assert await opened(database, person.id) == []
+    [checkin] = [
+        o
+        for o in await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+        if o.due_at == sunday
+    ]
+    assert (checkin.status, checkin.reason) == (OccurrenceStatus.CANCELLED, "withdrawn")
