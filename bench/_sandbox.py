@@ -80,27 +80,35 @@ class RemoteSandbox:
 
         await asyncio.gather(*(one(u) for u in user_ids))
 
-    async def sent_messages(self, at_least: int = 0, wait: float = 0.0) -> int:
-        """How many sendMessage calls the sandbox has answered with success.
+    async def answered(self, method: str, at_least: int = 0, wait: float = 0.0) -> int:
+        """How many calls of ``method`` the sandbox has answered with success.
 
-        With ``at_least`` and ``wait`` the sandbox holds the answer until that many were sent
+        With ``at_least`` and ``wait`` the sandbox holds the answer until that many were made
         (or ``wait`` seconds passed), so the process being measured does not spend its own CPU
         on polling.
         """
         r = await self.client.get(
             f"{self.url}/control/answered",
-            params={"method": "sendMessage", "at_least": at_least, "wait": wait},
+            params={"method": method, "at_least": at_least, "wait": wait},
         )
         r.raise_for_status()
         return int(r.json()["count"])
 
-    async def wait_for_sent(self, target: int, timeout: float = 300.0) -> None:
-        """Wait until the sandbox has answered ``target`` sendMessage calls in total."""
+    async def wait_for(self, method: str, target: int, timeout: float = 300.0) -> None:
+        """Wait until the sandbox has answered ``target`` calls of ``method`` in total."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while await self.sent_messages(target, wait=min(20.0, deadline - loop.time())) < target:
+        while await self.answered(method, target, wait=min(20.0, deadline - loop.time())) < target:
             if loop.time() >= deadline:
-                raise TimeoutError(f"fewer than {target} messages sent in {timeout:.0f} s")
+                raise TimeoutError(f"fewer than {target} {method} calls in {timeout:.0f} s")
+
+    async def sent_messages(self) -> int:
+        """How many sendMessage calls the sandbox has answered with success."""
+        return await self.answered("sendMessage")
+
+    async def wait_for_sent(self, target: int, timeout: float = 300.0) -> None:
+        """Wait until the sandbox has answered ``target`` sendMessage calls in total."""
+        await self.wait_for("sendMessage", target, timeout)
 
 
 @asynccontextmanager

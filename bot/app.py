@@ -27,9 +27,8 @@ def build_application(
 ) -> CompanionApplication:
     """The Application for ``settings``, with every handler registered and services attached.
 
-    Handlers' own calls (answering a button, ticking it, downloading a voice note) go over
-    aiohttp like the sender's: they are made while the inbox worker holds its batch, so their
-    cost is paid once per update (see :mod:`bot.aiohttp_request`).
+    Handlers' own calls (answering a button and ticking it after the commit, downloading a
+    voice note) go over aiohttp like the sender's (see :mod:`bot.aiohttp_request`).
     """
     builder = (
         ApplicationBuilder()

@@ -404,7 +404,9 @@ async def current_open(
 
     ``none_at_start``: the caller saw that the partner had none open when this transaction
     began (the inbox batch asks for everyone at once). Then only one opened since, in this
-    transaction, could be open, and without one there is nothing to ask the database.
+    transaction, could be open, and without one there is nothing to ask the database. (On
+    PostgreSQL one the scheduler opens in those few milliseconds is not seen: as if the
+    message had come a moment sooner. On SQLite no other writer can commit meanwhile.)
     """
     if none_at_start and person_id not in session.info.get(_OPENED_HERE, ()):
         return None

@@ -175,9 +175,17 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         """
         query = update.callback_query
         message = query.message if query is not None else None
-        if query is None or message is None or not message.date:
+        if query is None or message is None or not message.is_accessible:
             return
         self.scope.after_commit.append(partial(_replace_buttons, query, markup))
+
+    def send_unstored(self, chat_id: int, template: str) -> None:
+        """After the commit, send ``template`` to someone not enrolled, storing nothing.
+
+        Not through the outbox, which would keep their chat id; not worth a failure if lost.
+        """
+        text = self.prompts.render(template)
+        self.scope.after_commit.append(partial(_send_unstored, self.bot, chat_id, text))
 
 
 async def _answer(query: CallbackQuery, text: str | None, show_alert: bool) -> None:
@@ -185,6 +193,13 @@ async def _answer(query: CallbackQuery, text: str | None, show_alert: bool) -> N
         await query.answer(text, show_alert=show_alert)
     except TelegramError as exc:  # too late (Telegram gives about 15 s), or gone
         log.info("could not answer a button (%s)", type(exc).__name__)
+
+
+async def _send_unstored(bot: ExtBot[None], chat_id: int, text: str) -> None:
+    try:
+        await bot.send_message(chat_id=chat_id, text=text)
+    except TelegramError as exc:
+        log.info("could not answer someone not enrolled (%s)", type(exc).__name__)
 
 
 async def _replace_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:

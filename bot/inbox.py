@@ -21,13 +21,21 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, Update
-from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    Conflict,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
@@ -234,7 +242,8 @@ class InboxWorker:
         self.on_failed = on_failed
         self.batch_size = batch_size
         self._wake = asyncio.Event()
-        self._calls: asyncio.Task[None] | None = None  # the latest batch's after-commit calls
+        # Each chat's latest after-commit calls (a chat's calls are made in order).
+        self._calls: dict[int | None, asyncio.Task[None]] = {}
         self.processed = 0
         self.failed = 0
 
@@ -303,7 +312,8 @@ class InboxWorker:
             people = await self._people(session, user_ids)
             started = loop.time()
             done: list[int] = []
-            calls: dict[int, list[AfterCommit]] = {}  # by update id, for what commits
+            # By update id: the calls of updates that commit, an empty answer for a failed press.
+            calls: dict[int, list[AfterCommit]] = {}
             checkpoint = await session.begin_nested()
             since_checkpoint: list[InboxUpdate] = []  # undone if a later update fails
             failed: tuple[InboxUpdate, BaseException] | None = None
@@ -351,12 +361,10 @@ class InboxWorker:
         self.processed += len(done)
         self.failed += failures
         self.on_committed()
-        committed = set(done)
         self._call_after_commit(
             [
                 (update_chat_id(raws[r.update_id]), call)
                 for r in rows
-                if r.update_id in committed
                 for call in calls.get(r.update_id, ())
             ]
         )
@@ -385,6 +393,7 @@ class InboxWorker:
                 scope = await self._process(session, again.update_id, raw, people)
                 if scope.error is not None:
                     await self._record_failure(session, again, update_chat_id(raw), scope.error)
+                    calls[again.update_id] = self._stop_spinner(raw)
                     failures += 1
                     people = {}
                     continue
@@ -392,38 +401,61 @@ class InboxWorker:
             done.append(again.update_id)
         # Recorded at once, so the apology is queued before later replies.
         await self._record_failure(session, row, update_chat_id(raws[row.update_id]), error)
+        calls[row.update_id] = self._stop_spinner(raws[row.update_id])
         return failures + 1
 
+    def _stop_spinner(self, raw: dict[str, Any]) -> list[AfterCommit]:
+        """For a button press that failed: an empty answer, so its spinner stops at once."""
+        query = raw.get("callback_query")
+        query_id = query.get("id") if isinstance(query, dict) else None
+        if not isinstance(query_id, str):
+            return []
+        bot = self.application.bot
+
+        async def answer() -> None:
+            with contextlib.suppress(TelegramError):
+                await bot.answer_callback_query(query_id)
+
+        return [answer]
+
     def _call_after_commit(self, calls: list[tuple[int | None, AfterCommit]]) -> None:
-        """Make a committed batch's calls in the background: in order within a chat, chats
-        side by side, and after the previous batch's calls (so a chat's order holds)."""
-        if not calls:
-            return
+        """Make a committed batch's calls in the background: in order within a chat (after
+        that chat's earlier calls), and chats side by side, so one slow chat holds back no
+        other chat's toasts."""
         by_chat: dict[int | None, list[AfterCommit]] = {}
         for chat_id, call in calls:
             by_chat.setdefault(chat_id, []).append(call)
-        self._calls = asyncio.create_task(self._make_calls(self._calls, list(by_chat.values())))
+        for chat_id, chat_calls in by_chat.items():
+            task = asyncio.create_task(self._make_calls(self._calls.get(chat_id), chat_calls))
+            self._calls[chat_id] = task
+            task.add_done_callback(partial(self._forget_calls, chat_id))
+
+    def _forget_calls(self, chat_id: int | None, task: asyncio.Task[None]) -> None:
+        if self._calls.get(chat_id) is task:
+            del self._calls[chat_id]
 
     @staticmethod
-    async def _make_calls(
-        previous: asyncio.Task[None] | None, chats: list[list[AfterCommit]]
-    ) -> None:
+    async def _make_calls(previous: asyncio.Task[None] | None, calls: list[AfterCommit]) -> None:
         if previous is not None:
             await asyncio.wait([previous])
+        for call in calls:
+            try:
+                await call()
+            except Exception as exc:  # each call handles Telegram's errors; this is a bug
+                log.error("after-commit call failed (%s)", type(exc).__name__, exc_info=exc)
 
-        async def in_order(chat_calls: list[AfterCommit]) -> None:
-            for call in chat_calls:
-                try:
-                    await call()
-                except Exception as exc:  # each call handles Telegram's errors; this is a bug
-                    log.error("after-commit call failed (%s)", type(exc).__name__, exc_info=exc)
-
-        await asyncio.gather(*(in_order(chat_calls) for chat_calls in chats))
-
-    async def calls_done(self, timeout: float = 10.0) -> None:
-        """Wait (up to ``timeout`` s) until the after-commit calls made so far have finished."""
-        if self._calls is not None and not self._calls.done():
-            await asyncio.wait([self._calls], timeout=timeout)
+    async def calls_done(self, timeout: float = 10.0, *, cancel: bool = False) -> None:
+        """Wait (up to ``timeout`` s) until the after-commit calls made so far have finished;
+        ``cancel`` gives up on those still going after that (when stopping)."""
+        pending = set(self._calls.values())
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=timeout)
+        if cancel and late:
+            log.warning("stopping: %d chats' button answers were not made in time", len(late))
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late)
 
     def _scope(
         self,

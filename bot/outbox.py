@@ -151,7 +151,8 @@ async def enqueue(
     work commits (call :meth:`OutboxSender.wake` afterwards to have it sent at once). A
     repeated key is skipped by the INSERT itself (``ON CONFLICT DO NOTHING``, which SQLite and
     PostgreSQL both have), so the caller's transaction stays usable and no savepoint is
-    needed.
+    needed. Any other integrity error (a person id that does not exist) is raised: that is a
+    bug, not a repeat.
 
     ``text`` is sent as HTML (``parse_mode`` may be overridden in ``payload``). For
     ``sendDocument`` and ``sendPhoto`` the file goes in ``payload["document"]`` /

@@ -274,7 +274,7 @@ class Companion:
                 await task
         self._tasks.clear()
         # Answers to buttons already committed: let them reach Telegram (the bot still works).
-        await self.worker.calls_done(timeout=5.0)
+        await self.worker.calls_done(timeout=5.0, cancel=True)
 
     async def run_until_stopped(self, **start_options: Any) -> None:
         """Start, then run until SIGINT or SIGTERM, then stop cleanly."""

@@ -13,11 +13,8 @@ the code is not used up.
 
 from __future__ import annotations
 
-import contextlib
-
 from telegram import Message, Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot import onboarding as ob
@@ -46,12 +43,6 @@ def start_payload(message: Message | None) -> str | None:
     return " ".join(parts[1:])
 
 
-async def _say_directly(context: BotContext, chat_id: int, template: str) -> None:
-    """Reply to someone not enrolled without storing anything (not worth a failure if lost)."""
-    with contextlib.suppress(TelegramError):
-        await context.bot.send_message(chat_id=chat_id, text=context.prompts.render(template))
-
-
 async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
     """Try to enrol the (not yet enrolled) sender of ``/start CODE``."""
     user = update.effective_user
@@ -60,7 +51,7 @@ async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
         return
     if throttle.blocked(user.id):
         if throttle.warn_once(user.id):
-            await _say_directly(context, chat.id, "invite/too_many")
+            context.send_unstored(chat.id, "invite/too_many")
         return
     result = await redeem(
         context.session,
@@ -74,7 +65,7 @@ async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
     )
     if result.outcome != RedeemOutcome.ENROLLED or result.person is None:
         throttle.record_failure(user.id)
-        await _say_directly(context, chat.id, FAILURE_TEMPLATES[result.outcome])
+        context.send_unstored(chat.id, FAILURE_TEMPLATES[result.outcome])
         return
     throttle.forget(user.id)
     scope = context.scope

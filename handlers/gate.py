@@ -10,13 +10,11 @@ written to the database; the throttles are in memory.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import OrderedDict
 
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
 from bot.context import BotContext
@@ -63,15 +61,12 @@ async def gate(update: Update, context: BotContext) -> None:
     if scope.person is not None and scope.person.status == PersonStatus.WITHDRAWN:
         # Withdrawal stops all contact: no reply of any kind, old buttons just stop spinning.
         if update.callback_query is not None:
-            with contextlib.suppress(TelegramError):
-                context.answer_button(update)
+            context.answer_button(update)
         raise ApplicationHandlerStop
     if scope.person is not None:
         return
     if update.callback_query is not None:
-        # A stale query from an outsider is not worth an error.
-        with contextlib.suppress(TelegramError):
-            context.answer_button(update)
+        context.answer_button(update)  # a stale query from an outsider: just stop the spinner
         raise ApplicationHandlerStop
     if update.message is not None and chat is not None and chat.type == ChatType.PRIVATE:
         code = start_payload(update.message)
@@ -79,10 +74,7 @@ async def gate(update: Update, context: BotContext) -> None:
             await redeem_invite(update, context, code)
             raise ApplicationHandlerStop
         if throttle.allow(user.id):
-            # Sent straight away, not through the outbox: the outbox would store their chat id.
-            await context.bot.send_message(
-                chat_id=chat.id, text=context.prompts.render("start/outsider")
-            )
+            context.send_unstored(chat.id, "start/outsider")
     raise ApplicationHandlerStop
 
 
