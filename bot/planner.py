@@ -11,6 +11,10 @@ APScheduler's ``CronTrigger`` does the calendar arithmetic in each partner's IAN
 daylight-saving change neither shifts nor duplicates anything. Keys are built from the local
 date, so planning the same week twice can never make a second row.
 
+After downtime longer than the horizon, the first pass also fills the gap (``backfill``): the
+check-ins that should have happened while the bot was off get rows in the past, which
+:mod:`bot.due` then records as missed, so the longitudinal record has no silent hole.
+
 Nothing here sends a message or commits: the caller owns the unit of work.
 """
 
@@ -24,7 +28,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.preferences import zone_named
@@ -44,6 +48,8 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 DEFAULT_HORIZON = timedelta(days=14)
+#: How far back a first pass after downtime fills the gap (see ``reconcile_partners``).
+MAX_BACKFILL = timedelta(days=366)
 LONGEST_MEETING = timedelta(days=1)  # longer than any meeting (bot.meetings allows 12 hours)
 _PLANNED_KINDS = (OccurrenceKind.CHECKIN,)  # what reconcile_partner owns (meetings have theirs)
 
@@ -486,8 +492,14 @@ async def reconcile_partners(
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
     result: PassResult | None = None,
+    backfill: timedelta | None = None,
 ) -> PassResult:
-    """Bring these partners' scheduled check-ins in line with their settings up to ``horizon``."""
+    """Bring these partners' scheduled check-ins in line with their settings up to ``horizon``.
+
+    ``backfill`` (after downtime): also plan what fell due between each partner's last
+    planned check-in and now, up to that far back. Those rows are already due, and the due
+    runner records them as missed (or, within their window, still sends them).
+    """
     result = result or PassResult()
     result.partners += len(partners)
     active = [p for p in partners if p.status != PersonStatus.WITHDRAWN]
@@ -503,12 +515,31 @@ async def reconcile_partners(
         return result
     ids = [p.person_id for p in active]
     existing = await _existing(session, person_ids=ids, meeting_id=None, kinds=_PLANNED_KINDS)
+    starts = await _gap_starts(session, ids, now=now, backfill=backfill) if backfill else {}
     wanted: list[Planned] = []
     cache: FireCache = {}
     for partner in active:
-        wanted.extend(wanted_checkins(protocol, partner, now, now + horizon, cache))
+        start = starts.get(partner.person_id, now)
+        wanted.extend(wanted_checkins(protocol, partner, start, now + horizon, cache))
     await _apply(session, wanted, existing, now=now, removable=existing.keys(), result=result)
     return result
+
+
+async def _gap_starts(
+    session: AsyncSession, person_ids: Sequence[int], *, now: datetime, backfill: timedelta
+) -> dict[int, datetime]:
+    """For partners whose last planned check-in is in the past: where the gap begins."""
+    rows = await session.execute(
+        select(Occurrence.person_id, func.max(Occurrence.due_at))
+        .where(Occurrence.person_id.in_(person_ids), Occurrence.kind.in_(_PLANNED_KINDS))
+        .group_by(Occurrence.person_id)
+    )
+    earliest = now - backfill
+    return {
+        person_id: max(last + timedelta(microseconds=1), earliest)
+        for person_id, last in rows
+        if last is not None and last < now
+    }
 
 
 async def reconcile_partner(
@@ -627,8 +658,10 @@ async def plan_all(
     now: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
     chunk: int = 2000,
+    backfill: timedelta | None = None,
 ) -> PassResult:
-    """One full planning pass over every partner and every upcoming meeting."""
+    """One full planning pass over every partner and every upcoming meeting (``backfill``:
+    see :func:`reconcile_partners`)."""
     result = PassResult()
     partners = await load_partners(session)
     for start in range(0, len(partners), chunk):
@@ -639,6 +672,7 @@ async def plan_all(
             now=now,
             horizon=horizon,
             result=result,
+            backfill=backfill,
         )
     for meeting in await upcoming_meetings(session, now=now, horizon=horizon):
         await _reconcile_meeting(session, protocol, meeting, partners, now=now, result=result)

@@ -66,6 +66,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._plan_wanted = True
         self._planned_at: datetime | None = None
+        self._backfilled = False  # the first pass after start-up fills a downtime gap
         self._lock = asyncio.Lock()
         self._stopping = False
         self._aps: AsyncIOScheduler | None = None
@@ -121,12 +122,18 @@ class Scheduler:
     # -- work --------------------------------------------------------------------------------
 
     async def plan(self) -> planner.PassResult:
-        """One full planning pass in one transaction."""
+        """One full planning pass in one transaction.
+
+        The first pass since start-up also fills any gap the bot's downtime left (see
+        :func:`bot.planner.reconcile_partners`), so those check-ins are recorded as missed.
+        """
         started = time.perf_counter()
+        backfill = planner.MAX_BACKFILL if not self._backfilled else None
         async with self.db.transaction() as session:
             result = await planner.plan_all(
-                session, self.protocol, now=utcnow(), horizon=self.horizon
+                session, self.protocol, now=utcnow(), horizon=self.horizon, backfill=backfill
             )
+        self._backfilled = True
         self.last_plan, self.last_plan_seconds = result, time.perf_counter() - started
         if result.added or result.moved or result.removed or result.cancelled:
             log.info(

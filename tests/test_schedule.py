@@ -550,3 +550,42 @@ async def test_a_withdrawal_under_way_holds_a_due_pass_back_and_wins(
         if o.due_at == sunday
     ]
     assert (checkin.status, checkin.reason) == (OccurrenceStatus.CANCELLED, "withdrawn")
+
+
+async def test_downtime_longer_than_the_horizon_is_recorded_as_missed_not_left_blank(
+    database: Database, calendar: time_machine.Coordinates
+) -> None:
+    """Six weeks off with a two-week horizon: the four weeks beyond what was planned get rows
+    too, recorded as missed, and nothing stale is sent."""
+    person = await enrol(database, 213, checkin_weekday=SUNDAY)
+    async with database.transaction() as session:
+        await plan_all(session, PROTOCOL, now=utcnow(), horizon=timedelta(days=14))
+    CLOCK.advance_to(at("2027-04-21", "12:00"))  # back on a Wednesday, six weeks later
+    restarted = scheduler(database)  # a new process: its first pass fills the gap
+    await restarted.pass_once()
+    weekly_rows = [
+        o
+        for o in await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+        if o.checkin_key == "weekly"
+    ]
+    past = [o for o in weekly_rows if o.due_at < utcnow()]
+    assert [o.due_at.astimezone(LONDON).strftime("%d %b") for o in past] == [
+        "14 Mar",
+        "21 Mar",
+        "28 Mar",
+        "04 Apr",
+        "11 Apr",
+        "18 Apr",
+    ]
+    assert {(o.status, o.reason) for o in past} == {(OccurrenceStatus.MISSED, "late")}
+    assert any(o.status == OccurrenceStatus.PLANNED for o in weekly_rows), "and ahead as usual"
+    assert weekly(await opened(database, person.id)) == [], "no stale prompt"
+    again = scheduler(database)
+    await again.pass_once()
+    assert len(
+        [
+            o
+            for o in await occurrences(database, person.id, OccurrenceKind.CHECKIN)
+            if o.checkin_key == "weekly"
+        ]
+    ) == len(weekly_rows), "filling the gap twice adds nothing"
