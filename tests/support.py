@@ -150,3 +150,21 @@ def weekly_only_protocol() -> StudyProtocol:
     return protocol.model_copy(
         update={"checkins": [c for c in protocol.checkins if c.schedule != "monthly"]}
     )
+
+
+def raw_message(update_id: int, user_id: int, name: str, text: str) -> dict[str, Any]:
+    """A raw private-chat message update, as Telegram would send it (a command if ``text``
+    starts with "/"), for tests that store a batch of updates at once."""
+    command = text.split(maxsplit=1)[0] if text.startswith("/") else None
+    entities = [{"type": "bot_command", "offset": 0, "length": len(command)}] if command else []
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_700_000_000,
+            "chat": {"id": user_id, "type": "private", "first_name": name},
+            "from": {"id": user_id, "is_bot": False, "first_name": name},
+            "text": text,
+            **({"entities": entities} if entities else {}),
+        },
+    }

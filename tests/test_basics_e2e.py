@@ -16,7 +16,7 @@ from storage.models import (
     TelegramIdentity,
 )
 from tests.conftest import CONNECTOR_ID
-from tests.support import count, settle
+from tests.support import count, raw_message, settle
 
 
 async def test_outsider_gets_one_neutral_reply_and_nothing_is_stored(companion, sandbox, database):
@@ -118,21 +118,11 @@ async def test_a_failure_mid_batch_redoes_only_what_is_safe_to_redo(
     await sandbox.wait_for_messages(CONNECTOR_ID, 1)
     await settle(companion, sandbox)
 
-    def command(update_id: int, name: str) -> dict:
-        return {
-            "update_id": update_id,
-            "message": {
-                "message_id": update_id,
-                "date": 1_700_000_000,
-                "chat": {"id": CONNECTOR_ID, "type": "private", "first_name": "Jo"},
-                "from": {"id": CONNECTOR_ID, "is_bot": False, "first_name": "Jo"},
-                "text": f"/{name}",
-                "entities": [{"type": "bot_command", "offset": 0, "length": len(name) + 1}],
-            },
-        }
-
     burst = ["help", "poke", "help", "help", "boom", "help"]
-    await store_updates(database, [command(900_000 + i, c) for i, c in enumerate(burst)])
+    await store_updates(
+        database,
+        [raw_message(900_000 + i, CONNECTOR_ID, "Jo", f"/{c}") for i, c in enumerate(burst)],
+    )
     companion.worker.wake()
     await settle(companion, sandbox)
 

@@ -11,7 +11,7 @@ from bot.crypto import TextCipher
 from storage.models import Answer, Checkin, CheckinStatus, PartnerProfile, Person
 from storage.types import utcnow
 from tests.factories import enrol
-from tests.support import SECRET, buttons, data_for, settle
+from tests.support import SECRET, buttons, data_for, raw_message, settle
 
 PARTNER = 7001
 OTHER = 7002
@@ -319,21 +319,13 @@ async def test_typing_points_at_the_buttons_even_when_the_checkin_opened_in_the_
     await settle(companion, sandbox)
     assert "did not understand" in (await last(sandbox, PARTNER))["text"]
 
-    def message(update_id: int, text: str) -> dict:
-        entities = [{"type": "bot_command", "offset": 0, "length": len(text)}]
-        return {
-            "update_id": update_id,
-            "message": {
-                "message_id": update_id,
-                "date": 1_700_000_000,
-                "chat": {"id": PARTNER, "type": "private", "first_name": "Sam"},
-                "from": {"id": PARTNER, "is_bot": False, "first_name": "Sam"},
-                "text": text,
-                **({"entities": entities} if text.startswith("/") else {}),
-            },
-        }
-
-    await store_updates(database, [message(960_000, "/checkin"), message(960_001, "hello")])
+    await store_updates(
+        database,
+        [
+            raw_message(960_000, PARTNER, "Sam", "/checkin"),
+            raw_message(960_001, PARTNER, "Sam", "hello"),
+        ],
+    )
     companion.worker.wake()
     await settle(companion, sandbox)
     texts = [m["text"] for m in sandbox.sent_to(PARTNER)]
