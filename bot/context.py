@@ -160,6 +160,11 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
             person_id=person.id if person is not None else None,
         )
 
+    def after_commit(self, call: AfterCommit) -> None:
+        """Make ``call`` once this update's transaction has committed (see
+        :class:`UpdateScope`); it must handle its own errors."""
+        self.scope.after_commit.append(call)
+
     def answer_button(
         self, update: Update, text: str | None = None, *, show_alert: bool = False
     ) -> None:

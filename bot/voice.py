@@ -1,8 +1,9 @@
 """Downloading a partner's voice note into the data folder.
 
-The answer row (with the Telegram file id and length) is written first; the download comes
-after and may fail (network, a file too big for the Bot API): the answer is then kept without
-a local copy, and the file id still lets the team fetch the audio later.
+The answer row (with the Telegram file id and length) is committed first; the download comes
+after the commit (it can take seconds, and the inbox batch must not hold the database that
+long) and may fail (network, a file too big for the Bot API, a crash in between): the answer
+is then kept without a local copy, and the file id still lets the team fetch the audio later.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sqlalchemy import update
 from telegram import Bot
 from telegram.error import TelegramError
+
+from storage.db import Database
+from storage.models import Answer
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +35,23 @@ async def download_voice(bot: Bot, file_id: str, data_dir: Path, relative_path: 
         log.warning("voice note download failed (%s); the answer is kept", type(exc).__name__)
         return None
     return relative_path
+
+
+async def fetch_voice_answer(
+    bot: Bot, db: Database, *, file_id: str, data_dir: Path, relative_path: str, answer_id: int
+) -> None:
+    """After the answer is committed: download its voice note and record where it is kept.
+
+    If the answer has gone meanwhile (a withdrawal that deletes data), the file is removed
+    again: nothing of theirs may stay behind.
+    """
+    saved = await download_voice(bot, file_id, data_dir, relative_path)
+    if saved is None:
+        return
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(Answer).where(Answer.id == answer_id).values(voice_path=saved)
+        )
+    if not getattr(result, "rowcount", 0):
+        (data_dir / saved).unlink(missing_ok=True)
+        log.info("voice note of an answer that is gone: removed")

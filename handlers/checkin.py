@@ -7,6 +7,7 @@ stored in the update's own transaction, so it is committed the moment the update
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from telegram import Message, Update, Voice
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -14,7 +15,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 from bot import checkins
 from bot.checkins import Outcome
 from bot.context import BotContext
-from bot.voice import download_voice
+from bot.voice import fetch_voice_answer
 from handlers.filters import AwaitingInput
 from storage.models import Person, Role
 from storage.types import utcnow
@@ -166,11 +167,16 @@ async def answer_voice(update: Update, context: BotContext) -> None:
         update_id=context.scope.update_id,
     )
     if result.outcome == Outcome.RECORDED and result.answer is not None:
-        result.answer.voice_path = await download_voice(
-            context.bot,
-            voice.file_id,
-            context.settings.companion_data_dir,
-            checkins.voice_relative_path(person, result.answer),
+        context.after_commit(
+            partial(
+                fetch_voice_answer,
+                context.bot,
+                context.services.db,
+                file_id=voice.file_id,
+                data_dir=context.settings.companion_data_dir,
+                relative_path=checkins.voice_relative_path(person, result.answer),
+                answer_id=result.answer.id,
+            )
         )
     await _after_free_answer(update, context, result)
 

@@ -292,6 +292,47 @@ async def test_a_failed_voice_download_keeps_the_answer(companion, sandbox, data
     assert "views count" in (await last(sandbox, PARTNER))["text"], "the check-in moved on"
 
 
+async def test_a_voice_note_is_fetched_after_the_commit_and_not_kept_if_the_answer_went(
+    companion, sandbox, database, tmp_path, monkeypatch
+):
+    """The download happens once the answer is committed; should the answer be gone by then
+    (a withdrawal that deletes data), the file is removed again."""
+    import bot.voice
+    from bot.voice import fetch_voice_answer
+
+    await enrol(database, PARTNER)
+    sam = sandbox.user(PARTNER, "Sam")
+    sam.send_command("checkin")
+    await settle(companion, sandbox)
+    await press(companion, sandbox, PARTNER, await last(sandbox, PARTNER), "1")
+    seen_committed: list[bool] = []
+    download = bot.voice.download_voice
+
+    async def watched(*args, **kwargs):
+        # Another connection sees the answer: its transaction had committed.
+        seen_committed.append(bool(await answers(database, question_key="confidence_help")))
+        return await download(*args, **kwargs)
+
+    monkeypatch.setattr(bot.voice, "download_voice", watched)
+    sam.send_voice(duration=3)
+    await settle(companion, sandbox)
+    assert seen_committed == [True], "fetched once, after the commit"
+    [voice] = await answers(database, question_key="confidence_help")
+    assert voice.voice_path and (companion.settings.companion_data_dir / voice.voice_path).exists()
+
+    update = sandbox.user(OTHER, "Kim").send_voice(duration=2)
+    file_id = update["message"]["voice"]["file_id"]
+    await fetch_voice_answer(
+        companion.application.bot,
+        database,
+        file_id=file_id,
+        data_dir=tmp_path,
+        relative_path="voice/gone.ogg",
+        answer_id=999_999,
+    )
+    assert not (tmp_path / "voice" / "gone.ogg").exists()
+
+
 async def test_staff_cannot_start_a_checkin(companion, sandbox, database):
     from tests.conftest import CONNECTOR_ID
 
