@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from markupsafe import Markup
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -653,6 +653,28 @@ async def _load(
     return checkin, None
 
 
+async def _load_with_answers(
+    session: AsyncSession, person: Person, checkin_id: int, now: datetime
+) -> tuple[Checkin | None, Outcome | None, dict[str, Answer]]:
+    """As :func:`_load`, with the check-in's answers in force, in one query."""
+    rows = (
+        await session.execute(
+            select(Checkin, Answer)
+            .outerjoin(
+                Answer, and_(Answer.checkin_id == Checkin.id, Answer.superseded_at.is_(None))
+            )
+            .where(Checkin.id == checkin_id)
+            .order_by(Answer.id)
+        )
+    ).all()
+    checkin = rows[0][0] if rows else None
+    if checkin is None or checkin.person_id != person.id:
+        return None, Outcome.INVALID, {}
+    if not await _ensure_open(session, checkin, now):
+        return checkin, Outcome.CLOSED, {}
+    return checkin, None, {a.question_key: a for _, a in rows if a is not None}
+
+
 async def record_choice(
     session: AsyncSession,
     protocol: StudyProtocol,
@@ -674,7 +696,7 @@ async def record_choice(
     parsed = parse_callback(data)
     if parsed is None:
         return AnswerResult(Outcome.INVALID)
-    checkin, stop = await _load(session, person, parsed.checkin_id, now)
+    checkin, stop, answers = await _load_with_answers(session, person, parsed.checkin_id, now)
     if stop is not None or checkin is None:
         return AnswerResult(stop or Outcome.INVALID, checkin)
     definition = _find_checkin(protocol, checkin.checkin_key)
@@ -684,7 +706,6 @@ async def record_choice(
     if resolved is None or not _valid_value(*resolved):
         return AnswerResult(Outcome.INVALID, checkin)
     question, value = resolved
-    answers = await current_answers(session, checkin.id)
     earlier = answers.get(question.key)
     is_current = question.key == checkin.current_question and earlier is None
     if not is_current and (earlier is None or not applies(question, answers)):
