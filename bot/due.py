@@ -330,10 +330,10 @@ class DueRunner:
             reason = checkins.refusal_reason(who.person, who.profile, now=now, source="scheduled")
             return OccurrenceStatus.MISSED, reason or "refused"
         occurrence.checkin_id = opened.id
-        await self._plan_nudge(session, opened, now=now)
+        self._plan_nudge(session, opened, now=now)
         return OccurrenceStatus.DONE, None
 
-    async def _plan_nudge(self, session: AsyncSession, checkin: Checkin, *, now: datetime) -> None:
+    def _plan_nudge(self, session: AsyncSession, checkin: Checkin, *, now: datetime) -> None:
         definition = self.protocol.checkin(checkin.checkin_key)
         if definition.reminder_after_hours is None:
             return

@@ -91,8 +91,15 @@ def _staff_label(prompts: Prompts, key: str, **values: Any) -> str:
     return prompts.label(f"meetings.staff.{key}", **values)
 
 
+def _staff_buttons(prompts: Prompts, *choices: tuple[str, str]) -> InlineKeyboardMarkup:
+    """One button a row: (staff label key, callback data)."""
+    return InlineKeyboardMarkup(
+        [[_button(_staff_label(prompts, key), data)] for key, data in choices]
+    )
+
+
 def _cancel_markup(prompts: Prompts) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[_button(_staff_label(prompts, "cancel"), "mc:stop")]])
+    return _staff_buttons(prompts, ("cancel", "mc:stop"))
 
 
 def _short(text: str, limit: int = 32) -> str:
@@ -140,7 +147,8 @@ def _groups_markup(context: BotContext, chosen: list[str], everyone: bool) -> In
     return InlineKeyboardMarkup(rows)
 
 
-async def _problem(update: Update, context: BotContext, reason: str) -> None:
+def _problem(update: Update, context: BotContext, reason: str) -> None:
+    """Say, in the pressed button's toast, why it cannot act."""
     context.answer_button(
         update, context.prompts.label(STAFF_PROBLEMS.get(reason, STAFF_PROBLEMS["gone"]))
     )
@@ -153,6 +161,18 @@ def _parse_id(value: str) -> int | None:
 async def _meeting(context: BotContext, raw_id: str) -> Meeting | None:
     meeting_id = _parse_id(raw_id)
     return await context.session.get(Meeting, meeting_id) if meeting_id is not None else None
+
+
+async def _usable_meeting(
+    update: Update, context: BotContext, raw_id: str, *, started: bool = False
+) -> Meeting | None:
+    """The meeting a connector's button names, or None once they are told why it cannot act."""
+    meeting = await _meeting(context, raw_id)
+    problem = _usable(meeting, utcnow(), started=started)
+    if problem is not None or meeting is None:
+        _problem(update, context, problem or "gone")
+        return None
+    return meeting
 
 
 def _usable(meeting: Meeting | None, now: datetime, *, started: bool = False) -> str | None:
@@ -236,12 +256,7 @@ async def _summary(update: Update, context: BotContext, draft: StaffDraft) -> No
     groups: list[str] = [] if data.get("everyone") else list(data.get("groups", []))
     starts_at = datetime.fromisoformat(data["start"])
     count = await meetings.count_invitees(context.session, groups)
-    markup = InlineKeyboardMarkup(
-        [
-            [_button(_staff_label(prompts, "create"), "mc:ok")],
-            [_button(_staff_label(prompts, "discard"), "mc:stop")],
-        ]
-    )
+    markup = _staff_buttons(prompts, ("create", "mc:ok"), ("discard", "mc:stop"))
     await context.reply(
         update,
         "meetings/staff/summary",
@@ -314,12 +329,7 @@ async def draft_text(update: Update, context: BotContext) -> None:
         await context.reply(update, "meetings/staff/problem", reason=problem)
         return
     meetings.save_draft(draft, "change_confirm", now=now, start=starts_at.isoformat())
-    markup = InlineKeyboardMarkup(
-        [
-            [_button(_staff_label(prompts, "yes_change"), "mc:ty")],
-            [_button(_staff_label(prompts, "keep"), "mc:stop")],
-        ]
-    )
+    markup = _staff_buttons(prompts, ("yes_change", "mc:ty"), ("keep", "mc:stop"))
     await context.reply(
         update,
         "meetings/staff/confirm_change",
@@ -494,17 +504,12 @@ async def _stop(update: Update, context: BotContext, person: Person, args: list[
 
 
 async def _manage(update: Update, context: BotContext, person: Person, args: list[str]) -> None:
-    meeting = await _meeting(context, args[0])
-    problem = _usable(meeting, utcnow())
-    if problem is not None or meeting is None:
-        await _problem(update, context, problem or "gone")
+    meeting = await _usable_meeting(update, context, args[0])
+    if meeting is None:
         return
     prompts = context.prompts
-    markup = InlineKeyboardMarkup(
-        [
-            [_button(_staff_label(prompts, "change_time"), f"mc:t:{meeting.id}")],
-            [_button(_staff_label(prompts, "cancel_meeting"), f"mc:x:{meeting.id}")],
-        ]
+    markup = _staff_buttons(
+        prompts, ("change_time", f"mc:t:{meeting.id}"), ("cancel_meeting", f"mc:x:{meeting.id}")
     )
     context.answer_button(update)
     await context.reply(
@@ -519,10 +524,8 @@ async def _manage(update: Update, context: BotContext, person: Person, args: lis
 async def _change_time(
     update: Update, context: BotContext, person: Person, args: list[str]
 ) -> None:
-    meeting = await _meeting(context, args[0])
-    problem = _usable(meeting, utcnow())
-    if problem is not None or meeting is None:
-        await _problem(update, context, problem or "gone")
+    meeting = await _usable_meeting(update, context, args[0])
+    if meeting is None:
         return
     await meetings.start_draft(
         context.session,
@@ -545,7 +548,7 @@ async def _apply_change(
     now = utcnow()
     if meeting is None:
         await meetings.drop_draft(context.session, person.id)
-        await _problem(update, context, "gone")
+        _problem(update, context, "gone")
         return
     try:
         result = await meetings.change_meeting(
@@ -579,18 +582,11 @@ async def _apply_change(
 async def _ask_cancel(
     update: Update, context: BotContext, person: Person, args: list[str]
 ) -> None:
-    meeting = await _meeting(context, args[0])
-    problem = _usable(meeting, utcnow())
-    if problem is not None or meeting is None:
-        await _problem(update, context, problem or "gone")
+    meeting = await _usable_meeting(update, context, args[0])
+    if meeting is None:
         return
     prompts = context.prompts
-    markup = InlineKeyboardMarkup(
-        [
-            [_button(_staff_label(prompts, "yes_cancel"), f"mc:xy:{meeting.id}")],
-            [_button(_staff_label(prompts, "keep"), "mc:stop")],
-        ]
-    )
+    markup = _staff_buttons(prompts, ("yes_cancel", f"mc:xy:{meeting.id}"), ("keep", "mc:stop"))
     context.answer_button(update)
     await context.reply(
         update,
@@ -605,7 +601,7 @@ async def _ask_cancel(
 async def _cancel(update: Update, context: BotContext, person: Person, args: list[str]) -> None:
     meeting = await _meeting(context, args[0])
     if meeting is None or meeting.cancelled_at is not None:
-        await _problem(update, context, "gone" if meeting is None else "cancelled")
+        _problem(update, context, "gone" if meeting is None else "cancelled")
         return
     notified = await meetings.cancel_meeting(
         context.session,
@@ -639,10 +635,8 @@ async def _sheet_markup(context: BotContext, meeting: Meeting) -> InlineKeyboard
 async def _attendance(
     update: Update, context: BotContext, person: Person, args: list[str]
 ) -> None:
-    meeting = await _meeting(context, args[0])
-    problem = _usable(meeting, utcnow(), started=True)
-    if problem is not None or meeting is None:
-        await _problem(update, context, problem or "gone")
+    meeting = await _usable_meeting(update, context, args[0], started=True)
+    if meeting is None:
         return
     markup = await _sheet_markup(context, meeting)
     context.answer_button(update)
@@ -665,7 +659,7 @@ async def _toggle_attended(
     partner_id = _parse_id(args[1])
     partner = await context.session.get(Person, partner_id) if partner_id is not None else None
     if problem is not None or meeting is None:
-        await _problem(update, context, problem or "gone")
+        _problem(update, context, problem or "gone")
         return
     if partner is None or partner.role != Role.PARTNER:
         context.answer_button(update, _staff_label(context.prompts, "out_of_date"))

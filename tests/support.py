@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from bot.protocol import StudyProtocol
-from storage.models import InboxStatus, InboxUpdate
+from storage.models import (
+    InboxStatus,
+    InboxUpdate,
+    Occurrence,
+    OccurrenceKind,
+    OccurrenceStatus,
+)
+from storage.types import utcnow
 from tests.conftest import make_settings
 
 SECRET = "test-secret-key-for-free-text-and-pseudonyms"
@@ -135,6 +144,41 @@ async def wait_until(predicate: Any, timeout: float, what: str) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def kill_after_each(
+    start: Callable[[], Awaitable[asyncio.subprocess.Process]],
+    progress: Callable[[], int],
+    thresholds: Sequence[int],
+    *,
+    timeout: float,
+    what: str,
+) -> None:
+    """Start the bot and SIGKILL it once ``progress()`` reaches each threshold in turn."""
+    for threshold in thresholds:
+        process = await start()
+        try:
+            await wait_until(lambda t=threshold: progress() >= t, timeout, f"{threshold} {what}")
+        finally:
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+
+
+async def mark_reminded(database: Any, meeting_id: int, person_id: int) -> None:
+    """What the due runner records when a meeting reminder went out to ``person_id``."""
+    async with database.transaction() as session:
+        session.add(
+            Occurrence(
+                key=f"test:remind:{meeting_id}:{person_id}",
+                kind=OccurrenceKind.MEETING_REMINDER,
+                person_id=person_id,
+                meeting_id=meeting_id,
+                due_at=utcnow() - timedelta(hours=1),
+                window_ends_at=utcnow() + timedelta(days=5),
+                status=OccurrenceStatus.DONE,
+                done_at=utcnow() - timedelta(hours=1),
+            )
+        )
 
 
 def weekly_only_protocol() -> StudyProtocol:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import InboxStatus, InboxUpdate, OutboxMessage, OutboxStatus
-from tests.support import start_companion_process, wait_until
+from tests.support import kill_after_each, start_companion_process
 
 USERS = 60
 FIRST_ID = 700_000
@@ -49,15 +49,13 @@ async def test_sigkill_mid_burst_loses_nothing_and_repeats_nothing(
         user.send_text("something the bot does not understand")
     total_updates = USERS * 2
 
-    for threshold in KILL_AFTER_DELIVERIES:
-        process = await start_bot(sandbox, database_url, log_path)
-        try:
-            await wait_until(
-                lambda t=threshold: delivered(sandbox) >= t, 60, f"{threshold} deliveries"
-            )
-        finally:
-            process.send_signal(signal.SIGKILL)
-            await process.wait()
+    await kill_after_each(
+        lambda: start_bot(sandbox, database_url, log_path),
+        lambda: delivered(sandbox),
+        KILL_AFTER_DELIVERIES,
+        timeout=60,
+        what="deliveries",
+    )
 
     process = await start_bot(sandbox, database_url, log_path)
     try:

@@ -30,6 +30,7 @@ from storage.models import (
 )
 from storage.types import utcnow
 from tests.factories import enrol
+from tests.support import mark_reminded
 
 PROTOCOL = load_protocol(DEFAULT_STUDY_PATH)
 PROMPTS = Prompts()
@@ -136,6 +137,17 @@ async def make_meeting(database, *, days: int = 10, groups=("north",), **values)
         return meeting.id
 
 
+async def the_followup(session, meeting_id: int) -> Occurrence:
+    """The meeting's one planned reflection afterwards."""
+    found = await session.execute(
+        select(Occurrence).where(
+            Occurrence.meeting_id == meeting_id,
+            Occurrence.kind == OccurrenceKind.MEETING_FOLLOWUP,
+        )
+    )
+    return found.scalar_one()
+
+
 async def test_invitees_are_active_onboarded_partners_of_the_groups(database):
     north = await enrol(database, 101, group="north")
     south = await enrol(database, 102, group="south")
@@ -225,23 +237,6 @@ async def test_answers_are_kept_and_refused_when_they_cannot_count(database):
     async with database.sessions() as session:
         rows = (await session.execute(select(MeetingResponse))).scalars().all()
         assert [(r.person_id, r.answer) for r in rows] == [(sam.id, "maybe")]
-
-
-async def mark_reminded(database, meeting_id: int, person_id: int) -> None:
-    """Pretend a reminder went out to ``person_id`` (what the due runner records)."""
-    async with database.transaction() as session:
-        session.add(
-            Occurrence(
-                key=f"test:remind:{meeting_id}:{person_id}",
-                kind=OccurrenceKind.MEETING_REMINDER,
-                person_id=person_id,
-                meeting_id=meeting_id,
-                due_at=utcnow() - timedelta(hours=1),
-                window_ends_at=utcnow() + timedelta(days=1),
-                status=OccurrenceStatus.DONE,
-                done_at=utcnow() - timedelta(hours=1),
-            )
-        )
 
 
 async def outbox_rows(database, kind: str = "meeting") -> list[OutboxMessage]:
@@ -401,14 +396,7 @@ async def test_attendance_keeps_hours_and_brings_back_a_skipped_followup(databas
     async with database.transaction() as session:
         meeting = await session.get_one(Meeting, meeting_id)
         end = meeting_end(meeting)
-        followup = (
-            await session.execute(
-                select(Occurrence).where(
-                    Occurrence.meeting_id == meeting_id,
-                    Occurrence.kind == OccurrenceKind.MEETING_FOLLOWUP,
-                )
-            )
-        ).scalar_one()
+        followup = await the_followup(session, meeting_id)
         followup.status, followup.reason = OccurrenceStatus.SKIPPED, "not_coming"
         later = end + timedelta(minutes=5)
         assert followup.window_ends_at > later
@@ -441,14 +429,7 @@ async def test_a_skipped_followup_past_its_window_stays_skipped(database):
     meeting_id = await make_meeting(database, groups=["north"])
     async with database.transaction() as session:
         meeting = await session.get_one(Meeting, meeting_id)
-        followup = (
-            await session.execute(
-                select(Occurrence).where(
-                    Occurrence.meeting_id == meeting_id,
-                    Occurrence.kind == OccurrenceKind.MEETING_FOLLOWUP,
-                )
-            )
-        ).scalar_one()
+        followup = await the_followup(session, meeting_id)
         followup.status, followup.reason = OccurrenceStatus.SKIPPED, "not_coming"
         too_late = followup.window_ends_at + timedelta(minutes=1)
         await meetings.mark_attendance(session, meeting, sam, True, None, now=too_late)

@@ -33,7 +33,14 @@ from storage.models import (
 from storage.types import utcnow
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
-from tests.support import buttons, count, data_for, running_companion, settle
+from tests.support import (
+    buttons,
+    count,
+    data_for,
+    mark_reminded,
+    running_companion,
+    settle,
+)
 
 PROTOCOL = load_protocol(DEFAULT_STUDY_PATH)
 LONDON = ZoneInfo("Europe/London")
@@ -76,23 +83,6 @@ async def make_meeting(database, *, days: int = 10, groups=("north",), title="Te
             groups=list(groups),
         )
         return meeting.id
-
-
-async def mark_reminded(database, meeting_id: int, person_id: int) -> None:
-    """What the due runner records when a reminder went out."""
-    async with database.transaction() as session:
-        session.add(
-            Occurrence(
-                key=f"test:remind:{meeting_id}:{person_id}",
-                kind=OccurrenceKind.MEETING_REMINDER,
-                person_id=person_id,
-                meeting_id=meeting_id,
-                due_at=utcnow() - timedelta(hours=1),
-                window_ends_at=utcnow() + timedelta(days=5),
-                status=OccurrenceStatus.DONE,
-                done_at=utcnow() - timedelta(hours=1),
-            )
-        )
 
 
 def toast(sandbox, update) -> str | None:

@@ -82,6 +82,15 @@ async def occurrences(database: Database, person_id: int, kind: str) -> list[Occ
         return list(rows.scalars())
 
 
+async def settled_checkins(database: Database, person_id: int) -> list[Occurrence]:
+    """A partner's check-in occurrences that are no longer only planned."""
+    return [
+        o
+        for o in await occurrences(database, person_id, OccurrenceKind.CHECKIN)
+        if o.status != OccurrenceStatus.PLANNED
+    ]
+
+
 def weekly(items: list[Checkin]) -> list[Checkin]:
     """Only the weekly check-ins."""
     return [c for c in items if c.checkin_key == "weekly"]
@@ -252,11 +261,7 @@ async def test_quiet_hours_hold_a_checkin_until_they_end_within_its_window(
     assert checkin.opened_at is not None
     assert checkin.opened_at.astimezone(LONDON).strftime("%H:%M") == "18:30"
     assert weekly(await opened(database, late.id)) == []
-    [missed] = [
-        o
-        for o in await occurrences(database, late.id, OccurrenceKind.CHECKIN)
-        if o.status != OccurrenceStatus.PLANNED
-    ]
+    [missed] = await settled_checkins(database, late.id)
     assert (missed.status, missed.reason) == (OccurrenceStatus.MISSED, "quiet_hours")
 
 
@@ -280,9 +285,7 @@ async def test_pause_and_a_blocked_bot_are_respected_when_due_not_when_planned(
     await runner.advance_to(at("2027-03-21", "19:00"))
     for person, reason, later in ((paused, "paused", True), (blocked, "unreachable", False)):
         items = [
-            o
-            for o in await occurrences(database, person.id, OccurrenceKind.CHECKIN)
-            if o.checkin_key == "weekly" and o.status != OccurrenceStatus.PLANNED
+            o for o in await settled_checkins(database, person.id) if o.checkin_key == "weekly"
         ]
         assert (items[0].status, items[0].reason) == (OccurrenceStatus.MISSED, reason)
         resumed = [o for o in items[1:] if o.status == OccurrenceStatus.DONE]
@@ -305,11 +308,7 @@ async def test_after_downtime_what_is_in_its_window_goes_once_and_the_rest_is_mi
     assert again.done == 0, "sent once"
     CLOCK.advance_to(at("2027-03-22", "07:00"))
     await runner.pass_once()
-    items = [
-        o
-        for o in await occurrences(database, on_time.id, OccurrenceKind.CHECKIN)
-        if o.checkin_key == "weekly" and o.status != OccurrenceStatus.PLANNED
-    ]
+    items = [o for o in await settled_checkins(database, on_time.id) if o.checkin_key == "weekly"]
     assert [(o.status, o.reason) for o in items] == [
         (OccurrenceStatus.DONE, None),
         (OccurrenceStatus.MISSED, "late"),
@@ -414,11 +413,7 @@ async def test_one_broken_occurrence_is_set_aside_and_the_rest_go_out(
     monkeypatch.setattr(DueRunner, "_open_checkin", fails_for_one)
     await scheduler(database).advance_to(at("2027-03-14", "18:05"))
     assert [c.checkin_key for c in await opened(database, fine.id)] == ["weekly"]
-    [failed] = [
-        o
-        for o in await occurrences(database, broken.id, OccurrenceKind.CHECKIN)
-        if o.status != OccurrenceStatus.PLANNED
-    ]
+    [failed] = await settled_checkins(database, broken.id)
     assert (failed.status, failed.reason) == (OccurrenceStatus.MISSED, "error")
 
 

@@ -27,7 +27,7 @@ from storage.models import (
 )
 from storage.types import utcnow
 from tests.factories import enrol
-from tests.support import start_companion_process, wait_until
+from tests.support import kill_after_each, start_companion_process
 
 PARTNERS = 300
 FIRST_ID = 810_000
@@ -79,15 +79,13 @@ async def test_sigkill_during_a_wave_of_300_reminders(sandbox, database, databas
             )
         )
     log_path = tmp_path / "companion.log"
-    for threshold in KILL_AFTER_DELIVERIES:
-        process = await start_bot(sandbox, database_url, log_path)
-        try:
-            await wait_until(
-                lambda t=threshold: delivered(sandbox) >= t, 90, f"{threshold} reminders"
-            )
-        finally:
-            process.send_signal(signal.SIGKILL)
-            await process.wait()
+    await kill_after_each(
+        lambda: start_bot(sandbox, database_url, log_path),
+        lambda: delivered(sandbox),
+        KILL_AFTER_DELIVERIES,
+        timeout=90,
+        what="reminders",
+    )
 
     process = await start_bot(sandbox, database_url, log_path)
     try:
