@@ -47,9 +47,9 @@ from telegram.ext import (
 )
 
 from bench._sandbox import RemoteSandbox, remote_sandbox
-from bot import checkins
 from bot.logs import quiet_http_libraries
-from bot.people import new_pseudonym
+from bot.partners import checkins
+from bot.partners.people import new_pseudonym
 from bot.protocol import load_protocol
 from bot.runtime import Companion
 from bot.settings import Settings

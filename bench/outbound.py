@@ -35,11 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 
 from bench._sandbox import RemoteSandbox, remote_sandbox
-from bot.aiohttp_request import AiohttpRequest
-from bot.outbox import OutboxSender, enqueue
-from bot.ratelimit import SendLimiter
 from bot.sandbox import FloodLimits, SandboxTelegram
 from bot.settings import Settings
+from bot.transport.http import AiohttpRequest
+from bot.transport.outbox import OutboxSender, enqueue
+from bot.transport.ratelimit import SendLimiter
 from prompts import Prompts
 from storage.db import Database
 from storage.migrate import upgrade

@@ -2,7 +2,7 @@
 
 Renders every ``*.html.j2`` template of a locale with the sample values kept for the tests
 (``tests/prompt_samples/``), strips the HTML as Telegram would, and scores the text with
-``bot.readability`` (textstat; ``companion preview`` shows the same scores). Templates whose
+``bot.tools.readability`` (textstat; ``companion preview`` shows the same scores). Templates whose
 first line is ``{# audience: staff #}`` are for the study team and are left out. The default
 texts must average at least 70 with none below 50 (plain English for people with low literacy);
 ``tests/test_readability.py`` holds them to that.
@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.readability import is_staff_template, score_html
+from bot.tools.readability import is_staff_template, score_html
 from prompts import PROMPTS_DIR, Prompts
 
 SAMPLES_DIR = ROOT / "tests" / "prompt_samples"

@@ -43,15 +43,15 @@ from sqlalchemy import func, insert, select, text
 from telegram import Bot
 
 from bench._sandbox import remote_sandbox
-from bot import planner
-from bot.aiohttp_request import AiohttpRequest
-from bot.outbox import OutboxSender
 from bot.protocol import load_protocol
-from bot.ratelimit import SendLimiter
 from bot.runtime import GIL_SWITCH_INTERVAL
 from bot.sandbox import FloodLimits, SandboxTelegram
-from bot.scheduler import Scheduler
+from bot.schedule import planner
+from bot.schedule.scheduler import Scheduler
 from bot.settings import DEFAULT_STUDY_PATH, Settings
+from bot.transport.http import AiohttpRequest
+from bot.transport.outbox import OutboxSender
+from bot.transport.ratelimit import SendLimiter
 from prompts import Prompts
 from storage.clock import CLOCK
 from storage.db import Database, is_sqlite

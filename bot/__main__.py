@@ -1,5 +1,5 @@
 """``python -m bot`` is the same as the ``companion`` command."""
 
-from bot.cli import main
+from bot.tools.cli import main
 
 main()

@@ -1,7 +1,7 @@
 """Wiring: build the python-telegram-bot Application with our context, limits and handlers.
 
 There is no python-telegram-bot Updater: updates come through our durable inbox instead
-(``bot.inbox``), and everything the bot sends on its own goes through the outbox sender.
+(``bot.transport.inbox``), and everything the bot sends on its own goes through the outbox sender.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest
 
 import handlers
-from bot.aiohttp_request import AiohttpRequest
 from bot.context import SERVICES_KEY, BotContext, Services
-from bot.ratelimit import CompanionRateLimiter
 from bot.settings import Settings
+from bot.transport.http import AiohttpRequest
+from bot.transport.ratelimit import CompanionRateLimiter
 
 CompanionApplication = Application[Any, BotContext, Any, Any, Any, Any]
 
@@ -28,7 +28,7 @@ def build_application(
     """The Application for ``settings``, with every handler registered and services attached.
 
     Handlers' own calls (answering a button and ticking it after the commit, downloading a
-    voice note) go over aiohttp like the sender's (see :mod:`bot.aiohttp_request`).
+    voice note) go over aiohttp like the sender's (see :mod:`bot.transport.http`).
     """
     builder = (
         ApplicationBuilder()
@@ -52,7 +52,7 @@ def build_application(
 def build_plain_bot(settings: Settings, *, pool_size: int = 8, read_timeout: float = 10.0) -> Bot:
     """A Bot for one job (the sender, the poller) with its own connection pool and no limiter.
 
-    It talks to Telegram over aiohttp (see :mod:`bot.aiohttp_request`): the sender makes one
+    It talks to Telegram over aiohttp (see :mod:`bot.transport.http`): the sender makes one
     call per message, and httpx costs it several times more CPU per call.
     """
     return Bot(

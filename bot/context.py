@@ -24,17 +24,17 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.outbox import add_reply
 from bot.protocol import StudyProtocol
 from bot.settings import Settings
+from bot.transport.outbox import add_reply
 from prompts import Prompts
 from storage.db import Database
 from storage.models import PartnerProfile, Person, TelegramIdentity
 
 if TYPE_CHECKING:
-    from bot.outbox import OutboxSender
-    from bot.ratelimit import SendLimiter
-    from bot.scheduler import Scheduler
+    from bot.schedule.scheduler import Scheduler
+    from bot.transport.outbox import OutboxSender
+    from bot.transport.ratelimit import SendLimiter
 
 SERVICES_KEY = "companion.services"
 

@@ -22,19 +22,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CompanionApplication, build_application, build_plain_bot
+from bot.connector.failure_alerts import notify_staff_of_failure
 from bot.context import Services
-from bot.failures import notify_staff_of_failure
-from bot.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
-from bot.leader import Leadership
 from bot.logs import quiet_http_libraries
 from bot.menu import publish_menu
-from bot.outbox import OutboxSender
-from bot.people import staff_chat_ids
+from bot.partners.people import staff_chat_ids
 from bot.protocol import StudyProtocol, load_protocol
-from bot.ratelimit import SendLimiter
-from bot.scheduler import Scheduler
+from bot.schedule.leader import Leadership
+from bot.schedule.scheduler import Scheduler
 from bot.settings import Settings
-from bot.webhook import webhook_routes
+from bot.transport.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
+from bot.transport.outbox import OutboxSender
+from bot.transport.ratelimit import SendLimiter
+from bot.transport.webhook import webhook_routes
 from prompts import Prompts
 from storage import migrate
 from storage.clock import CLOCK

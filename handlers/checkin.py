@@ -1,6 +1,7 @@
 """/checkin, the answer buttons, and typed or spoken answers to a check-in question.
 
-Thin: parse the update, call :mod:`bot.checkins`, answer the button, reply. Every answer is
+Thin: parse the update, call :mod:`bot.partners.checkins`, answer the button,
+reply. Every answer is
 stored in the update's own transaction, so it is committed the moment the update is done.
 """
 
@@ -12,10 +13,10 @@ from functools import partial
 from telegram import Message, Update, Voice
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot import checkins
-from bot.checkins import Outcome
 from bot.context import BotContext
-from bot.voice import fetch_voice_answer
+from bot.partners import checkins
+from bot.partners.checkins import Outcome
+from bot.partners.voice import fetch_voice_answer
 from handlers.filters import AwaitingInput
 from storage.models import Person, Role
 from storage.types import utcnow

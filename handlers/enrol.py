@@ -17,10 +17,10 @@ from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import BaseHandler, CommandHandler
 
-from bot import onboarding as ob
 from bot.context import BotContext
-from bot.invites import RedeemOutcome, RedemptionThrottle, redeem
 from bot.menu import commands_for
+from bot.partners import onboarding as ob
+from bot.partners.invites import RedeemOutcome, RedemptionThrottle, redeem
 from handlers.onboarding import send_step
 from storage.models import Role
 

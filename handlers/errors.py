@@ -13,8 +13,8 @@ import uuid
 
 from telegram import Update
 
+from bot.connector.failure_alerts import notify_staff_of_failure
 from bot.context import BotContext, current_scope
-from bot.failures import notify_staff_of_failure
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from telegram import Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filters
 
-from bot import checkins, safeguarding
 from bot.context import BotContext
+from bot.partners import checkins, safeguarding
 from storage.models import PersonStatus, Role
 from storage.types import utcnow
 

@@ -18,7 +18,7 @@ from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
 from bot.context import BotContext
-from bot.people import enrol_allow_listed
+from bot.partners.people import enrol_allow_listed
 from handlers.enrol import redeem_invite, start_payload
 from storage.models import PersonStatus
 

@@ -13,16 +13,16 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.journey import (
+from bot.partners.journey import (
     CHARTS_FOLDER,
     chart_lines_for_caption,
     chart_text,
     load_journey,
     render_chart,
 )
-from bot.mydata import cipher_for
-from bot.outbox import enqueue
-from bot.preferences import date_words, zone_of
+from bot.partners.preferences import date_words, zone_of
+from bot.privacy.mydata import cipher_for
+from bot.transport.outbox import enqueue
 from handlers.withdraw import partner_tool
 
 

@@ -1,6 +1,6 @@
 """Meetings in Telegram: connectors' ``/meeting``, partners' ``/meetings`` and answer buttons.
 
-Thin: parse the update, call :mod:`bot.meetings`, reply. Role checks are the guards'.
+Thin: parse the update, call :mod:`bot.meetings.service`, reply. Role checks are the guards'.
 
 Connectors (``connector_only``) plan a meeting step by step, kept in a ``StaffDraft`` (kind
 "meeting") so that a restart between steps loses nothing: groups (toggle buttons, then Done),
@@ -36,10 +36,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 from telegram.ext.filters import MessageFilter
 
-from bot import meetings
 from bot.context import BotContext, current_scope
-from bot.meetings import MeetingError, ResponseOutcome
-from bot.preferences import day_words, time_words, timezone_words, zone_named, zone_of
+from bot.meetings import service as meetings
+from bot.meetings.service import MeetingError, ResponseOutcome
+from bot.partners.preferences import day_words, time_words, timezone_words, zone_named, zone_of
 from handlers import fallback
 from handlers.guards import connector_only
 from handlers.withdraw import partner_tool

@@ -6,7 +6,7 @@ from telegram import ChatMember, Update
 from telegram.ext import BaseHandler, ChatMemberHandler
 
 from bot.context import BotContext
-from bot.reachability import mark_reachable, mark_unreachable
+from bot.partners.reachability import mark_reachable, mark_unreachable
 
 GONE = {ChatMember.BANNED, ChatMember.LEFT}
 

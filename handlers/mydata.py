@@ -10,8 +10,8 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.mydata import cipher_for, export_person
-from bot.outbox import enqueue
+from bot.privacy.mydata import cipher_for, export_person
+from bot.transport.outbox import enqueue
 from handlers.withdraw import partner_tool
 
 

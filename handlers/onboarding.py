@@ -23,10 +23,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot import onboarding as ob
 from bot.context import BotContext
-from bot.planner import schedule_changed
+from bot.partners import onboarding as ob
 from bot.protocol import StudyProtocol
+from bot.schedule.planner import schedule_changed
 from handlers.filters import Onboarding
 from storage.models import PartnerProfile, Person, PersonStatus, TelegramIdentity
 

@@ -10,8 +10,8 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.pausing import is_paused, pause, pause_keyboard, resume
-from bot.preferences import checkin_words, day_words, zone_of
+from bot.partners.pausing import is_paused, pause, pause_keyboard, resume
+from bot.partners.preferences import checkin_words, day_words, zone_of
 from handlers.withdraw import partner_tool
 from storage.types import utcnow
 

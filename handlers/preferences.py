@@ -17,8 +17,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import BotContext
-from bot.planner import schedule_changed
-from bot.preferences import (
+from bot.partners.preferences import (
     NAME_LIMIT,
     QUIET_PRESETS,
     SETTINGS_MENU,
@@ -42,6 +41,7 @@ from bot.preferences import (
     timezone_words,
     zone_of,
 )
+from bot.schedule.planner import schedule_changed
 from handlers.filters import AwaitingInput
 from handlers.withdraw import partner_tool
 from storage.models import PartnerProfile

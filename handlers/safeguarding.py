@@ -9,9 +9,9 @@ from typing import Any, cast
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler
 
-from bot import safeguarding
 from bot.context import BotContext
-from bot.safeguarding import AckStatus
+from bot.partners import safeguarding
+from bot.partners.safeguarding import AckStatus
 from handlers.guards import connector_only
 from storage.types import utcnow
 

@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.people import display_name
+from bot.partners.people import display_name
 
 
 async def start(update: Update, context: BotContext) -> None:

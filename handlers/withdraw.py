@@ -1,4 +1,4 @@
-"""``/withdraw``: asks once to confirm, then stops all contact at once (bot.withdrawal).
+"""``/withdraw``: asks once to confirm, then stops all contact at once (bot.privacy.withdrawal).
 
 Also home of :func:`partner_tool`, the wrapper every partner tool (/journey, /mydata,
 /settings, /pause, /resume, /withdraw) uses: a withdrawn person gets no reply at all (a button
@@ -20,7 +20,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.withdrawal import confirm_keyboard, is_withdrawn, withdraw
+from bot.privacy.withdrawal import confirm_keyboard, is_withdrawn, withdraw
 from handlers.guards import partner_only
 from storage.types import utcnow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.people import new_pseudonym
+from bot.partners.people import new_pseudonym
 from storage.db import Database
 from storage.models import (
     ConsentDecision,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.inbox import InboxWorker
+from bot.transport.inbox import InboxWorker
 
 
 def worker() -> InboxWorker:

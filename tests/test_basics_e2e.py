@@ -98,10 +98,12 @@ async def test_a_failure_mid_batch_redoes_only_what_is_safe_to_redo(
 ):
     """One batch: replies queued in the database are sent once each, however the batch is
     redone after a failure, and what a handler did through Telegram itself is never repeated."""
-    import bot.inbox
-    from bot.inbox import store_updates
+    import bot.transport.inbox
+    from bot.transport.inbox import store_updates
 
-    monkeypatch.setattr(bot.inbox, "MAX_BATCH_SECONDS", 60.0)  # keep the burst in one batch
+    monkeypatch.setattr(
+        bot.transport.inbox, "MAX_BATCH_SECONDS", 60.0
+    )  # keep the burst in one batch
 
     async def poke(update: Update, context) -> None:
         await context.bot.send_message(chat_id=update.effective_chat.id, text="poked")
@@ -167,10 +169,12 @@ async def test_button_answers_are_made_after_the_commit_and_only_for_what_commit
 ):
     """A batch of presses: each committed one gets its toast and its tick (a chat's in order),
     the one that failed gets no "saved", and one redone after the failure answers once."""
-    import bot.inbox
-    from bot.inbox import store_updates
+    import bot.transport.inbox
+    from bot.transport.inbox import store_updates
 
-    monkeypatch.setattr(bot.inbox, "MAX_BATCH_SECONDS", 60.0)  # keep the presses in one batch
+    monkeypatch.setattr(
+        bot.transport.inbox, "MAX_BATCH_SECONDS", 60.0
+    )  # keep the presses in one batch
     seen_in_transaction: list[bool] = []
 
     async def tick(update: Update, context) -> None:

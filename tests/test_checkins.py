@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import checkins
-from bot.checkins import Outcome
-from bot.crypto import TextCipher
+from bot.partners import checkins
+from bot.partners.checkins import Outcome
 from bot.protocol import StudyProtocol, load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
+from storage.crypto import TextCipher
 from storage.models import (
     Answer,
     Checkin,

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from bot.checkins import expire_due
-from bot.crypto import TextCipher
+from bot.partners.checkins import expire_due
+from storage.crypto import TextCipher
 from storage.models import Answer, Checkin, CheckinStatus, PartnerProfile, Person
 from storage.types import utcnow
 from tests.factories import enrol
@@ -297,8 +297,8 @@ async def test_a_voice_note_is_fetched_after_the_commit_and_not_kept_if_the_answ
 ):
     """The download happens once the answer is committed; should the answer be gone by then
     (a withdrawal that deletes data), the file is removed again."""
-    import bot.voice
-    from bot.voice import fetch_voice_answer
+    import bot.partners.voice
+    from bot.partners.voice import fetch_voice_answer
 
     await enrol(database, PARTNER)
     sam = sandbox.user(PARTNER, "Sam")
@@ -306,14 +306,14 @@ async def test_a_voice_note_is_fetched_after_the_commit_and_not_kept_if_the_answ
     await settle(companion, sandbox)
     await press(companion, sandbox, PARTNER, await last(sandbox, PARTNER), "1")
     seen_committed: list[bool] = []
-    download = bot.voice.download_voice
+    download = bot.partners.voice.download_voice
 
     async def watched(*args, **kwargs):
         # Another connection sees the answer: its transaction had committed.
         seen_committed.append(bool(await answers(database, question_key="confidence_help")))
         return await download(*args, **kwargs)
 
-    monkeypatch.setattr(bot.voice, "download_voice", watched)
+    monkeypatch.setattr(bot.partners.voice, "download_voice", watched)
     sam.send_voice(duration=3)
     await settle(companion, sandbox)
     assert seen_committed == [True], "fetched once, after the commit"
@@ -350,10 +350,10 @@ async def test_typing_points_at_the_buttons_even_when_the_checkin_opened_in_the_
 ):
     """The batch knows who had a check-in open when it began; one opened by an earlier update
     of the same batch still counts."""
-    import bot.inbox
-    from bot.inbox import store_updates
+    import bot.transport.inbox
+    from bot.transport.inbox import store_updates
 
-    monkeypatch.setattr(bot.inbox, "MAX_BATCH_SECONDS", 60.0)  # one batch
+    monkeypatch.setattr(bot.transport.inbox, "MAX_BATCH_SECONDS", 60.0)  # one batch
     await enrol(database, PARTNER)
     sam = sandbox.user(PARTNER, "Sam")
     sam.send_text("hello")

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.demo import CONNECTOR_ID, HISTORY_WEEKS, Demo, demo_running
+from bot.tools.demo import CONNECTOR_ID, HISTORY_WEEKS, Demo, demo_running
 from prompts import Prompts
 from storage.clock import CLOCK
 from storage.models import (

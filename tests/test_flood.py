@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
-from bot.outbox import OutboxSender, enqueue
-from bot.ratelimit import SendLimiter
 from bot.settings import Settings
+from bot.transport.outbox import OutboxSender, enqueue
+from bot.transport.ratelimit import SendLimiter
 from prompts import Prompts
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus

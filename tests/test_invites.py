@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.invites import (
+from bot.partners.invites import (
     CODE_PATTERN,
     InviteError,
     RedeemOutcome,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.journey import (
+from bot.partners.journey import (
     ChartText,
     Journey,
     ScaleLine,

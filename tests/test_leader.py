@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.leader import AlreadyRunningError, FileLock, Leadership, lock_file_for
 from bot.runtime import Companion
+from bot.schedule.leader import AlreadyRunningError, FileLock, Leadership, lock_file_for
 from tests.conftest import free_port, make_settings
 
 REFUSAL = "Another companion is already running on the database file"

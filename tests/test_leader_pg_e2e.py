@@ -20,8 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.leader import APPLICATION_NAME, Leadership
 from bot.runtime import Companion, WebhookOptions
+from bot.schedule.leader import APPLICATION_NAME, Leadership
 from storage.db import Database, is_sqlite
 from storage.models import InboxStatus, InboxUpdate
 from tests.conftest import TEST_DATABASE_URL, free_port, make_settings

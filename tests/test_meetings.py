@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot import meetings
-from bot.meetings import MeetingError, ResponseOutcome
-from bot.planner import meeting_end
-from bot.preferences import day_words, time_words
+from bot.meetings import service as meetings
+from bot.meetings.service import MeetingError, ResponseOutcome
+from bot.partners.preferences import day_words, time_words
 from bot.protocol import load_protocol
+from bot.schedule.planner import meeting_end
 from prompts import CALLBACK_DATA_LIMIT, DEFAULT_STUDY_PATH, Prompts
 from storage.models import (
     AuditEvent,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot import meetings
+from bot.meetings import service as meetings
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH
 from storage.models import (
@@ -403,7 +403,7 @@ async def test_marking_attendance_keeps_hours_and_brings_back_the_reflection(
 def _cli(args: list[str], database_url: str):
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.tools.cli import app
 
     env: dict[str, str | None] = {
         k: None for k in os.environ if k.startswith(("TELEGRAM_", "COMPANION_"))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from bot.mydata import collect, export_person, purge_old_exports
+from bot.privacy.mydata import collect, export_person, purge_old_exports
 from prompts import Prompts
 from storage.models import (
     AuditEvent,

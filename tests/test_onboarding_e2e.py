@@ -7,8 +7,8 @@ import json
 
 from sqlalchemy import select
 
-from bot import onboarding as ob
-from bot.invites import create_invites
+from bot.partners import onboarding as ob
+from bot.partners.invites import create_invites
 from storage.models import (
     AuditEvent,
     ConsentDecision,

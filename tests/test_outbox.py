@@ -30,10 +30,10 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from tenacity.wait import wait_exponential_jitter
 
-from bot.aiohttp_request import AiohttpRequest
-from bot.delivery_errors import Outcome, classify
-from bot.outbox import OutboxPayloadError, OutboxSender, enqueue
-from bot.ratelimit import SendLimiter
+from bot.transport.delivery_errors import Outcome, classify
+from bot.transport.http import AiohttpRequest
+from bot.transport.outbox import OutboxPayloadError, OutboxSender, enqueue
+from bot.transport.ratelimit import SendLimiter
 from prompts import Prompts
 from storage.db import Database
 from storage.models import AuditEvent, OutboxMessage, OutboxStatus, Person, PersonStatus
@@ -437,7 +437,7 @@ async def test_timeout_after_accept_is_unknown_with_one_delivery(
     sb.faults.hang_after_accept(1, seconds=2.0, method="sendMessage")
     await queue(database, {"key": "t1", "chat_id": 110, "text": SECRET_TEXT})
     sender = make_sender()
-    with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+    with caplog.at_level(logging.WARNING, logger="bot.transport.outbox"):
         async with running(sender):
             await sender.drain(10)
             await asyncio.sleep(0.5)
@@ -520,7 +520,7 @@ async def test_bad_request_fails_with_the_reason_not_the_text(
 ) -> None:
     await queue(database, {"key": "b1", "chat_id": 555_000, "text": SECRET_TEXT})  # no such chat
     sender = make_sender()
-    with caplog.at_level(logging.ERROR, logger="bot.outbox"):
+    with caplog.at_level(logging.ERROR, logger="bot.transport.outbox"):
         async with running(sender):
             await sender.drain(5)
     (row,) = await rows(database)
@@ -544,7 +544,7 @@ async def test_recover_turns_sending_into_unknown(
         )
         assert row is not None
         row.status = OutboxStatus.SENDING
-    with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+    with caplog.at_level(logging.WARNING, logger="bot.transport.outbox"):
         assert await make_sender().recover() == 1
     assert "1 interrupted" in caplog.text
     assert [r.status for r in await rows(database)] == [OutboxStatus.UNKNOWN, OutboxStatus.PENDING]

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.pausing import is_paused, pause, resume
-from bot.preferences import day_words
+from bot.partners.pausing import is_paused, pause, resume
+from bot.partners.preferences import day_words
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.models import PartnerProfile

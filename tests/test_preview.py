@@ -14,15 +14,15 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.preview import (
+from bot.tools.cli import app
+from bot.tools.preview import (
     PreviewError,
     build_preview,
     make_server,
     render_page,
     telegram_to_page_html,
 )
-from bot.readability import is_staff_template, score_html
+from bot.tools.readability import is_staff_template, score_html
 from prompts import DEFAULT_STUDY_PATH, PROMPTS_DIR, Prompts
 
 LOCALE = PROMPTS_DIR / "en-GB"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from bot.ratelimit import CompanionRateLimiter, SendLimiter, slot_already_reserved
+from bot.transport.ratelimit import CompanionRateLimiter, SendLimiter, slot_already_reserved
 
 
 class FakeClock:

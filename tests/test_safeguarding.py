@@ -9,7 +9,7 @@ import textstat
 import yaml
 from sqlalchemy import func, select
 
-from bot import checkins, safeguarding
+from bot.partners import checkins, safeguarding
 from bot.protocol import Safeguarding, StudyProtocol, Threshold
 from bot.sandbox.html import parse_html
 from prompts import DEFAULT_STUDY_PATH, PROMPTS_DIR, Prompts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.crypto import TextCipher
+from storage.crypto import TextCipher
 from storage.models import Answer, AuditEvent, Person, Role, SafeguardingAlert
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol

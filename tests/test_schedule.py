@@ -16,9 +16,9 @@ import pytest
 import time_machine
 from sqlalchemy import func, select, update
 
-from bot.planner import plan_all
 from bot.protocol import load_protocol
-from bot.scheduler import Scheduler
+from bot.schedule.planner import plan_all
+from bot.schedule.scheduler import Scheduler
 from bot.settings import DEFAULT_STUDY_PATH
 from prompts import Prompts
 from storage.clock import CLOCK
@@ -219,7 +219,7 @@ async def test_an_unanswered_checkin_gets_one_gentle_reminder_then_closes_as_mis
 async def test_an_answered_checkin_gets_no_reminder(
     database: Database, calendar: time_machine.Coordinates
 ) -> None:
-    from bot import checkins
+    from bot.partners import checkins
 
     person = await enrol(database, 203, checkin_weekday=SUNDAY)
     runner = scheduler(database)
@@ -347,7 +347,7 @@ async def test_a_withdrawn_partner_has_nothing_left_planned(
 
 
 def test_a_time_in_the_doubled_or_missing_hour_comes_once_a_week() -> None:
-    from bot.planner import weekly_times
+    from bot.schedule.planner import weekly_times
 
     spring = weekly_times(
         SUNDAY, "01:30", "Europe/London", at("2027-03-20", "00:00"), at("2027-04-05", "00:00")
@@ -370,7 +370,7 @@ def test_a_time_in_the_doubled_or_missing_hour_comes_once_a_week() -> None:
 
 
 def test_quiet_hours_ending_in_the_doubled_hour_end_once_and_never_in_the_past() -> None:
-    from bot.preferences import QuietHours, quiet_ends
+    from bot.partners.preferences import QuietHours, quiet_ends
 
     window = QuietHours(start=time(23, 0), end=time(1, 30))
     # 01:15 GMT on 31 October 2027 is the second 01:15: the end still ahead is 01:30 GMT.
@@ -399,7 +399,7 @@ async def test_a_monthly_and_a_weekly_at_the_same_moment_send_one_prompt(
 async def test_one_broken_occurrence_is_set_aside_and_the_rest_go_out(
     database: Database, calendar: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.due import DueRunner
+    from bot.schedule.runner import DueRunner
 
     broken = await enrol(database, 211, checkin_weekday=SUNDAY)
     fine = await enrol(database, 212, checkin_weekday=SUNDAY)
@@ -420,8 +420,8 @@ async def test_one_broken_occurrence_is_set_aside_and_the_rest_go_out(
 async def test_after_a_withdrawal_that_deletes_data_the_next_checkin_still_goes_out(
     database: Database, calendar: time_machine.Coordinates
 ) -> None:
+    from bot.privacy.withdrawal import withdraw
     from bot.protocol import Withdrawal
-    from bot.withdrawal import withdraw
 
     deleting = PROTOCOL.model_copy(update={"withdrawal": Withdrawal(data="delete")})
     first = await enrol(database, 213, checkin_weekday=SUNDAY, checkin_time="17:00")
@@ -449,7 +449,7 @@ async def test_after_a_withdrawal_that_deletes_data_the_next_checkin_still_goes_
 async def test_messages_held_for_later_do_not_hold_a_wave_back(
     database: Database, calendar: time_machine.Coordinates
 ) -> None:
-    from bot.outbox import enqueue
+    from bot.transport.outbox import enqueue
 
     people = [await enrol(database, 220 + i, checkin_weekday=SUNDAY) for i in range(4)]
     async with database.transaction() as session:
@@ -493,10 +493,10 @@ async def test_stopping_does_not_wait_for_a_wave_held_back_by_the_sender(
 async def test_a_failed_planning_pass_is_tried_again_at_the_next_wake_up(
     database: Database, calendar: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.planner
+    import bot.schedule.planner
 
     person = await enrol(database, 250, checkin_weekday=SUNDAY)
-    original = bot.planner.plan_all
+    original = bot.schedule.planner.plan_all
     calls = 0
 
     async def fails_once(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -506,7 +506,7 @@ async def test_a_failed_planning_pass_is_tried_again_at_the_next_wake_up(
             raise RuntimeError("the database went away")
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(bot.planner, "plan_all", fails_once)
+    monkeypatch.setattr(bot.schedule.planner, "plan_all", fails_once)
     runner = scheduler(database)
     with pytest.raises(RuntimeError):
         await runner.pass_once()
@@ -522,7 +522,7 @@ async def test_a_withdrawal_under_way_holds_a_due_pass_back_and_wins(
     person row, then sees the withdrawal, so no check-in is opened and the record says why."""
     if database.is_sqlite:
         pytest.skip("SQLite has one writer at a time: the two cannot overlap")
-    from bot.withdrawal import withdraw
+    from bot.privacy.withdrawal import withdraw
 
     person = await enrol(database, 212, checkin_weekday=SUNDAY)
     runner = scheduler(database)

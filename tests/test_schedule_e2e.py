@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from bot.planner import weekly_times
+from bot.schedule.planner import weekly_times
 from storage.models import (
     Occurrence,
     OccurrenceKind,

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot import meetings
-from bot.planner import weekly_times
+from bot.meetings import service as meetings
+from bot.schedule.planner import weekly_times
 from prompts import Prompts
 from storage.clock import CLOCK
 from storage.models import (

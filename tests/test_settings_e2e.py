@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time
 import pytest
 from sqlalchemy import select
 
-from bot.preferences import (
+from bot.partners.preferences import (
     NO_QUIET_HOURS,
     QuietHours,
     clean_name,

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.outbox import enqueue
-from bot.withdrawal import goodbye_key, withdraw
+from bot.privacy.withdrawal import goodbye_key, withdraw
+from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.models import (
     Answer,

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.crypto import TextCipher
 from bot.protocol import StudyProtocol, Withdrawal, load_protocol
 from prompts import DEFAULT_STUDY_PATH
+from storage.crypto import TextCipher
 from storage.db import Database
 from storage.models import Answer, Checkin, CheckinStatus
 from tests.support import SECRET, running_companion, settle

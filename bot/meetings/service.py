@@ -4,7 +4,8 @@ Nothing here needs a Telegram update, so ``/meeting``, ``/meetings``, the comman
 scheduler share it. Every function takes the caller's session and never commits.
 
 * :func:`create_meeting`, :func:`change_meeting` and :func:`cancel_meeting` keep the meeting
-  row, write an audit line (ids only) and ask the planner (:mod:`bot.planner`) to (re)plan its
+  row, write an audit line (ids only) and ask the planner
+  (:mod:`bot.schedule.planner`) to (re)plan its
   reminders and follow-up reflections. A change of start or length bumps ``meeting.version``,
   so reminders already sent for the old time do not stop new ones.
 * A changed or cancelled meeting tells everyone who already knew about it: partners with a
@@ -42,9 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import planner
-from bot.outbox import enqueue
-from bot.preferences import (
+from bot.partners.preferences import (
     day_words,
     quiet_ends,
     quiet_hours,
@@ -53,6 +52,8 @@ from bot.preferences import (
     zone_of,
 )
 from bot.protocol import StudyProtocol
+from bot.schedule import planner
+from bot.transport.outbox import enqueue
 from prompts import CALLBACK_DATA_LIMIT, Prompts
 from storage.models import (
     AuditEvent,

@@ -47,13 +47,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import User
 
-from bot.checkins import applies, cipher_for, manual_checkin_key
-from bot.due import next_due
-from bot.invites import MAX_EXPIRES_DAYS, create_invites, deep_link
-from bot.people import enrol_allow_listed, new_pseudonym
+from bot.partners.checkins import applies, cipher_for, manual_checkin_key
+from bot.partners.invites import MAX_EXPIRES_DAYS, create_invites, deep_link
+from bot.partners.people import enrol_allow_listed, new_pseudonym
 from bot.protocol import CheckinDef, Group, StudyProtocol
 from bot.runtime import Companion, ensure_schema
 from bot.sandbox.server import SandboxTelegram
+from bot.schedule.runner import next_due
 from bot.settings import Settings
 from prompts import Prompts
 from storage.clock import CLOCK

@@ -6,7 +6,8 @@ the pool; aiohttp makes the same call for about a tenth of that. The outbox send
 per message, so on a busy bot this was the largest single cost of a reply (bench/inbound.py).
 
 Failures are raised the way python-telegram-bot raises them (``TimedOut``, ``NetworkError``),
-with the aiohttp exception as ``__cause__``, so that :mod:`bot.delivery_errors` can still tell a
+with the aiohttp exception as ``__cause__``, so that
+:mod:`bot.transport.delivery_errors` can still tell a
 request that never left this host (no connection, or none within the connect/pool timeout) from
 one that may have reached Telegram (a read timeout, a dropped connection): only the first is
 ever resent.

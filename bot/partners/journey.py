@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.crypto import TextCipher
-from bot.preferences import date_words
+from bot.partners.preferences import date_words
 from bot.protocol import StudyProtocol
 from prompts import Prompts
+from storage.crypto import TextCipher
 from storage.models import Answer
 
 CHART_SIZE_PX = (800, 1000)

@@ -37,11 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.journey import CHARTS_FOLDER
-from bot.mydata import EXPORTS_FOLDER
-from bot.outbox import enqueue
-from bot.planner import cancel_for_person
+from bot.partners.journey import CHARTS_FOLDER
+from bot.privacy.mydata import EXPORTS_FOLDER
 from bot.protocol import StudyProtocol
+from bot.schedule.planner import cancel_for_person
+from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.models import (
     Answer,

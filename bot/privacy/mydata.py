@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.crypto import TextCipher
 from bot.settings import Settings
 from prompts import Prompts
+from storage.crypto import TextCipher
 from storage.models import (
     Answer,
     AuditEvent,

@@ -41,8 +41,8 @@ from telegram.request import BaseRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
 
 from bot.context import AfterCommit, UpdateScope, current_scope
-from bot.people import person_for_telegram_user
-from bot.ratelimit import recording_bot_calls, retry_after_seconds
+from bot.partners.people import person_for_telegram_user
+from bot.transport.ratelimit import recording_bot_calls, retry_after_seconds
 from storage.db import Database
 from storage.models import (
     Checkin,
@@ -255,7 +255,7 @@ class InboxWorker:
         """Enrolled people (with partner profiles) for a batch's senders, in one query.
 
         It also asks whether each has a check-in open, which saves a query for every message
-        typed when none is (see :func:`bot.checkins.current_open`).
+        typed when none is (see :func:`bot.partners.checkins.current_open`).
         """
         if not user_ids:
             return {}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.outbox import enqueue
-from bot.people import staff_chat_ids
+from bot.partners.people import staff_chat_ids
+from bot.transport.outbox import enqueue
 from prompts import Prompts
 
 

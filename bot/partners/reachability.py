@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.outbox import enqueue
-from bot.people import staff_chat_ids
+from bot.partners.people import staff_chat_ids
+from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.models import (
     AuditEvent,

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.people import new_pseudonym
+from bot.partners.people import new_pseudonym
 from bot.protocol import StudyProtocol
 from storage.models import (
     AuditEvent,
@@ -42,7 +42,9 @@ DEFAULT_EXPIRES_DAYS = 14
 MAX_EXPIRES_DAYS = 30
 MAX_COUNT = 500
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-FIRST_STEP = "welcome"  # the onboarding step a new partner starts at (bot.onboarding.WELCOME)
+FIRST_STEP = (
+    "welcome"  # the onboarding step a new partner starts at (bot.partners.onboarding.WELCOME)
+)
 
 
 class InviteError(ValueError):

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import TelegramError
 
-from bot.invites import (
+from bot.logs import configure_logging
+from bot.partners.invites import (
     DEFAULT_EXPIRES_DAYS,
     MAX_COUNT,
     MAX_EXPIRES_DAYS,
@@ -23,10 +24,9 @@ from bot.invites import (
     deep_link,
     hash_code,
 )
-from bot.logs import configure_logging
 from bot.protocol import ProtocolError, StudyProtocol, load_protocol
-from bot.qr import qr_filename, write_qr_png
 from bot.settings import Settings
+from bot.tools.qr import qr_filename, write_qr_png
 from prompts import default_prompts
 from storage import migrate
 from storage.db import is_sqlite
@@ -144,8 +144,8 @@ def run(
     ] = None,
 ) -> None:
     """Run the bot: long polling through the durable inbox, or a webhook with --webhook."""
-    from bot.leader import AlreadyRunningError
     from bot.runtime import Companion, SchemaBehindError, WebhookOptions
+    from bot.schedule.leader import AlreadyRunningError
 
     settings = _settings_or_exit()
     secrets = (
@@ -400,7 +400,7 @@ def sandbox_run(
     port: Annotated[int, typer.Option(help="Port of the sandbox Telegram on 127.0.0.1.")] = 8081,
 ) -> None:
     """Run the bot against the built-in sandbox Telegram: no token, no internet."""
-    from bot.tryout import run_sandbox
+    from bot.tools.sandbox_run import run_sandbox
 
     configure_logging("WARNING")
     asyncio.run(run_sandbox(port=port))
@@ -416,7 +416,7 @@ def demo(
     ] = False,
 ) -> None:
     """Try the bot in a chat page in your browser: no token, no internet, throwaway data."""
-    from bot.demo import DemoPortBusyError, run_demo
+    from bot.tools.demo import DemoPortBusyError, run_demo
 
     configure_logging("WARNING")
     try:
@@ -469,7 +469,7 @@ def _in_meeting_transaction(settings: Settings, job: Any) -> Any:
 
 def _meeting_row(meeting: Any, *, invitees: int | None = None, **extra: object) -> dict[str, Any]:
     """A meeting as plain values, for --json and for the text templates."""
-    from bot.preferences import zone_named
+    from bot.partners.preferences import zone_named
 
     local = meeting.starts_at.astimezone(zone_named(meeting.timezone))
     row: dict[str, Any] = {
@@ -492,7 +492,7 @@ def _meeting_row(meeting: Any, *, invitees: int | None = None, **extra: object) 
 
 
 def _groups_text(protocol: StudyProtocol, groups: list[str]) -> str:
-    from bot.meetings import group_words
+    from bot.meetings.service import group_words
 
     if not groups:
         return default_prompts().label("meetings.cli.everyone")
@@ -525,7 +525,7 @@ def meeting_add(
     """Add a meeting; partners in its groups get reminders with answer buttons."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from bot import meetings
+    from bot.meetings import service as meetings
     from storage.types import utcnow
 
     prompts = default_prompts()
@@ -601,7 +601,7 @@ def meeting_list(
     """List upcoming meetings (or --all) with how many said yes, no or maybe."""
     from sqlalchemy import func, select
 
-    from bot import meetings
+    from bot.meetings import service as meetings
     from storage.models import Involvement
     from storage.types import utcnow
 
@@ -641,7 +641,7 @@ def meeting_cancel(
     meeting_id: Annotated[int, typer.Argument(metavar="ID", help="The meeting's id.")],
 ) -> None:
     """Cancel a meeting; partners who were reminded get a kind note."""
-    from bot import meetings
+    from bot.meetings import service as meetings
     from storage.models import Meeting
     from storage.types import utcnow
 
@@ -679,8 +679,8 @@ def meeting_change(
     title: Annotated[str | None, typer.Option(help="New title.")] = None,
 ) -> None:
     """Change a meeting that has not started; partners who were reminded are told."""
-    from bot import meetings
-    from bot.preferences import zone_named
+    from bot.meetings import service as meetings
+    from bot.partners.preferences import zone_named
     from storage.models import Meeting
     from storage.types import utcnow
 
@@ -752,7 +752,7 @@ def preview(
     port: Annotated[int, typer.Option(help="The port for --serve (0: any free one).")] = 8000,
 ) -> None:
     """One page with every message of the study as a partner sees it, to review the wording."""
-    from bot import preview as pv
+    from bot.tools import preview as pv
 
     prompts = default_prompts()
     path = study if study is not None else _settings_or_exit().companion_study

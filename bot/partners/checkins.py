@@ -38,12 +38,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.crypto import TextCipher
-from bot.outbox import add_reply, enqueue
+from bot.partners.safeguarding import screen_answer_value, screen_text
 from bot.protocol import CheckinDef, Question, StudyProtocol
-from bot.safeguarding import screen_answer_value, screen_text
 from bot.settings import Settings
+from bot.transport.outbox import add_reply, enqueue
 from prompts import CALLBACK_DATA_LIMIT, Prompts
+from storage.crypto import TextCipher
 from storage.models import (
     Answer,
     Checkin,

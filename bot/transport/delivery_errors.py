@@ -49,7 +49,7 @@ from telegram.error import (
     TimedOut,
 )
 
-from bot.ratelimit import retry_after_seconds
+from bot.transport.ratelimit import retry_after_seconds
 
 #: Transport errors that prove the request never left this host.
 NEVER_SENT_CAUSES: tuple[type[BaseException], ...] = (

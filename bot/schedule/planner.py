@@ -5,7 +5,7 @@ From the protocol and each partner's settings it works out what should happen in
 reminders and post-meeting reflections) and reconciles that with the ``occurrence`` table:
 missing rows are added, moved ones updated, ones that no longer apply (a changed slot, a
 changed meeting) deleted while they are still in the future. Rows that have fallen due are
-never touched here; :mod:`bot.due` decides what happens to them.
+never touched here; :mod:`bot.schedule.runner` decides what happens to them.
 
 APScheduler's ``CronTrigger`` does the calendar arithmetic in each partner's IANA zone, so a
 daylight-saving change neither shifts nor duplicates anything. Keys are built from the local
@@ -13,7 +13,7 @@ date, so planning the same week twice can never make a second row.
 
 After downtime longer than the horizon, the first pass also fills the gap (``backfill``): the
 check-ins that should have happened while the bot was off get rows in the past, which
-:mod:`bot.due` then records as missed, so the longitudinal record has no silent hole.
+:mod:`bot.schedule.runner` then records as missed, so the longitudinal record has no silent hole.
 
 Nothing here sends a message or commits: the caller owns the unit of work.
 """
@@ -31,7 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.preferences import zone_named
+from bot.partners.preferences import zone_named
 from bot.protocol import CheckinDef, StudyProtocol
 from storage.models import (
     Meeting,
@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 DEFAULT_HORIZON = timedelta(days=14)
 #: How far back a first pass after downtime fills the gap (see ``reconcile_partners``).
 MAX_BACKFILL = timedelta(days=366)
-LONGEST_MEETING = timedelta(days=1)  # longer than any meeting (bot.meetings allows 12 hours)
+LONGEST_MEETING = timedelta(
+    days=1
+)  # longer than any meeting (bot.meetings.service allows 12 hours)
 _PLANNED_KINDS = (OccurrenceKind.CHECKIN,)  # what reconcile_partner owns (meetings have theirs)
 
 

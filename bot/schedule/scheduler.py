@@ -25,9 +25,9 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
-from bot import planner
-from bot.due import BATCH, DueResult, DueRunner, next_due
 from bot.protocol import StudyProtocol
+from bot.schedule import planner
+from bot.schedule.runner import BATCH, DueResult, DueRunner, next_due
 from prompts import Prompts
 from storage.clock import CLOCK
 from storage.db import Database
@@ -125,7 +125,8 @@ class Scheduler:
         """One full planning pass in one transaction.
 
         The first pass since start-up also fills any gap the bot's downtime left (see
-        :func:`bot.planner.reconcile_partners`), so those check-ins are recorded as missed.
+        :func:`bot.schedule.planner.reconcile_partners`), so those check-ins are recorded as
+        missed.
         """
         started = time.perf_counter()
         backfill = planner.MAX_BACKFILL if not self._backfilled else None

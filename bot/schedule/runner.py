@@ -26,10 +26,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import checkins, meetings
-from bot.outbox import enqueue
-from bot.pausing import is_paused
-from bot.preferences import (
+from bot.meetings import service as meetings
+from bot.partners import checkins
+from bot.partners.pausing import is_paused
+from bot.partners.preferences import (
     day_words,
     quiet_ends,
     quiet_hours,
@@ -38,6 +38,7 @@ from bot.preferences import (
     zone_of,
 )
 from bot.protocol import StudyProtocol
+from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.models import (
     Checkin,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot.inbox import store_updates
+from bot.transport.inbox import store_updates
 from storage.db import Database
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,10 @@ idempotency key. :class:`OutboxSender` is the only thing that sends those rows:
   leaves ``sending``, which :meth:`OutboxSender.recover` turns into ``unknown`` at start-up:
   such a message may have been delivered and is never resent blindly;
 * messages to one chat go one at a time, in id order, so they never overtake each other;
-* every send waits for its slot in the :class:`~bot.ratelimit.SendLimiter` (30/s overall,
+* every send waits for its slot in the :class:`~bot.transport.ratelimit.SendLimiter` (30/s overall,
   1/s per chat, 20/min per group), so Telegram's flood control should never have to act;
-* errors are handled by class (:mod:`bot.delivery_errors`): 429 waits ``retry_after``, 5xx and
+* errors are handled by class (:mod:`bot.transport.delivery_errors`): 429 waits
+  ``retry_after``, 5xx and
   connection failures that prove the request never left are retried with exponential backoff
   and jitter, an ambiguous timeout is recorded as ``unknown``, 403 marks the person unreachable
   and tells the staff (through this same outbox), 400 fails the row with Telegram's reason;
@@ -40,9 +41,9 @@ from telegram import InputFile
 from tenacity import RetryCallState, Retrying
 from tenacity.wait import wait_base, wait_exponential_jitter
 
-from bot.coalesce import Coalescer
-from bot.delivery_errors import Classification, Outcome, classify
-from bot.ratelimit import SendLimiter, Slot, slot_already_reserved
+from bot.transport.batching import Coalescer
+from bot.transport.delivery_errors import Classification, Outcome, classify
+from bot.transport.ratelimit import SendLimiter, Slot, slot_already_reserved
 from prompts import Prompts
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonStatus
@@ -528,7 +529,7 @@ class OutboxSender:
     async def _claim(self, outbox_id: int) -> _Claimed | None:
         """Mark the row ``sending`` and commit; None when it must not (or need not) go.
 
-        Claims that arrive together share one transaction (see :mod:`bot.coalesce`); the
+        Claims that arrive together share one transaction (see :mod:`bot.transport.batching`); the
         commit still happens before any of their HTTP calls.
         """
         return await self._claims.submit(outbox_id)
@@ -814,8 +815,8 @@ class OutboxSender:
                 else None
             )
             if person is not None:
-                # Imported here: bot.reachability queues its notices through this module.
-                from bot.reachability import mark_unreachable
+                # Imported here: bot.partners.reachability queues its notices through this module.
+                from bot.partners.reachability import mark_unreachable
 
                 await mark_unreachable(
                     session,

@@ -31,9 +31,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.outbox import enqueue
-from bot.people import staff_chat_ids
+from bot.partners.people import staff_chat_ids
 from bot.protocol import StudyProtocol, Threshold
+from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.models import (
     Answer,

@@ -4,14 +4,14 @@ The page is for a connector and partners going through the wording together. It 
 partner's journey in order (the invite, consent, setting up, each check-in of the protocol in
 order, meetings, safeguarding, the partner's own tools), shows each message as a chat bubble
 with its buttons, names the template file(s) it comes from (relative to the locale folder, so
-you know which file to edit), and gives its Flesch reading ease (:mod:`bot.readability`, the
+you know which file to edit), and gives its Flesch reading ease (:mod:`bot.tools.readability`, the
 same scoring as ``bench/readability.py``). Messages for the study team are shown in their own
 section and not scored. Every template of the locale that the journey does not reach is shown
 at the end, so nothing is missed.
 
 The messages are built the way the bot builds them: the same templates, the same keyboard
-functions (:func:`bot.checkins.keyboard`, :func:`bot.onboarding.step_keyboard`,
-:func:`bot.pausing.pause_keyboard`, ...), and values taken from the protocol itself (its
+functions (:func:`bot.partners.checkins.keyboard`, :func:`bot.partners.onboarding.step_keyboard`,
+:func:`bot.partners.pausing.pause_keyboard`, ...), and values taken from the protocol itself (its
 groups, slots, questions, crisis resources). Values no protocol holds (the partner's name, an
 example answer) come from ``<locale>/preview/examples.yaml``; a template the journey does not
 reach is filled with its sample values from ``tests/prompt_samples/`` when they are there, and
@@ -52,8 +52,9 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from telegram import InlineKeyboardMarkup
 
-from bot import checkins, onboarding
-from bot.journey import (
+from bot.menu import commands_for
+from bot.partners import checkins, onboarding
+from bot.partners.journey import (
     Journey,
     Quote,
     ScaleLine,
@@ -62,9 +63,8 @@ from bot.journey import (
     render_chart,
     shorten,
 )
-from bot.menu import commands_for
-from bot.pausing import length_words, pause_choices, pause_keyboard
-from bot.preferences import (
+from bot.partners.pausing import length_words, pause_choices, pause_keyboard
+from bot.partners.preferences import (
     QuietHours,
     date_words,
     day_words,
@@ -76,10 +76,10 @@ from bot.preferences import (
     time_words,
     timezone_words,
 )
+from bot.partners.safeguarding import _when as alert_time
+from bot.partners.safeguarding import ack_keyboard, phrase_rule, threshold_rule
+from bot.privacy.withdrawal import confirm_keyboard
 from bot.protocol import CheckinDef, Question, StudyProtocol, load_protocol
-from bot.readability import HARD_TO_READ_BELOW, Reading, is_staff_template, score_html
-from bot.safeguarding import _when as alert_time
-from bot.safeguarding import ack_keyboard, phrase_rule, threshold_rule
 from bot.sandbox.html import (
     EntityParseError,
     detect_entities,
@@ -87,7 +87,7 @@ from bot.sandbox.html import (
     strip_text,
     utf16_len,
 )
-from bot.withdrawal import confirm_keyboard
+from bot.tools.readability import HARD_TO_READ_BELOW, Reading, is_staff_template, score_html
 from prompts import (
     CALLBACK_DATA_LIMIT,
     DEFAULT_LOCALE,
@@ -807,7 +807,7 @@ def _meetings(b: _Builder) -> Stage:
     offsets = sorted(protocol.meetings.reminder_offsets_hours, reverse=True)
     stage = Stage("meetings", facts={"reminders": offsets})
     try:
-        from bot import meetings
+        from bot.meetings import service as meetings
     except ImportError:  # a version without meetings: their templates go by sample values
         return stage
     choices = protocol.meetings.length_choices_minutes

@@ -26,7 +26,7 @@ PARTNER_ID = 2001
 async def _create_invite(companion: Companion) -> str | None:
     """A partner invite code, when the invites feature is present."""
     try:
-        from bot.invites import create_invites
+        from bot.partners.invites import create_invites
     except ImportError:  # pragma: no cover - older trees without invites
         return None
     async with companion.db.transaction() as session:

@@ -1,0 +1,1 @@
+"""What the study team is told and does: alerts about failures."""

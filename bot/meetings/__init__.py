@@ -1,0 +1,1 @@
+"""Meetings: arranging them, reminders, answers and attendance."""

@@ -1,0 +1,46 @@
+"""Who someone is: an enrolled person by their Telegram id, their identity, the staff's chats."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Person, PersonStatus, Role, TelegramIdentity
+
+
+async def person_for_telegram_user(session: AsyncSession, telegram_user_id: int) -> Person | None:
+    """The enrolled person behind a Telegram user id, or None for an outsider."""
+    result = await session.execute(
+        select(Person)
+        .join(TelegramIdentity, TelegramIdentity.person_id == Person.id)
+        .where(TelegramIdentity.telegram_user_id == telegram_user_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def identity_of(session: AsyncSession, person_id: int) -> TelegramIdentity | None:
+    """The Telegram identity of a person (None once it was deleted on withdrawal)."""
+    result = await session.execute(
+        select(TelegramIdentity).where(TelegramIdentity.person_id == person_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def chat_ids_of(session: AsyncSession, person_id: int) -> set[int]:
+    """The private chats a person writes to the bot from."""
+    result = await session.execute(
+        select(TelegramIdentity.chat_id).where(TelegramIdentity.person_id == person_id)
+    )
+    return set(result.scalars())
+
+
+async def connector_chat_ids(session: AsyncSession) -> list[int]:
+    """Private chats of every active connector."""
+    result = await session.execute(
+        select(TelegramIdentity.chat_id)
+        .join(Person, Person.id == TelegramIdentity.person_id)
+        .where(Person.role == Role.CONNECTOR, Person.status == PersonStatus.ACTIVE)
+    )
+    # Allow-listed connectors are enrolled on first contact, so the query covers them too;
+    # one who never opened the bot has no chat the bot could write to.
+    return sorted(set(result.scalars().all()))
