@@ -54,6 +54,7 @@ from bot.protocol import load_protocol
 from bot.runtime import Companion
 from bot.settings import Settings
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -64,7 +65,6 @@ from storage.models import (
     Role,
     TelegramIdentity,
 )
-from storage.types import utcnow
 
 BUDGET = 0.5
 SCENARIOS = ("text", "answer")

@@ -35,11 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 
 from bench._sandbox import RemoteSandbox, remote_sandbox
+from bot.partners.reachability import unreachable_handler
 from bot.sandbox import FloodLimits, SandboxTelegram
 from bot.settings import Settings
 from bot.transport.http import AiohttpRequest
-from bot.transport.outbox import OutboxSender, enqueue
+from bot.transport.outbox import enqueue
 from bot.transport.ratelimit import SendLimiter
+from bot.transport.sender import OutboxSender
 from prompts import Prompts
 from storage.db import Database
 from storage.migrate import upgrade
@@ -149,7 +151,12 @@ async def run(messages: int, rate: float, chats: int, in_process: bool) -> int:
                     connection_pool_size=64, read_timeout=10.0
                 )  # as the bot sends
                 async with Bot(token=sb.token, base_url=sb.base_url, request=request) as tg:
-                    sender = OutboxSender(db, tg, limiter, Prompts(), staff_chats=no_staff)
+                    sender = OutboxSender(
+                        db,
+                        tg,
+                        limiter,
+                        on_unreachable=unreachable_handler(Prompts(), staff_chats=no_staff),
+                    )
                     started = time.perf_counter()
                     cpu_before = time.process_time()
                     task = asyncio.create_task(sender.run())

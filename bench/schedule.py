@@ -43,6 +43,7 @@ from sqlalchemy import func, insert, select, text
 from telegram import Bot
 
 from bench._sandbox import remote_sandbox
+from bot.partners.reachability import unreachable_handler
 from bot.protocol import load_protocol
 from bot.runtime import GIL_SWITCH_INTERVAL
 from bot.sandbox import FloodLimits, SandboxTelegram
@@ -50,10 +51,10 @@ from bot.schedule import planner
 from bot.schedule.scheduler import Scheduler
 from bot.settings import DEFAULT_STUDY_PATH, Settings
 from bot.transport.http import AiohttpRequest
-from bot.transport.outbox import OutboxSender
 from bot.transport.ratelimit import SendLimiter
+from bot.transport.sender import OutboxSender
 from prompts import Prompts
-from storage.clock import CLOCK
+from storage.clock import CLOCK, utcnow
 from storage.db import Database, is_sqlite
 from storage.migrate import upgrade
 from storage.models import (
@@ -67,7 +68,6 @@ from storage.models import (
     Role,
     TelegramIdentity,
 )
-from storage.types import utcnow
 
 BUDGET = 0.90
 ZONES = [
@@ -212,7 +212,12 @@ async def run(partners: int, wave: int, rate: float, url: str | None, *, in_proc
                     connection_pool_size=64, read_timeout=10.0
                 )  # as the bot sends
                 async with Bot(token=sb.token, base_url=sb.base_url, request=request) as tg:
-                    sender = OutboxSender(db, tg, limiter, prompts, staff_chats=no_staff)
+                    sender = OutboxSender(
+                        db,
+                        tg,
+                        limiter,
+                        on_unreachable=unreachable_handler(prompts, staff_chats=no_staff),
+                    )
                     scheduler.on_queued = sender.wake
                     scheduler.queue_limit = int(rate * 10)  # as bot/runtime.py sets it
                     task = asyncio.create_task(sender.run())

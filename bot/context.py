@@ -13,35 +13,31 @@ has committed (see :class:`UpdateScope`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, CallbackContext, ExtBot
+from telegram.ext import CallbackContext, ExtBot
 
 from bot.protocol import StudyProtocol
 from bot.settings import Settings
 from bot.transport.outbox import add_reply
+from bot.transport.scope import AfterCommit, NoUpdateScopeError, UpdateScope, current_scope
 from prompts import Prompts
 from storage.db import Database
-from storage.models import PartnerProfile, Person, TelegramIdentity
+from storage.models import PartnerProfile, Person
 
 if TYPE_CHECKING:
     from bot.schedule.scheduler import Scheduler
-    from bot.transport.outbox import OutboxSender
     from bot.transport.ratelimit import SendLimiter
+    from bot.transport.sender import OutboxSender
 
 SERVICES_KEY = "companion.services"
 
 log = logging.getLogger(__name__)
-
-#: A Bot API call to make once the update's transaction has committed.
-AfterCommit = Callable[[], Awaitable[object]]
 
 
 @dataclass
@@ -55,34 +51,6 @@ class Services:
     limiter: SendLimiter
     sender: OutboxSender | None = None
     scheduler: Scheduler | None = None
-
-
-@dataclass
-class UpdateScope:
-    """What belongs to one update while it is processed."""
-
-    update_id: int
-    session: AsyncSession
-    person: Person | None = None
-    profile: PartnerProfile | None = None
-    identity: TelegramIdentity | None = None  # the sender's, when the batch loaded it
-    #: Whether the sender had a check-in open when the batch began (None: not known).
-    had_open_checkin: bool | None = None
-    error: BaseException | None = None
-    replies: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: Calls made after the commit, in order. Not inside the transaction: the batch holds the
-    #: database's write lock, and a Telegram round trip there held every other writer back
-    #: (the answer to a button press took twice as long end to end). And a toast for a change
-    #: that was then rolled back is never shown.
-    after_commit: list[AfterCommit] = field(default_factory=list)
-
-
-current_scope: ContextVar[UpdateScope | None] = ContextVar("companion_update_scope", default=None)
-
-
-class NoUpdateScopeError(RuntimeError):
-    """A handler asked for the update's session outside inbox processing."""
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -217,9 +185,3 @@ async def _replace_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | 
             log.info("could not update the buttons (%s)", type(exc).__name__)
     except TelegramError as exc:
         log.info("could not update the buttons (%s)", type(exc).__name__)
-
-
-def services_of(application: Application[Any, Any, Any, Any, Any, Any]) -> Services:
-    """The services stored on an application."""
-    services: Services = application.bot_data[SERVICES_KEY]
-    return services

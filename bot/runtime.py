@@ -26,14 +26,14 @@ from bot.connector.failure_alerts import notify_staff_of_failure
 from bot.context import Services
 from bot.logs import quiet_http_libraries
 from bot.menu import publish_menu
-from bot.partners.people import staff_chat_ids
+from bot.partners.reachability import unreachable_handler
 from bot.protocol import StudyProtocol, load_protocol
 from bot.schedule.leader import Leadership
 from bot.schedule.scheduler import Scheduler
 from bot.settings import Settings
 from bot.transport.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
-from bot.transport.outbox import OutboxSender
 from bot.transport.ratelimit import SendLimiter
+from bot.transport.sender import OutboxSender
 from bot.transport.webhook import webhook_routes
 from prompts import Prompts
 from storage import migrate
@@ -103,8 +103,7 @@ class Companion:
             self.db,
             self.sender_bot,
             self.limiter,
-            self.prompts,
-            staff_chats=staff_chat_ids,
+            on_unreachable=unreachable_handler(self.prompts),
             data_dir=settings.companion_data_dir,
         )
         self.services.sender = self.sender

@@ -18,8 +18,8 @@ from bot.partners import checkins
 from bot.partners.checkins import Outcome
 from bot.partners.voice import fetch_voice_answer
 from handlers.filters import AwaitingInput
+from storage.clock import utcnow
 from storage.models import Person, Role
-from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 

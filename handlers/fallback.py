@@ -12,8 +12,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filt
 
 from bot.context import BotContext
 from bot.partners import checkins, safeguarding
+from storage.clock import utcnow
 from storage.models import PersonStatus, Role
-from storage.types import utcnow
 
 
 async def _screened(update: Update, context: BotContext, message: Message | None) -> bool:

@@ -3,6 +3,11 @@
 ``staff_only`` marks the callback so that a test can list every registered handler and prove
 that each staff command is guarded. Someone without the role gets the same kind "not for you"
 reply whatever the command, and nothing runs.
+
+:func:`partner_tool` is the wrapper every partner tool (/journey, /mydata, /settings, /pause,
+/resume, /withdraw, /meetings) uses: a withdrawn person gets no reply at all (a button press is
+answered silently, so Telegram stops its spinner), staff get the guard's kind "not for you",
+and a partner who has not finished onboarding is asked to finish first.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from telegram import Update
 
 from bot.context import BotContext
+from bot.privacy.withdrawal import is_withdrawn
 from storage.models import PersonStatus, Role
 
 Callback = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
@@ -55,3 +61,31 @@ def roles_of(callback: object) -> frozenset[Role] | None:
     """The roles a callback is guarded for, or None when it is not guarded."""
     roles = getattr(callback, GUARD_ATTRIBUTE, None)
     return roles if isinstance(roles, frozenset) else None
+
+
+def partner_tool(*, onboarded: bool) -> Callable[[Callback], Callback]:
+    """Guard a partner tool: silent for the withdrawn, partners only, onboarded if asked."""
+
+    def decorate(callback: Callback) -> Callback:
+        @functools.wraps(callback)
+        async def checked(update: Update, context: BotContext) -> None:
+            if onboarded and (context.profile is None or context.profile.onboarded_at is None):
+                if update.callback_query is not None:
+                    context.answer_button(update)
+                await context.reply(update, "settings/finish_setup_first")
+                return
+            await callback(update, context)
+
+        guarded = partner_only(checked)
+
+        @functools.wraps(guarded)  # keeps the guard's role marker for the guard test
+        async def tool(update: Update, context: BotContext) -> None:
+            if is_withdrawn(context.person):
+                if update.callback_query is not None:
+                    context.answer_button(update)
+                return
+            await guarded(update, context)
+
+        return tool
+
+    return decorate

@@ -12,6 +12,8 @@ import asyncio
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
+from bot.calendar.words import date_words
+from bot.calendar.zones import zone_of
 from bot.context import BotContext
 from bot.partners.journey import (
     CHARTS_FOLDER,
@@ -20,10 +22,9 @@ from bot.partners.journey import (
     load_journey,
     render_chart,
 )
-from bot.partners.preferences import date_words, zone_of
 from bot.privacy.mydata import cipher_for
 from bot.transport.outbox import enqueue
-from handlers.withdraw import partner_tool
+from handlers.guards import partner_tool
 
 
 @partner_tool(onboarded=True)

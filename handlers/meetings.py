@@ -36,16 +36,16 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 from telegram.ext.filters import MessageFilter
 
+from bot.calendar.words import day_words, time_words, timezone_words
+from bot.calendar.zones import zone_named, zone_of
 from bot.context import BotContext, current_scope
 from bot.meetings import service as meetings
 from bot.meetings.service import MeetingError, ResponseOutcome
-from bot.partners.preferences import day_words, time_words, timezone_words, zone_named, zone_of
 from handlers import fallback
-from handlers.guards import connector_only
-from handlers.withdraw import partner_tool
+from handlers.guards import connector_only, partner_tool
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.models import Meeting, Person, Role, StaffDraft
-from storage.types import utcnow
 
 STAFF_PREFIX = "mc"
 EVERYONE = "*"

@@ -12,7 +12,7 @@ from telegram.ext import BaseHandler, CommandHandler
 from bot.context import BotContext
 from bot.privacy.mydata import cipher_for, export_person
 from bot.transport.outbox import enqueue
-from handlers.withdraw import partner_tool
+from handlers.guards import partner_tool
 
 
 @partner_tool(onboarded=False)

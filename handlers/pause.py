@@ -9,11 +9,13 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
+from bot.calendar.breaks import is_paused
+from bot.calendar.words import checkin_words, day_words
+from bot.calendar.zones import zone_of
 from bot.context import BotContext
-from bot.partners.pausing import is_paused, pause, pause_keyboard, resume
-from bot.partners.preferences import checkin_words, day_words, zone_of
-from handlers.withdraw import partner_tool
-from storage.types import utcnow
+from bot.partners.pausing import pause, pause_keyboard, resume
+from handlers.guards import partner_tool
+from storage.clock import utcnow
 
 
 @partner_tool(onboarded=True)

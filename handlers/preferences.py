@@ -16,18 +16,17 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.calendar.quiet import quiet_hours
+from bot.calendar.words import checkin_words, quiet_words, slot_words, time_words, timezone_words
+from bot.calendar.zones import resolve_timezone, zone_of
 from bot.context import BotContext
 from bot.partners.preferences import (
     NAME_LIMIT,
     QUIET_PRESETS,
     SETTINGS_MENU,
     checkin_slot,
-    checkin_words,
     clean_name,
     current_name,
-    quiet_hours,
-    quiet_words,
-    resolve_timezone,
     set_checkin_slot,
     set_group,
     set_name,
@@ -36,16 +35,12 @@ from bot.partners.preferences import (
     settings_cancel_keyboard,
     settings_choice_keyboard,
     settings_menu_keyboard,
-    slot_words,
-    time_words,
-    timezone_words,
-    zone_of,
 )
 from bot.schedule.planner import schedule_changed
 from handlers.filters import AwaitingInput
-from handlers.withdraw import partner_tool
+from handlers.guards import partner_tool
+from storage.clock import utcnow
 from storage.models import PartnerProfile
-from storage.types import utcnow
 
 AWAITING_PREFIX = "settings:"
 AWAITING_NAME = "settings:name"

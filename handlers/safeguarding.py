@@ -13,7 +13,7 @@ from bot.context import BotContext
 from bot.partners import safeguarding
 from bot.partners.safeguarding import AckStatus
 from handlers.guards import connector_only
-from storage.types import utcnow
+from storage.clock import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.partners.people import new_pseudonym
+from storage.clock import utcnow
 from storage.db import Database
 from storage.models import (
     ConsentDecision,
@@ -14,7 +15,6 @@ from storage.models import (
     Role,
     TelegramIdentity,
 )
-from storage.types import utcnow
 
 DEFAULT_CONSENTS = {"take_part": True, "quote_anonymously": True, "credit_by_name": False}
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.protocol import StudyProtocol
+from storage.clock import utcnow
 from storage.models import (
     InboxStatus,
     InboxUpdate,
@@ -21,7 +22,6 @@ from storage.models import (
     OccurrenceKind,
     OccurrenceStatus,
 )
-from storage.types import utcnow
 from tests.conftest import make_settings
 
 SECRET = "test-secret-key-for-free-text-and-pseudonyms"

@@ -11,6 +11,7 @@ from bot.partners import checkins
 from bot.partners.checkins import Outcome
 from bot.protocol import StudyProtocol, load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
+from storage.clock import utcnow
 from storage.crypto import TextCipher
 from storage.models import (
     Answer,
@@ -21,7 +22,6 @@ from storage.models import (
     PersonStatus,
     Role,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 
 PARTNER = 8001

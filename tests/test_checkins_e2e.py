@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from bot.partners.checkins import expire_due
+from storage.clock import utcnow
 from storage.crypto import TextCipher
 from storage.models import Answer, Checkin, CheckinStatus, PartnerProfile, Person
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.support import SECRET, buttons, data_for, raw_message, settle
 

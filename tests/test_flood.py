@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
+from bot.partners.reachability import unreachable_handler
 from bot.settings import Settings
-from bot.transport.outbox import OutboxSender, enqueue
+from bot.transport.outbox import enqueue
 from bot.transport.ratelimit import SendLimiter
+from bot.transport.sender import OutboxSender
 from prompts import Prompts
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
@@ -61,7 +63,12 @@ async def test_flood_of_500_messages_to_200_chats(database: Database, sb: Any) -
     )
     request = HTTPXRequest(connection_pool_size=64, read_timeout=10.0)
     async with Bot(token=sb.token, base_url=sb.base_url, request=request) as bot:
-        sender = OutboxSender(database, bot, limiter, Prompts(), staff_chats=no_staff)
+        sender = OutboxSender(
+            database,
+            bot,
+            limiter,
+            on_unreachable=unreachable_handler(Prompts(), staff_chats=no_staff),
+        )
         begun = time.monotonic()
         task = asyncio.create_task(sender.run())
         try:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
+from storage.clock import utcnow
 from storage.models import AuditEvent, Base, Invite, PartnerProfile, Person
-from storage.types import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

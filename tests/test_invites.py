@@ -23,6 +23,7 @@ from bot.partners.invites import (
 )
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH
+from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
     InboxUpdate,
@@ -33,7 +34,6 @@ from storage.models import (
     Role,
     TelegramIdentity,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.support import count, settle
 

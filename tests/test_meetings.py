@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.calendar.words import day_words, time_words
 from bot.meetings import service as meetings
 from bot.meetings.service import MeetingError, ResponseOutcome
-from bot.partners.preferences import day_words, time_words
 from bot.protocol import load_protocol
 from bot.schedule.planner import meeting_end
 from prompts import CALLBACK_DATA_LIMIT, DEFAULT_STUDY_PATH, Prompts
+from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
     Involvement,
@@ -28,7 +29,6 @@ from storage.models import (
     PersonStatus,
     Role,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.support import mark_reminded
 

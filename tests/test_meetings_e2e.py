@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bot.meetings import service as meetings
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH
+from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
     Involvement,
@@ -30,7 +31,6 @@ from storage.models import (
     Person,
     StaffDraft,
 )
-from storage.types import utcnow
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
 from tests.support import (

@@ -30,14 +30,16 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from tenacity.wait import wait_exponential_jitter
 
+from bot.partners.reachability import unreachable_handler
 from bot.transport.delivery_errors import Outcome, classify
 from bot.transport.http import AiohttpRequest
-from bot.transport.outbox import OutboxPayloadError, OutboxSender, enqueue
+from bot.transport.outbox import OutboxPayloadError, enqueue
 from bot.transport.ratelimit import SendLimiter
+from bot.transport.sender import OutboxSender
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.db import Database
 from storage.models import AuditEvent, OutboxMessage, OutboxStatus, Person, PersonStatus
-from storage.types import utcnow
 
 STAFF_CHAT = 900
 SECRET_TEXT = "secret-words-never-logged"
@@ -82,13 +84,13 @@ def make_sender(database: Database, bot: Bot, tmp_path: Path) -> Callable[..., O
     def factory(**kwargs: Any) -> OutboxSender:
         limiter = kwargs.pop("limiter", None) or SendLimiter(30, 1, 20)
         options: dict[str, Any] = {
-            "staff_chats": staff_chats,
+            "on_unreachable": unreachable_handler(Prompts(), staff_chats=staff_chats),
             "poll_interval": 0.2,
             "retry_wait": wait_exponential_jitter(multiplier=0.05, max=0.3, jitter=0.05),
             "data_dir": tmp_path,
         }
         options.update(kwargs)
-        return OutboxSender(database, bot, limiter, Prompts(), **options)
+        return OutboxSender(database, bot, limiter, **options)
 
     return factory
 

@@ -7,12 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.partners.pausing import is_paused, pause, resume
-from bot.partners.preferences import day_words
+from bot.calendar.breaks import is_paused
+from bot.calendar.words import day_words
+from bot.partners.pausing import pause, resume
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
+from storage.clock import utcnow
 from storage.models import PartnerProfile
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.tools_support import running_companion, settle
 

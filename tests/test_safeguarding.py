@@ -13,8 +13,8 @@ from bot.partners import checkins, safeguarding
 from bot.protocol import Safeguarding, StudyProtocol, Threshold
 from bot.sandbox.html import parse_html
 from prompts import DEFAULT_STUDY_PATH, PROMPTS_DIR, Prompts
+from storage.clock import utcnow
 from storage.models import AuditEvent, OutboxMessage, Person, Role, SafeguardingAlert
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.test_prompts import SAMPLES, SAMPLES_DIR
 

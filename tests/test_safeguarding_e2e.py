@@ -151,8 +151,8 @@ async def test_a_risky_reply_after_expiry_still_gets_help(companion, sandbox, da
 
     from sqlalchemy import update
 
+    from storage.clock import utcnow
     from storage.models import Checkin
-    from storage.types import utcnow
 
     await connectors(companion, sandbox, database)
     await enrol(database, PARTNER, name="Sam")

@@ -21,7 +21,7 @@ from bot.schedule.planner import plan_all
 from bot.schedule.scheduler import Scheduler
 from bot.settings import DEFAULT_STUDY_PATH
 from prompts import Prompts
-from storage.clock import CLOCK
+from storage.clock import CLOCK, utcnow
 from storage.db import Database
 from storage.models import (
     Checkin,
@@ -34,7 +34,6 @@ from storage.models import (
     Person,
     PersonStatus,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 
 PROTOCOL = load_protocol(DEFAULT_STUDY_PATH)
@@ -370,7 +369,7 @@ def test_a_time_in_the_doubled_or_missing_hour_comes_once_a_week() -> None:
 
 
 def test_quiet_hours_ending_in_the_doubled_hour_end_once_and_never_in_the_past() -> None:
-    from bot.partners.preferences import QuietHours, quiet_ends
+    from bot.calendar.quiet import QuietHours, quiet_ends
 
     window = QuietHours(start=time(23, 0), end=time(1, 30))
     # 01:15 GMT on 31 October 2027 is the second 01:15: the end still ahead is 01:30 GMT.

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from bot.schedule.planner import weekly_times
+from storage.clock import utcnow
 from storage.models import (
     Occurrence,
     OccurrenceKind,
@@ -18,7 +19,6 @@ from storage.models import (
     PersonStatus,
     Role,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.support import buttons, running_companion, settle, weekly_only_protocol
 

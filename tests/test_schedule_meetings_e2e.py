@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.meetings import service as meetings
 from bot.schedule.planner import weekly_times
 from prompts import Prompts
-from storage.clock import CLOCK
+from storage.clock import CLOCK, utcnow
 from storage.models import (
     Meeting,
     MeetingResponse,
@@ -21,7 +21,6 @@ from storage.models import (
     OccurrenceKind,
     OccurrenceStatus,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.support import buttons, running_companion, settle, weekly_only_protocol
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from storage.clock import utcnow
 from storage.models import (
     Meeting,
     Occurrence,
@@ -25,7 +26,6 @@ from storage.models import (
     OutboxStatus,
     PartnerProfile,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.support import kill_after_each, start_companion_process
 

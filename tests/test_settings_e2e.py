@@ -8,14 +8,9 @@ from datetime import UTC, datetime, time
 import pytest
 from sqlalchemy import select
 
-from bot.partners.preferences import (
-    NO_QUIET_HOURS,
-    QuietHours,
-    clean_name,
-    is_quiet,
-    quiet_hours,
-    resolve_timezone,
-)
+from bot.calendar.quiet import NO_QUIET_HOURS, QuietHours, is_quiet, quiet_hours
+from bot.calendar.zones import resolve_timezone
+from bot.partners.preferences import clean_name
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH
 from storage.models import PartnerProfile, TelegramIdentity

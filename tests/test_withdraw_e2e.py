@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from bot.privacy.withdrawal import goodbye_key, withdraw
 from bot.transport.outbox import enqueue
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.models import (
     Answer,
     AuditEvent,
@@ -24,7 +25,6 @@ from storage.models import (
     SafeguardingAlert,
     TelegramIdentity,
 )
-from storage.types import utcnow
 from tests.factories import enrol
 from tests.tools_support import (
     Given,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.partners.people import staff_chat_ids
 from bot.transport.outbox import enqueue
 from prompts import Prompts
+from storage.queries.people import connector_chat_ids
 
 
 async def notify_staff_of_failure(
@@ -25,7 +25,7 @@ async def notify_staff_of_failure(
     alert = prompts.render(
         "errors/staff_alert", reference=reference, error_type=type(error).__name__
     )
-    for staff_chat in await staff_chat_ids(session):
+    for staff_chat in await connector_chat_ids(session):
         await enqueue(
             session,
             key=f"failure:{reference}:{staff_chat}",

@@ -43,18 +43,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.partners.preferences import (
-    day_words,
-    quiet_ends,
-    quiet_hours,
-    time_words,
-    timezone_words,
-    zone_of,
-)
+from bot.calendar.quiet import quiet_ends, quiet_hours
+from bot.calendar.words import day_words, time_words, timezone_words
+from bot.calendar.zones import zone_of
 from bot.protocol import StudyProtocol
 from bot.schedule import planner
 from bot.transport.outbox import enqueue
 from prompts import CALLBACK_DATA_LIMIT, Prompts
+from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
     Involvement,
@@ -71,7 +67,6 @@ from storage.models import (
     StaffDraft,
     TelegramIdentity,
 )
-from storage.types import utcnow
 
 CALLBACK_PREFIX = "mt"  # a partner's answer button: mt:<meeting id>:<yes|no|maybe>
 ANSWERS: tuple[str, ...] = tuple(a.value for a in MeetingAnswer)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.partners.people import new_pseudonym
 from bot.protocol import StudyProtocol
+from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
     Invite,
@@ -35,7 +36,6 @@ from storage.models import (
     Role,
     TelegramIdentity,
 )
-from storage.types import utcnow
 
 CODE_BYTES = 18  # 144 random bits
 DEFAULT_EXPIRES_DAYS = 14

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.partners.preferences import date_words
+from bot.calendar.words import date_words
 from bot.protocol import StudyProtocol
 from prompts import Prompts
 from storage.crypto import TextCipher

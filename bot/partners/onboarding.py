@@ -27,8 +27,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.protocol import CheckinSlot, ConsentItem, StudyProtocol
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.models import ConsentDecision, PartnerProfile, Person, TelegramIdentity
-from storage.types import utcnow
 
 WELCOME = "welcome"
 CONSENT_PREFIX = "consent:"

@@ -1,8 +1,9 @@
 """Taking a break: ``/pause`` for a number of days the protocol offers, ``/resume`` to end it.
 
-A pause is ``PartnerProfile.paused_until`` (aware UTC). While :func:`is_paused` is true the
-scheduler sends nothing it planned (check-in prompts, reminders); replies to what the partner
-asks for themselves still go. Nothing here commits: the caller owns the unit of work.
+A pause is ``PartnerProfile.paused_until`` (aware UTC). While
+:func:`bot.calendar.breaks.is_paused` is true the scheduler sends nothing it planned (check-in
+prompts, reminders); replies to what the partner asks for themselves still go. Nothing
+here commits: the caller owns the unit of work.
 """
 
 from __future__ import annotations
@@ -11,16 +12,10 @@ from datetime import datetime, timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.calendar.breaks import is_paused
 from bot.protocol import StudyProtocol
 from prompts import Prompts
 from storage.models import PartnerProfile
-
-
-def is_paused(profile: PartnerProfile | None, now: datetime) -> bool:
-    """Whether the partner is on a break at ``now`` (aware); False without a profile."""
-    if now.tzinfo is None:
-        raise ValueError("is_paused needs an aware datetime")
-    return profile is not None and profile.paused_until is not None and profile.paused_until > now
 
 
 def pause_choices(protocol: StudyProtocol) -> list[int]:

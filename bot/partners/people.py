@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import User
 
 from bot.settings import Settings
+from storage.clock import utcnow
 from storage.models import AuditEvent, Person, PersonStatus, Role, TelegramIdentity
-from storage.types import utcnow
 
 STAFF_ROLES = (Role.CONNECTOR, Role.RESEARCHER)
 
@@ -19,16 +19,6 @@ def new_pseudonym() -> str:
     """A random pseudonym such as ``P-7K2Q9XWD``; it says nothing about the person."""
     alphabet = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
     return "P-" + "".join(secrets.choice(alphabet) for _ in range(8))
-
-
-async def person_for_telegram_user(session: AsyncSession, telegram_user_id: int) -> Person | None:
-    """The enrolled person behind a Telegram user id, or None for an outsider."""
-    result = await session.execute(
-        select(Person)
-        .join(TelegramIdentity, TelegramIdentity.person_id == Person.id)
-        .where(TelegramIdentity.telegram_user_id == telegram_user_id)
-    )
-    return result.scalar_one_or_none()
 
 
 def allow_listed_role(settings: Settings, telegram_user_id: int) -> Role | None:
@@ -68,18 +58,6 @@ async def enrol_allow_listed(
         )
     )
     return person
-
-
-async def staff_chat_ids(session: AsyncSession) -> list[int]:
-    """Private chats of every active connector."""
-    result = await session.execute(
-        select(TelegramIdentity.chat_id)
-        .join(Person, Person.id == TelegramIdentity.person_id)
-        .where(Person.role == Role.CONNECTOR, Person.status == PersonStatus.ACTIVE)
-    )
-    # Allow-listed connectors are enrolled on first contact, so the query covers them too;
-    # one who never opened the bot has no chat the bot could write to.
-    return sorted(set(result.scalars().all()))
 
 
 async def display_name(session: AsyncSession, person: Person) -> str:

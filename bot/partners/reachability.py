@@ -6,21 +6,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.partners.people import staff_chat_ids
 from bot.transport.outbox import enqueue
+from bot.transport.sender import OnUnreachable
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
     OutboxMessage,
     OutboxStatus,
     Person,
     PersonStatus,
-    TelegramIdentity,
 )
-from storage.types import utcnow
+from storage.queries.people import chat_ids_of, connector_chat_ids
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def mark_unreachable(
     person: Person,
     *,
     reason: str,
-    staff_chats: Callable[[AsyncSession], Awaitable[list[int]]] = staff_chat_ids,
+    staff_chats: Callable[[AsyncSession], Awaitable[list[int]]] = connector_chat_ids,
     now: datetime | None = None,
 ) -> bool:
     """Mark ``person`` unreachable, hold their queued messages and tell the connectors once.
@@ -60,13 +60,7 @@ async def mark_unreachable(
         )
     )
     text = prompts.render("errors/unreachable", pseudonym=person.pseudonym)
-    own_chats = set(
-        (
-            await session.execute(
-                select(TelegramIdentity.chat_id).where(TelegramIdentity.person_id == person.id)
-            )
-        ).scalars()
-    )
+    own_chats = await chat_ids_of(session, person.id)
     for chat_id in await staff_chats(session):
         if chat_id in own_chats:
             continue  # a connector who blocked the bot cannot be told about themselves
@@ -90,3 +84,20 @@ async def mark_reachable(session: AsyncSession, person: Person) -> bool:
     person.status_changed_at = now
     session.add(AuditEvent(action="person.reachable", detail={"person": person.pseudonym}, at=now))
     return True
+
+
+def unreachable_handler(
+    prompts: Prompts,
+    *,
+    staff_chats: Callable[[AsyncSession], Awaitable[list[int]]] = connector_chat_ids,
+) -> OnUnreachable:
+    """What the sender calls on a 403: :func:`mark_unreachable` for the person it names."""
+
+    async def handle(session: AsyncSession, person_id: int, reason: str, now: datetime) -> None:
+        person = await session.get(Person, person_id)
+        if person is not None:
+            await mark_unreachable(
+                session, prompts, person, reason=reason, staff_chats=staff_chats, now=now
+            )
+
+    return handle

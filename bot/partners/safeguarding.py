@@ -31,7 +31,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.partners.people import staff_chat_ids
 from bot.protocol import StudyProtocol, Threshold
 from bot.transport.outbox import enqueue
 from prompts import Prompts
@@ -43,6 +42,7 @@ from storage.models import (
     SafeguardingAlert,
     TelegramIdentity,
 )
+from storage.queries.people import connector_chat_ids
 
 ACK_PREFIX = "sg:ack:"
 RULE_LENGTH = 64  # SafeguardingAlert.rule
@@ -215,7 +215,7 @@ async def raise_alert(
         crisis_sent=crisis_sent,
     )
     button = ack_keyboard(prompts, alert.id)
-    for chat_id in await staff_chat_ids(session):
+    for chat_id in await connector_chat_ids(session):
         await enqueue(
             session,
             key=f"sg:alert:{alert.id}:{chat_id}",
@@ -375,7 +375,7 @@ async def acknowledge(
         name=await _name(session, alert.person_id),
         pseudonym=partner.pseudonym if partner is not None else "",
     )
-    for chat_id in await staff_chat_ids(session):
+    for chat_id in await connector_chat_ids(session):
         if own is not None and chat_id == own.chat_id:
             continue
         await enqueue(

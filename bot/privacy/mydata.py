@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.settings import Settings
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.crypto import TextCipher
 from storage.models import (
     Answer,
@@ -40,7 +41,6 @@ from storage.models import (
     SafeguardingAlert,
     TelegramIdentity,
 )
-from storage.types import utcnow
 
 EXPORTS_FOLDER = "exports"
 JSON_NAME = "my_data.json"

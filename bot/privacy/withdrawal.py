@@ -43,6 +43,7 @@ from bot.protocol import StudyProtocol
 from bot.schedule.planner import cancel_for_person
 from bot.transport.outbox import enqueue
 from prompts import Prompts
+from storage.clock import utcnow
 from storage.models import (
     Answer,
     AuditEvent,
@@ -57,7 +58,6 @@ from storage.models import (
     SafeguardingAlert,
     TelegramIdentity,
 )
-from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 

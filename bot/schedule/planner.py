@@ -31,8 +31,9 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.partners.preferences import zone_named
+from bot.calendar.zones import zone_named
 from bot.protocol import CheckinDef, StudyProtocol
+from storage.clock import utcnow
 from storage.models import (
     Meeting,
     Occurrence,
@@ -43,7 +44,6 @@ from storage.models import (
     PersonStatus,
     Role,
 )
-from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 

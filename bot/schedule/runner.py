@@ -26,17 +26,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.calendar.breaks import is_paused
+from bot.calendar.quiet import quiet_ends, quiet_hours
+from bot.calendar.words import day_words, time_words
+from bot.calendar.zones import zone_named, zone_of
 from bot.meetings import service as meetings
 from bot.partners import checkins
-from bot.partners.pausing import is_paused
-from bot.partners.preferences import (
-    day_words,
-    quiet_ends,
-    quiet_hours,
-    time_words,
-    zone_named,
-    zone_of,
-)
 from bot.protocol import StudyProtocol
 from bot.transport.outbox import enqueue
 from prompts import Prompts

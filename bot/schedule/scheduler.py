@@ -29,10 +29,9 @@ from bot.protocol import StudyProtocol
 from bot.schedule import planner
 from bot.schedule.runner import BATCH, DueResult, DueRunner, next_due
 from prompts import Prompts
-from storage.clock import CLOCK
+from storage.clock import CLOCK, utcnow
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
-from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -469,7 +469,7 @@ def _in_meeting_transaction(settings: Settings, job: Any) -> Any:
 
 def _meeting_row(meeting: Any, *, invitees: int | None = None, **extra: object) -> dict[str, Any]:
     """A meeting as plain values, for --json and for the text templates."""
-    from bot.partners.preferences import zone_named
+    from bot.calendar.zones import zone_named
 
     local = meeting.starts_at.astimezone(zone_named(meeting.timezone))
     row: dict[str, Any] = {
@@ -526,7 +526,7 @@ def meeting_add(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from bot.meetings import service as meetings
-    from storage.types import utcnow
+    from storage.clock import utcnow
 
     prompts = default_prompts()
     settings = _settings_or_exit()
@@ -602,8 +602,8 @@ def meeting_list(
     from sqlalchemy import func, select
 
     from bot.meetings import service as meetings
+    from storage.clock import utcnow
     from storage.models import Involvement
-    from storage.types import utcnow
 
     prompts = default_prompts()
     settings = _settings_or_exit()
@@ -642,8 +642,8 @@ def meeting_cancel(
 ) -> None:
     """Cancel a meeting; partners who were reminded get a kind note."""
     from bot.meetings import service as meetings
+    from storage.clock import utcnow
     from storage.models import Meeting
-    from storage.types import utcnow
 
     prompts = default_prompts()
     settings = _settings_or_exit()
@@ -679,10 +679,10 @@ def meeting_change(
     title: Annotated[str | None, typer.Option(help="New title.")] = None,
 ) -> None:
     """Change a meeting that has not started; partners who were reminded are told."""
+    from bot.calendar.zones import zone_named
     from bot.meetings import service as meetings
-    from bot.partners.preferences import zone_named
+    from storage.clock import utcnow
     from storage.models import Meeting
-    from storage.types import utcnow
 
     prompts = default_prompts()
     settings = _settings_or_exit()

@@ -52,6 +52,15 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from telegram import InlineKeyboardMarkup
 
+from bot.calendar.quiet import QuietHours
+from bot.calendar.words import (
+    date_words,
+    day_words,
+    quiet_words,
+    slot_words,
+    time_words,
+    timezone_words,
+)
 from bot.menu import commands_for
 from bot.partners import checkins, onboarding
 from bot.partners.journey import (
@@ -65,16 +74,9 @@ from bot.partners.journey import (
 )
 from bot.partners.pausing import length_words, pause_choices, pause_keyboard
 from bot.partners.preferences import (
-    QuietHours,
-    date_words,
-    day_words,
-    quiet_words,
     settings_cancel_keyboard,
     settings_choice_keyboard,
     settings_menu_keyboard,
-    slot_words,
-    time_words,
-    timezone_words,
 )
 from bot.partners.safeguarding import _when as alert_time
 from bot.partners.safeguarding import ack_keyboard, phrase_rule, threshold_rule

@@ -10,7 +10,7 @@ handler that fails has only its own update rolled back and recorded as failed; t
 (the batch is redone from its last checkpoint, one savepoint per update, see
 ``InboxWorker.process_batch``; an update that called Telegram directly is never run twice).
 Button answers and button changes that handlers asked for are made after the batch commits,
-in update order per chat (see :class:`~bot.context.UpdateScope`).
+in update order per chat (see :class:`~bot.transport.scope.UpdateScope`).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
 
-from bot.context import AfterCommit, UpdateScope, current_scope
-from bot.partners.people import person_for_telegram_user
 from bot.transport.ratelimit import recording_bot_calls, retry_after_seconds
+from bot.transport.scope import AfterCommit, UpdateScope, current_scope
+from storage.clock import utcnow
 from storage.db import Database
 from storage.models import (
     Checkin,
@@ -53,7 +53,7 @@ from storage.models import (
     Person,
     TelegramIdentity,
 )
-from storage.types import utcnow
+from storage.queries.people import person_for_telegram_user
 
 log = logging.getLogger(__name__)
 
