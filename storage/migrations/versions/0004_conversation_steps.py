@@ -20,9 +20,7 @@ def upgrade() -> None:
     """Apply this migration."""
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "conversation_step", sa.Boolean(), server_default=sa.false(), nullable=False
-            )
+            sa.Column("conversation_step", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
 
 
