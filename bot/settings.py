@@ -18,7 +18,7 @@ DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 
 #: How long a COMPANION_SECRET_KEY must be, and the command that makes a good one.
 MIN_SECRET_KEY_LENGTH = 32
-MAKE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+MAKE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105
 _FEWEST_DISTINCT_CHARACTERS = 12
 
 
