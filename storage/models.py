@@ -114,6 +114,11 @@ class TelegramIdentity(Base):
 
     person: Mapped[Person] = relationship(back_populates="identity", lazy="raise")
 
+    @property
+    def called(self) -> str:
+        """The name we call them: the one they chose, else Telegram's first name, else ""."""
+        return self.preferred_name or self.first_name or ""
+
 
 class InboxUpdate(Base):
     """An update from Telegram, committed before its offset is confirmed.
