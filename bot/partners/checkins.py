@@ -219,7 +219,7 @@ async def current_answers(session: AsyncSession, checkin_id: int) -> dict[str, A
     """The answers in force (not superseded) of one check-in, by question key."""
     result = await session.execute(
         select(Answer)
-        .where(Answer.checkin_id == checkin_id, Answer.superseded_at.is_(None))
+        .where(Answer.checkin_id == checkin_id, Answer.in_force)
         .order_by(Answer.id)
     )
     return {a.question_key: a for a in result.scalars()}
@@ -580,7 +580,7 @@ async def _load_with_answers(
         await session.execute(
             select(Checkin, Answer)
             .outerjoin(
-                Answer, and_(Answer.checkin_id == Checkin.id, Answer.superseded_at.is_(None))
+                Answer, and_(Answer.checkin_id == Checkin.id, Answer.in_force)
             )
             .where(Checkin.id == checkin_id)
             .order_by(Answer.id)
@@ -876,7 +876,7 @@ async def contribution(session: AsyncSession, person_id: int) -> Contribution:
     count = await session.execute(
         select(func.count(func.distinct(Answer.checkin_id))).where(
             Answer.person_id == person_id,
-            Answer.superseded_at.is_(None),
+            Answer.in_force,
             Answer.skipped.is_(False),
         )
     )
@@ -886,7 +886,7 @@ async def contribution(session: AsyncSession, person_id: int) -> Contribution:
         .where(
             Answer.person_id == person_id,
             Answer.question_key == CONFIDENCE_QUESTION,
-            Answer.superseded_at.is_(None),
+            Answer.in_force,
             Answer.value_number.is_not(None),
         )
         .order_by(Answer.checkin_id, Answer.id)

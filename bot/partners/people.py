@@ -11,8 +11,6 @@ from bot.settings import Settings
 from storage.clock import utcnow
 from storage.models import AuditEvent, Person, PersonStatus, Role, TelegramIdentity
 
-STAFF_ROLES = (Role.CONNECTOR, Role.RESEARCHER)
-
 
 def new_pseudonym() -> str:
     """A random pseudonym such as ``P-7K2Q9XWD``; it says nothing about the person."""

@@ -38,8 +38,8 @@ from storage.models import (
     PartnerProfile,
     Person,
     SafeguardingAlert,
-    TelegramIdentity,
 )
+from storage.queries.people import identity_of
 
 EXPORTS_FOLDER = "exports"
 JSON_NAME = "my_data.json"
@@ -105,11 +105,8 @@ async def collect(
         _row(person, ("pseudonym", "role", "status", "status_changed_at", "created_at"))
     ]
 
-    identities = (
-        (await session.execute(select(TelegramIdentity).where(TelegramIdentity.person_id == pid)))
-        .scalars()
-        .all()
-    )
+    identity = await identity_of(session, pid)
+    identities = [identity] if identity is not None else []
     tables["telegram_identity"] = [
         _row(
             i,

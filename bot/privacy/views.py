@@ -30,13 +30,12 @@ def confirm_withdrawal(
     prompts: Prompts, protocol: StudyProtocol, profile: PartnerProfile | None, *, now: datetime
 ) -> View:
     """What stopping means (as the protocol says), asked once; the button works for a day."""
-    group = protocol.group(profile.group_key if profile is not None else None)
     return render_view(
         prompts,
         "withdraw/confirm",
         confirm_keyboard(prompts, int(now.timestamp())),
         data_policy=protocol.withdrawal.data,
-        connector=group.connector if group is not None else None,
+        connector=protocol.connector_of(profile.group_key if profile is not None else None),
     )
 
 

@@ -56,8 +56,8 @@ from storage.models import (
     Person,
     PersonStatus,
     SafeguardingAlert,
-    TelegramIdentity,
 )
+from storage.queries.people import identity_of
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +179,7 @@ async def withdraw(
         profile.awaiting_input = None
         profile.paused_until = None
 
-    identity = (
-        await session.execute(select(TelegramIdentity).where(TelegramIdentity.person_id == pid))
-    ).scalar_one_or_none()
+    identity = await identity_of(session, pid)
     to_them = OutboxMessage.person_id == pid
     if identity is not None:
         to_them = or_(to_them, OutboxMessage.chat_id == identity.chat_id)

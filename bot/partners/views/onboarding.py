@@ -59,11 +59,6 @@ def step_keyboard(
     return None
 
 
-def _connector(protocol: StudyProtocol, profile: PartnerProfile | None) -> str | None:
-    group = protocol.group(profile.group_key if profile is not None else None)
-    return group.connector if group is not None else None
-
-
 def welcome(
     prompts: Prompts, protocol: StudyProtocol, profile: PartnerProfile, *, name: str
 ) -> View:
@@ -74,7 +69,7 @@ def welcome(
         name=name,
         study=protocol.study.name,
         team=protocol.study.team,
-        connector=_connector(protocol, profile),
+        connector=protocol.connector_of(profile.group_key),
     )
 
 
@@ -127,7 +122,7 @@ def done(prompts: Prompts, protocol: StudyProtocol, profile: PartnerProfile, *, 
         "onboarding/done",
         name=name,
         slot=prompts.label(slot.label) if slot is not None else None,
-        connector=_connector(protocol, profile),
+        connector=protocol.connector_of(profile.group_key),
         team=protocol.study.team,
         quiet_start=profile.quiet_start or protocol.quiet_hours.start,
         quiet_end=profile.quiet_end or protocol.quiet_hours.end,
