@@ -131,6 +131,32 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         The reply is sent by the outbox sender right after the transaction commits; its key is
         derived from the update id, so processing the same update twice can never reply twice.
         """
+        await self._queue_reply(update, template, reply_markup, values, conversation_step=False)
+
+    async def ask(
+        self,
+        update: Update,
+        template: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        **values: Any,
+    ) -> None:
+        """Like :meth:`reply`, for a step of a conversation the person must answer to go on.
+
+        If a crash or a timeout leaves its delivery unknown, it is sent once more (see
+        ``OutboxMessage.conversation_step``), so nobody is left waiting for the bot.
+        """
+        await self._queue_reply(update, template, reply_markup, values, conversation_step=True)
+
+    async def _queue_reply(
+        self,
+        update: Update,
+        template: str,
+        reply_markup: InlineKeyboardMarkup | None,
+        values: dict[str, Any],
+        *,
+        conversation_step: bool,
+    ) -> None:
         chat = update.effective_chat
         if chat is None:
             return
@@ -144,6 +170,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
             text=view.text,
             reply_markup=view.markup,
             person_id=person.id if person is not None else None,
+            conversation_step=conversation_step,
         )
 
     def after_commit(self, call: AfterCommit) -> None:

@@ -1,7 +1,9 @@
 """Logging set-up: structured lines, the right levels, and no secrets or message text.
 
-httpx logs every request URL at INFO, and the URL contains the bot token, so httpx and httpcore
-are held at WARNING; a filter also redacts anything shaped like a token as a second guard.
+HTTP libraries log request URLs, and a Bot API URL contains the token; python-telegram-bot logs
+the parameters of every call (message texts) at DEBUG. So those loggers are held at WARNING
+whatever the configured level, and a filter also redacts anything shaped like a token as a
+second guard. :func:`redact` is the one home of that rule; stored error texts use it too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,18 @@ from datetime import UTC, datetime
 TOKEN_PATTERN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}|bot\d+:[A-Za-z0-9_-]+")
 REDACTED = "[redacted]"
 
+#: Loggers held at WARNING whatever the level: they log request URLs (the token) or the
+#: parameters of Bot API calls (what people wrote and what the bot said).
+QUIET_LOGGERS = ("httpx", "httpcore", "aiohttp", "telegram", "apscheduler")
+
+
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """``text`` with bot tokens (by shape, and each of ``secrets`` exactly) replaced."""
+    for secret in secrets or []:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return TOKEN_PATTERN.sub(REDACTED, text)
+
 
 class RedactingFilter(logging.Filter):
     """Replaces bot tokens (by shape, and the configured one exactly) in every record."""
@@ -23,9 +37,7 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in (secrets or []) if s]
 
     def _clean(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return TOKEN_PATTERN.sub(REDACTED, text)
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the formatted message and any exception text, then let the record through."""
@@ -76,10 +88,10 @@ def configure_logging(
 
 
 def quiet_http_libraries() -> None:
-    """Keep httpx/httpcore request lines (which carry the token in the URL) out of the logs.
+    """Hold the :data:`QUIET_LOGGERS` at WARNING, even when the bot logs at DEBUG.
 
     APScheduler's own INFO lines (a job added or run every few seconds) go too: the scheduler
     logs what it did in its own words.
     """
-    for name in ("httpx", "httpcore", "aiohttp.access", "apscheduler"):
+    for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -131,7 +131,7 @@ class Companion:
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.leadership = Leadership(self.db.url, retry_seconds=settings.companion_leader_retry)
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self.webhook: WebhookOptions | None = None
 
     async def _on_update_failed(
@@ -173,24 +173,31 @@ class Companion:
         await self.sender_bot.initialize()
         await self.poll_bot.initialize()
         self.webhook = webhook
-        routes = [web.get("/healthz", self._health)]
+        # /healthz stays on --health-port in both modes (the image's health check asks there);
+        # the webhook's port answers it too, for a proxy that checks the public side.
+        sites: list[tuple[list[web.RouteDef], str, int]] = []
+        if health_port is not None:
+            sites.append(([web.get("/healthz", self._health)], health_host, health_port))
         if webhook is not None:
             secret = webhook.secret_token or secrets.token_urlsafe(32)
             webhook.secret_token = secret
-            routes += webhook_routes(webhook.path, secret, self.db, self.worker.wake)
-            health_host, health_port = webhook.listen_host, webhook.listen_port
+            routes = [
+                web.get("/healthz", self._health),
+                *webhook_routes(webhook.path, secret, self.db, self.worker.wake),
+            ]
+            sites.append((routes, webhook.listen_host, webhook.listen_port))
         # Every replica takes webhooks (they only commit to the inbox); only the leader
         # processes, plans and sends. A standby starts the loops when it wins the lock.
         if await self.leadership.try_lead():
             await self._start_loops()
         self.leadership.watch(on_elected=self._start_loops, on_deposed=self._stop_loops)
-        if health_port is not None:
+        for routes_, host, port in sites:
             app = web.Application()
-            app.add_routes(routes)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, health_host, health_port)
-            await site.start()
+            app.add_routes(routes_)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            self._runners.append(runner)
+            await web.TCPSite(runner, host, port).start()
         if webhook is not None:
             await self.application.bot.set_webhook(
                 url=webhook.url.rstrip("/") + webhook.path,
@@ -243,9 +250,9 @@ class Companion:
         await self.leadership.stop_watching()
         await self._stop_loops()
         self._unsubscribe_clock()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
         for closer in (self.application.stop, self.application.shutdown):
             with contextlib.suppress(Exception):
                 await closer()

@@ -17,6 +17,31 @@ from storage.crypto import TextCipher
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 
+#: How long a COMPANION_SECRET_KEY must be, and the command that makes a good one.
+MIN_SECRET_KEY_LENGTH = 32
+MAKE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+_FEWEST_DISTINCT_CHARACTERS = 12
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why a COMPANION_SECRET_KEY (one or several, comma-separated) is too weak, or None.
+
+    Weak: shorter than :data:`MIN_SECRET_KEY_LENGTH`, made of letters only (a word or a phrase:
+    dictionary attacks try those first), or of few distinct characters (``aaaa...``,
+    ``12341234...``). Keys that pass look like what :data:`MAKE_SECRET_KEY` prints.
+    """
+    keys = [k.strip() for k in value.split(",")]
+    if not any(keys):
+        return "empty"
+    for key in keys:
+        if len(key) < MIN_SECRET_KEY_LENGTH:
+            return "short"
+        if key.replace(" ", "").replace("-", "").replace("_", "").isalpha():
+            return "words"
+        if len(set(key)) < _FEWEST_DISTINCT_CHARACTERS:
+            return "repetitive"
+    return None
+
 
 class Settings(BaseSettings):
     """Everything the bot reads from its environment."""

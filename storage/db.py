@@ -74,10 +74,14 @@ def create_engine(url: str | URL, *, echo: bool = False, for_writes: bool = True
         options: dict[str, Any] = {}
         if parsed.get_driver_name() == "aiosqlite":
             options["module"] = one_hop_dbapi()  # one thread hand-off per statement
-        engine = create_async_engine(parsed, echo=echo, connect_args={"timeout": 30}, **options)
+        engine = create_async_engine(
+            parsed, echo=echo, hide_parameters=True, connect_args={"timeout": 30}, **options
+        )
         _install_sqlite_pragmas(engine, immediate=for_writes)
         return engine
-    return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5)
+    return create_async_engine(
+        parsed, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=5
+    )
 
 
 _write_locks: dict[tuple[str, int], asyncio.Lock] = {}

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
@@ -163,6 +164,10 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     tg_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     last_error: Mapped[str | None] = mapped_column(String(300), default=None)
+    #: A step of a conversation the person is waiting on (the next question, the next setting-up
+    #: step): if its outcome is unknown (a crash or a timeout mid-send) it is sent once more,
+    #: so nobody is left waiting. Everything else (broadcasts, reminders, alerts) never is.
+    conversation_step: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class AuditEvent(Base):

@@ -10,10 +10,17 @@ The cursor here does the whole statement (cursor, execute, fetch, close) as one 
 aiosqlite's thread. The SQL, the transactions and the error translation are SQLAlchemy's own;
 only the number of hand-offs changes. Server-side cursors (``stream()``) keep the stock
 implementation.
+
+It leans on private parts of aiosqlite (``Connection._execute``, ``Connection._conn``) and of
+SQLAlchemy's adapter (``_connection``, ``_handle_exception``), whose versions pyproject.toml
+pins exactly. Should a different version be installed anyway, :func:`one_hop_problem` notices
+at the first connection and the stock adapter is used instead, with a warning: slower, never
+wrong.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -25,6 +32,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util.concurrency import await_only
+
+log = logging.getLogger(__name__)
 
 
 class _Outcome:
@@ -133,11 +142,39 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """The aiosqlite DBAPI shim, handing out :class:`OneHopConnection` objects."""
 
+    #: Why the one-hop cursor cannot be used here (checked at the first connection), or None.
+    problem: str | None = None
+    _checked = False
+
     def connect(self, *arg: Any, **kw: Any) -> Any:
-        """Connect as SQLAlchemy does, then use the one-hop cursor."""
+        """Connect as SQLAlchemy does, then use the one-hop cursor (if this version allows)."""
         connection = super().connect(*arg, **kw)
-        connection.__class__ = OneHopConnection
+        if not self._checked:  # once per engine: each engine has its own OneHopDBAPI
+            self._checked = True
+            self.problem = one_hop_problem(connection)
+            if self.problem is not None:
+                log.warning(
+                    "SQLite: using the stock aiosqlite adapter (%s); the installed versions "
+                    "differ from the ones pinned in pyproject.toml",
+                    self.problem,
+                )
+        if self.problem is None:
+            connection.__class__ = OneHopConnection
         return connection
+
+
+def one_hop_problem(connection: Any) -> str | None:
+    """Why the one-hop cursor cannot work with these aiosqlite/SQLAlchemy versions, or None."""
+    inner = getattr(connection, "_connection", None)
+    if inner is None:
+        return "SQLAlchemy's adapter has no _connection"
+    if not callable(getattr(connection, "_handle_exception", None)):
+        return "SQLAlchemy's adapter has no _handle_exception"
+    if not callable(getattr(inner, "_execute", None)):
+        return "aiosqlite's Connection has no _execute"
+    if not isinstance(getattr(inner, "_conn", None), sqlite3.Connection):
+        return "aiosqlite's Connection has no _conn"
+    return None
 
 
 def one_hop_dbapi() -> OneHopDBAPI:

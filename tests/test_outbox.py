@@ -439,7 +439,7 @@ async def test_timeout_after_accept_is_unknown_with_one_delivery(
     sb.faults.hang_after_accept(1, seconds=2.0, method="sendMessage")
     await queue(database, {"key": "t1", "chat_id": 110, "text": SECRET_TEXT})
     sender = make_sender()
-    with caplog.at_level(logging.WARNING, logger="bot.transport.outbox"):
+    with caplog.at_level(logging.WARNING, logger="bot.transport.sender"):
         async with running(sender):
             await sender.drain(10)
             await asyncio.sleep(0.5)
@@ -522,7 +522,7 @@ async def test_bad_request_fails_with_the_reason_not_the_text(
 ) -> None:
     await queue(database, {"key": "b1", "chat_id": 555_000, "text": SECRET_TEXT})  # no such chat
     sender = make_sender()
-    with caplog.at_level(logging.ERROR, logger="bot.transport.outbox"):
+    with caplog.at_level(logging.ERROR, logger="bot.transport.sender"):
         async with running(sender):
             await sender.drain(5)
     (row,) = await rows(database)
@@ -546,11 +546,55 @@ async def test_recover_turns_sending_into_unknown(
         )
         assert row is not None
         row.status = OutboxStatus.SENDING
-    with caplog.at_level(logging.WARNING, logger="bot.transport.outbox"):
+    with caplog.at_level(logging.WARNING, logger="bot.transport.sender"):
         assert await make_sender().recover() == 1
     assert "1 interrupted" in caplog.text
     assert [r.status for r in await rows(database)] == [OutboxStatus.UNKNOWN, OutboxStatus.PENDING]
     assert await make_sender().recover() == 0
+
+
+async def test_recover_sends_a_conversation_step_again_once(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    """A question someone is waiting on, caught mid-send by a crash, goes out again (once);
+    a reminder caught the same way stays unknown."""
+    sb.user(120)
+    sb.user(121)
+    await queue(
+        database,
+        {"key": "q1", "chat_id": 120, "text": "next question", "conversation_step": True},
+        {"key": "r1", "chat_id": 121, "text": "a reminder"},
+    )
+    async with database.transaction() as session:
+        for row in (await session.scalars(select(OutboxMessage))).all():
+            row.status = OutboxStatus.SENDING  # both were in flight when the process died
+    sender = make_sender()
+    assert await sender.recover() == 2
+    async with running(sender):
+        await sender.drain(10)
+    step, reminder = await rows(database)
+    assert step.status == OutboxStatus.SENT and texts(sb, 120) == ["next question"]
+    assert reminder.status == OutboxStatus.UNKNOWN and texts(sb, 121) == []
+    assert not step.conversation_step, "sent again only once"
+
+
+async def test_a_conversation_step_whose_outcome_is_unknown_is_sent_once_more(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    """A timeout after Telegram accepted it: the step is sent once more (seen twice at worst),
+    and a second unknown outcome is recorded, never a loop."""
+    sb.user(122)
+    sb.faults.hang_after_accept(2, seconds=2.0, method="sendMessage")
+    await queue(
+        database, {"key": "q2", "chat_id": 122, "text": "next question", "conversation_step": True}
+    )
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(15)
+        await asyncio.sleep(0.5)
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.UNKNOWN
+    assert texts(sb, 122) == ["next question", "next question"], "twice, never more"
 
 
 async def test_per_chat_order_survives_retries(

@@ -87,3 +87,21 @@ async def test_health_endpoint(webhook_bot):
         response = await client.get(url.replace("/telegram", "/healthz"))
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+async def test_health_stays_on_the_health_port_in_webhook_mode(sandbox, database, database_url):
+    """The image's health check asks 127.0.0.1:8080 (--health-port) whatever the mode."""
+    listen, health = free_port(), free_port()
+    bot = Companion(make_settings(sandbox, database_url))
+    options = WebhookOptions(
+        url=f"http://127.0.0.1:{listen}", listen_host="127.0.0.1", listen_port=listen
+    )
+    await bot.start(webhook=options, health_port=health)
+    try:
+        async with httpx.AsyncClient() as client:
+            on_health = await client.get(f"http://127.0.0.1:{health}/healthz")
+            hook = await client.post(f"http://127.0.0.1:{health}/telegram", json={})
+        assert on_health.status_code == 200 and on_health.json()["status"] == "ok"
+        assert hook.status_code == 404, "the health port serves health only"
+    finally:
+        await bot.stop()

@@ -49,6 +49,7 @@ from telegram.error import (
     TimedOut,
 )
 
+from bot.logs import redact
 from bot.transport.ratelimit import retry_after_seconds
 
 #: Transport errors that prove the request never left this host.
@@ -87,8 +88,10 @@ class Classification:
 
 
 def _describe(exc: BaseException) -> str:
+    """What went wrong, fit to store: one line, short, and never the token (an aiohttp error
+    can carry the whole URL, which holds it)."""
     text = exc.message if isinstance(exc, TelegramError) else f"{type(exc).__name__}: {exc}"
-    text = " ".join(str(text).split())
+    text = redact(" ".join(str(text).split()))
     return text[:MAX_DESCRIPTION]
 
 

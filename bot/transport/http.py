@@ -18,11 +18,22 @@ timeouts, and running into that bound counts as "may have been delivered".
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+if TYPE_CHECKING:  # for annotations only: nothing private is used at run time
+    from telegram._utils.types import ODVInput
+
+#: python-telegram-bot's "not given" marker class, taken from its public ``DEFAULT_NONE``.
+_DefaultValue = type(BaseRequest.DEFAULT_NONE)
+
+
+def _given(value: ODVInput[float], default: float | None) -> float | None:
+    """A timeout the caller gave, else ``default``."""
+    return default if isinstance(value, _DefaultValue) else cast("float | None", value)
 
 
 class AiohttpRequest(BaseRequest):
@@ -83,14 +94,10 @@ class AiohttpRequest(BaseRequest):
         if session is None or session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data is not None else None
-        read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
-        connect = (
-            self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
-        )
-        pool = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
-        write = write_timeout
-        if isinstance(write, DefaultValue):
-            write = self._media_write_timeout if files else self._write_timeout
+        read = _given(read_timeout, self._read_timeout)
+        connect = _given(connect_timeout, self._connect_timeout)
+        pool = _given(pool_timeout, self._pool_timeout)
+        write = _given(write_timeout, self._media_write_timeout if files else self._write_timeout)
         parts = (read, write, connect, pool)
         timeout = aiohttp.ClientTimeout(
             # Waiting for a free connection and connecting: the request has not left.

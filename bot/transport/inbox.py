@@ -38,7 +38,11 @@ from telegram.error import (
 )
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
-from telegram.request._requestparameter import RequestParameter
+
+try:  # private to python-telegram-bot (pinned in pyproject.toml); see InboxPoller._get_updates
+    from telegram.request._requestparameter import RequestParameter
+except ImportError:  # pragma: no cover - only with a python-telegram-bot that moved it
+    RequestParameter = None  # type: ignore[assignment,misc]
 
 from bot.transport.ratelimit import recording_bot_calls, retry_after_seconds
 from bot.transport.scope import AfterCommit, UpdateScope, current_scope
@@ -159,6 +163,8 @@ class InboxPoller:
         self.last_poll_at: float | None = None
 
     async def _get_updates(self) -> list[dict[str, Any]]:
+        if RequestParameter is None:
+            return await self._get_updates_stock()
         params: dict[str, Any] = {
             "timeout": self.timeout,
             "limit": 100,
@@ -175,6 +181,19 @@ class InboxPoller:
             read_timeout=self.timeout + 10,
         )
         return list(result) if isinstance(result, list) else []
+
+    async def _get_updates_stock(self) -> list[dict[str, Any]]:
+        """The same through python-telegram-bot's public ``get_updates``, for a version whose
+        private request layout changed: updates are parsed and turned back into JSON, so one it
+        cannot parse fails the batch instead of being stored raw."""
+        updates = await self.bot.get_updates(
+            offset=self.offset,
+            timeout=self.timeout,
+            limit=100,
+            allowed_updates=self.allowed_updates,
+            read_timeout=self.timeout + 10,
+        )
+        return [update.to_dict() for update in updates]
 
     async def poll_once(self) -> int:
         """One getUpdates round: store the batch, then move the offset past it."""

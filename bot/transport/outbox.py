@@ -46,6 +46,7 @@ def _outbox_values(
     person_id: int | None,
     kind: str,
     not_before: datetime | None,
+    conversation_step: bool = False,
 ) -> dict[str, Any]:
     """The column values of a validated, pending outbox row (see :func:`enqueue`)."""
     if method not in SUPPORTED_METHODS:
@@ -74,6 +75,7 @@ def _outbox_values(
         "attempts": 0,
         "next_attempt_at": not_before or now,
         "created_at": now,
+        "conversation_step": conversation_step,
     }
 
 
@@ -100,6 +102,7 @@ async def enqueue(
     person_id: int | None = None,
     kind: str = "message",
     not_before: datetime | None = None,
+    conversation_step: bool = False,
 ) -> int | None:
     """Queue a message in the caller's transaction; return its id, or None if ``key`` exists.
 
@@ -114,7 +117,8 @@ async def enqueue(
     ``sendDocument`` and ``sendPhoto`` the file goes in ``payload["document"]`` /
     ``payload["photo"]``: either a Telegram file id or URL (a string), or
     ``{"path": "relative/to/data_dir", "filename": "optional.csv"}``; ``text`` becomes the
-    caption. ``not_before`` (aware) delays the first attempt.
+    caption. ``not_before`` (aware) delays the first attempt. ``conversation_step``: the person
+    is waiting on this message to go on (see ``OutboxMessage.conversation_step``).
     """
     values = _outbox_values(
         key=key,
@@ -126,6 +130,7 @@ async def enqueue(
         person_id=person_id,
         kind=kind,
         not_before=not_before,
+        conversation_step=conversation_step,
     )
     dialect = session.get_bind().dialect.name
     result = await session.execute(_INSERT_IF_NEW[dialect], values)
@@ -141,6 +146,7 @@ async def add_reply(
     reply_markup: telegram.InlineKeyboardMarkup | None = None,
     person_id: int | None = None,
     kind: str = "reply",
+    conversation_step: bool = False,
 ) -> None:
     """Queue a reply whose key cannot exist yet (it is derived from the update being handled).
 
@@ -158,5 +164,6 @@ async def add_reply(
         person_id=person_id,
         kind=kind,
         not_before=None,
+        conversation_step=conversation_step,
     )
     await session.execute(_INSERT_ROW, values)

@@ -51,6 +51,13 @@ log = logging.getLogger(__name__)
 #: them unreachable and tell the staff, in the same transaction that fails the row.
 OnUnreachable = Callable[[AsyncSession, int, str, datetime], Awaitable[None]]
 
+#: A conversation step whose outcome is unknown goes out once more, and only once: the flag
+#: is cleared so that a second unknown outcome is recorded as such.
+_SEND_AGAIN: dict[str, Any] = {
+    "status": OutboxStatus.PENDING,
+    "conversation_step": False,
+    "last_error": "outcome unknown; sent again as a conversation step",
+}
 _DEFAULT_RETRY_WAIT = wait_exponential_jitter(multiplier=1.0, max=300.0, exp_base=2, jitter=1.0)
 _MISCONFIGURED_PAUSE = 60.0
 HEADS_COST_FACTOR = 5.0  # wait at least this many times the last read before the next
@@ -89,6 +96,7 @@ class _Claimed:
     method: str
     payload: dict[str, Any]
     attempts: int
+    conversation_step: bool = False
 
 
 def _retry_delay(wait: wait_base, attempt: int) -> float:
@@ -147,22 +155,38 @@ class OutboxSender:
     # -- public API ------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Turn rows left in ``sending`` by a previous run into ``unknown``; return how many.
+        """Settle rows left in ``sending`` by a previous run; return how many were left.
 
         Call once at start-up, before :meth:`run`. Those sends may or may not have reached
-        Telegram, so they are not resent; staff can see them.
+        Telegram. A conversation step (someone is waiting on it to go on) is sent once more: at
+        worst they see it twice, which is better than a conversation that has gone quiet.
+        Everything else (broadcasts, reminders, alerts) becomes ``unknown`` and is never resent
+        blindly; staff can see it.
         """
+        sending = OutboxMessage.status == OutboxStatus.SENDING
         async with self.db.transaction() as session:
+            again = await session.execute(
+                update(OutboxMessage)
+                .where(sending, OutboxMessage.conversation_step.is_(True))
+                .values(_SEND_AGAIN | {"next_attempt_at": utcnow()})
+                .execution_options(synchronize_session=False)
+            )
             result = await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.status == OutboxStatus.SENDING)
+                .where(sending)
                 .values(status=OutboxStatus.UNKNOWN, last_error="interrupted while sending")
                 .execution_options(synchronize_session=False)
             )
+            resent = int(getattr(again, "rowcount", 0) or 0)
             count = int(getattr(result, "rowcount", 0) or 0)
-        if count:
-            log.warning("outbox recovery: %d interrupted sends marked unknown", count)
-        return count
+        if count or resent:
+            log.warning(
+                "outbox recovery: %d interrupted sends marked unknown, %d conversation steps "
+                "to send again",
+                count,
+                resent,
+            )
+        return count + resent
 
     def wake(self) -> None:
         """New rows were committed: look for work now rather than at the next poll."""
@@ -406,6 +430,7 @@ class OutboxSender:
                 _OUTBOX.c.method,
                 _OUTBOX.c.payload,
                 _OUTBOX.c.attempts,
+                _OUTBOX.c.conversation_step,
                 Person.status,
             )
             .outerjoin(Person, Person.id == _OUTBOX.c.person_id)
@@ -438,6 +463,7 @@ class OutboxSender:
                         method=row.method,
                         payload=dict(row.payload),
                         attempts=row.attempts + 1,
+                        conversation_step=row.conversation_step,
                     )
             for ids_, values in (
                 (withdrawn, {"status": OutboxStatus.CANCELLED, "last_error": "withdrawn"}),
@@ -614,6 +640,13 @@ class OutboxSender:
                     claimed.attempts,
                     _short(desc),
                     delay,
+                )
+            case Outcome.UNKNOWN if claimed.conversation_step:
+                await self._set(claimed.id, **_SEND_AGAIN, next_attempt_at=utcnow())
+                log.warning(
+                    "outbox %d %s chat %d: unknown outcome (%s); a conversation step, sent again",
+                    *ids,
+                    _short(desc),
                 )
             case Outcome.UNKNOWN:
                 await self._set(claimed.id, status=OutboxStatus.UNKNOWN, last_error=desc)
