@@ -125,14 +125,6 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         """Queue a reply rendered from ``template`` (see :meth:`send`)."""
         await self.send(update, render_view(self.prompts, template, reply_markup, **values))
 
-    async def send(self, update: Update, view: View) -> None:
-        """Queue ``view`` as a reply to the update's chat, in this transaction.
-
-        The reply is sent by the outbox sender right after the transaction commits; its key is
-        derived from the update id, so processing the same update twice can never reply twice.
-        """
-        await self._queue_reply(update, template, reply_markup, values, conversation_step=False)
-
     async def ask(
         self,
         update: Update,
@@ -141,22 +133,19 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         reply_markup: InlineKeyboardMarkup | None = None,
         **values: Any,
     ) -> None:
-        """Like :meth:`reply`, for a step of a conversation the person must answer to go on.
+        """Like :meth:`reply`, for a step of a conversation (see :meth:`send`)."""
+        view = render_view(self.prompts, template, reply_markup, **values)
+        await self.send(update, view, conversation_step=True)
 
-        If a crash or a timeout leaves its delivery unknown, it is sent once more (see
-        ``OutboxMessage.conversation_step``), so nobody is left waiting for the bot.
+    async def send(self, update: Update, view: View, *, conversation_step: bool = False) -> None:
+        """Queue ``view`` as a reply to the update's chat, in this transaction.
+
+        The reply is sent by the outbox sender right after the transaction commits; its key is
+        derived from the update id, so processing the same update twice can never reply twice.
+        ``conversation_step``: the person must answer it to go on, so if a crash or a timeout
+        leaves its delivery unknown it is sent once more (see
+        ``OutboxMessage.conversation_step``), and nobody is left waiting for the bot.
         """
-        await self._queue_reply(update, template, reply_markup, values, conversation_step=True)
-
-    async def _queue_reply(
-        self,
-        update: Update,
-        template: str,
-        reply_markup: InlineKeyboardMarkup | None,
-        values: dict[str, Any],
-        *,
-        conversation_step: bool,
-    ) -> None:
         chat = update.effective_chat
         if chat is None:
             return

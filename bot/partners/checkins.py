@@ -218,9 +218,7 @@ def next_question(
 async def current_answers(session: AsyncSession, checkin_id: int) -> dict[str, Answer]:
     """The answers in force (not superseded) of one check-in, by question key."""
     result = await session.execute(
-        select(Answer)
-        .where(Answer.checkin_id == checkin_id, Answer.in_force)
-        .order_by(Answer.id)
+        select(Answer).where(Answer.checkin_id == checkin_id, Answer.in_force).order_by(Answer.id)
     )
     return {a.question_key: a for a in result.scalars()}
 
@@ -579,9 +577,7 @@ async def _load_with_answers(
     rows = (
         await session.execute(
             select(Checkin, Answer)
-            .outerjoin(
-                Answer, and_(Answer.checkin_id == Checkin.id, Answer.in_force)
-            )
+            .outerjoin(Answer, and_(Answer.checkin_id == Checkin.id, Answer.in_force))
             .where(Checkin.id == checkin_id)
             .order_by(Answer.id)
         )
