@@ -26,9 +26,11 @@ from bot.protocol import StudyProtocol
 from bot.settings import Settings
 from bot.transport.outbox import add_reply
 from bot.transport.scope import AfterCommit, NoUpdateScopeError, UpdateScope, current_scope
+from bot.transport.view import View, render_view
 from prompts import Prompts
 from storage.db import Database
-from storage.models import PartnerProfile, Person
+from storage.models import PartnerProfile, Person, TelegramIdentity
+from storage.queries.people import identity_of
 
 if TYPE_CHECKING:
     from bot.schedule.scheduler import Scheduler
@@ -100,6 +102,18 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         """The sender's partner profile (None for staff and outsiders)."""
         return self.scope.profile
 
+    async def identity(self) -> TelegramIdentity | None:
+        """The sender's Telegram identity: the one the batch loaded, else read now."""
+        scope = self.scope
+        if scope.identity is None and scope.person is not None:
+            scope.identity = await identity_of(scope.session, scope.person.id)
+        return scope.identity
+
+    async def sender_name(self) -> str:
+        """The name we call the sender ("" for someone with no identity)."""
+        identity = await self.identity()
+        return identity.called if identity is not None else ""
+
     async def reply(
         self,
         update: Update,
@@ -108,12 +122,8 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         reply_markup: InlineKeyboardMarkup | None = None,
         **values: Any,
     ) -> None:
-        """Queue a reply to the update's chat, rendered from ``template``, in this transaction.
-
-        The reply is sent by the outbox sender right after the transaction commits; its key is
-        derived from the update id, so processing the same update twice can never reply twice.
-        """
-        await self._queue_reply(update, template, reply_markup, values, conversation_step=False)
+        """Queue a reply rendered from ``template`` (see :meth:`send`)."""
+        await self.send(update, render_view(self.prompts, template, reply_markup, **values))
 
     async def ask(
         self,
@@ -123,22 +133,19 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         reply_markup: InlineKeyboardMarkup | None = None,
         **values: Any,
     ) -> None:
-        """Like :meth:`reply`, for a step of a conversation the person must answer to go on.
+        """Like :meth:`reply`, for a step of a conversation (see :meth:`send`)."""
+        view = render_view(self.prompts, template, reply_markup, **values)
+        await self.send(update, view, conversation_step=True)
 
-        If a crash or a timeout leaves its delivery unknown, it is sent once more (see
-        ``OutboxMessage.conversation_step``), so nobody is left waiting for the bot.
+    async def send(self, update: Update, view: View, *, conversation_step: bool = False) -> None:
+        """Queue ``view`` as a reply to the update's chat, in this transaction.
+
+        The reply is sent by the outbox sender right after the transaction commits; its key is
+        derived from the update id, so processing the same update twice can never reply twice.
+        ``conversation_step``: the person must answer it to go on, so if a crash or a timeout
+        leaves its delivery unknown it is sent once more (see
+        ``OutboxMessage.conversation_step``), and nobody is left waiting for the bot.
         """
-        await self._queue_reply(update, template, reply_markup, values, conversation_step=True)
-
-    async def _queue_reply(
-        self,
-        update: Update,
-        template: str,
-        reply_markup: InlineKeyboardMarkup | None,
-        values: dict[str, Any],
-        *,
-        conversation_step: bool,
-    ) -> None:
         chat = update.effective_chat
         if chat is None:
             return
@@ -149,8 +156,8 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
             scope.session,
             key=f"reply:{scope.update_id}:{scope.replies}",
             chat_id=chat.id,
-            text=self.prompts.render(template, **values),
-            reply_markup=reply_markup,
+            text=view.text,
+            reply_markup=view.markup,
             person_id=person.id if person is not None else None,
             conversation_step=conversation_step,
         )
@@ -179,13 +186,12 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
             return
         self.scope.after_commit.append(partial(_replace_buttons, query, markup))
 
-    def send_unstored(self, chat_id: int, template: str) -> None:
-        """After the commit, send ``template`` to someone not enrolled, storing nothing.
+    def send_unstored(self, chat_id: int, view: View) -> None:
+        """After the commit, send ``view`` (its text) to someone not enrolled, storing nothing.
 
         Not through the outbox, which would keep their chat id; not worth a failure if lost.
         """
-        text = self.prompts.render(template)
-        self.scope.after_commit.append(partial(_send_unstored, self.bot, chat_id, text))
+        self.scope.after_commit.append(partial(_send_unstored, self.bot, chat_id, view.text))
 
 
 async def _answer(query: CallbackQuery, text: str | None, show_alert: bool) -> None:

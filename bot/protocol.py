@@ -296,6 +296,11 @@ class StudyProtocol(_Strict):
         """The group with ``key``, if any."""
         return next((g for g in self.groups if g.key == key), None)
 
+    def connector_of(self, group_key: str | None) -> str | None:
+        """The connector of the group ``group_key`` (None without a known group)."""
+        group = self.group(group_key)
+        return group.connector if group is not None else None
+
 
 def _line_of(root: yaml.Node | None, location: tuple[int | str, ...]) -> int | None:
     """The 1-based line of the YAML node at ``location``, or of its nearest parent."""

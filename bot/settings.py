@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from prompts import DEFAULT_STUDY_PATH
+from storage.crypto import TextCipher
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 
@@ -98,6 +99,11 @@ class Settings(BaseSettings):
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
             raise MissingTokenError
         return self.telegram_bot_token.get_secret_value()
+
+    def text_cipher(self) -> TextCipher:
+        """The free-text cipher for ``COMPANION_SECRET_KEY`` (text is kept plain without one)."""
+        key = self.companion_secret_key
+        return TextCipher(key.get_secret_value() if key is not None else None)
 
 
 class MissingTokenError(RuntimeError):

@@ -16,6 +16,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 from bot.context import BotContext
 from bot.partners import checkins
 from bot.partners.checkins import Outcome
+from bot.partners.views import checkins as views
 from bot.partners.voice import fetch_voice_answer
 from handlers.filters import AwaitingInput
 from storage.clock import utcnow
@@ -37,7 +38,7 @@ async def start_checkin(update: Update, context: BotContext) -> None:
     """``/checkin``: start one now, or show the question of the one already going."""
     person = context.person
     if person is None or person.role != Role.PARTNER:
-        await context.reply(update, "checkins/not_now")
+        await context.send(update, views.not_now(context.prompts))
         return
     session, now = context.session, utcnow()
     update_id = context.scope.update_id
@@ -59,7 +60,7 @@ async def start_checkin(update: Update, context: BotContext) -> None:
         source="manual",
     )
     if opened is None:
-        await context.reply(update, "checkins/not_now")
+        await context.send(update, views.not_now(context.prompts))
 
 
 async def answer_button(update: Update, context: BotContext) -> None:
@@ -105,7 +106,7 @@ async def _after_free_answer(
             key=f"ci:{checkin.id}:again:{context.scope.update_id}",
         )
         return
-    await context.reply(update, "checkins/closed")
+    await context.send(update, views.closed(context.prompts))
 
 
 def _waiting_question(
@@ -131,7 +132,7 @@ async def answer_text(update: Update, context: BotContext) -> None:
         context.session,
         context.protocol,
         context.prompts,
-        checkins.cipher_for(context.settings),
+        context.settings.text_cipher(),
         person,
         checkin_id=waiting[0],
         question_key=waiting[1],
@@ -156,7 +157,7 @@ async def answer_voice(update: Update, context: BotContext) -> None:
         context.session,
         context.protocol,
         context.prompts,
-        checkins.cipher_for(context.settings),
+        context.settings.text_cipher(),
         person,
         checkin_id=waiting[0],
         question_key=waiting[1],

@@ -18,19 +18,12 @@ from telegram.constants import ChatType
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.menu import commands_for
-from bot.partners import onboarding as ob
 from bot.partners.invites import RedeemOutcome, RedemptionThrottle, redeem
+from bot.partners.views import invites as views
 from handlers.onboarding import send_step
 from storage.models import Role
 
 throttle = RedemptionThrottle()
-
-FAILURE_TEMPLATES = {
-    RedeemOutcome.UNKNOWN: "invite/unknown",
-    RedeemOutcome.EXPIRED: "invite/expired",
-    RedeemOutcome.USED: "invite/used",
-}
 
 
 def start_payload(message: Message | None) -> str | None:
@@ -51,7 +44,7 @@ async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
         return
     if throttle.blocked(user.id):
         if throttle.warn_once(user.id):
-            context.send_unstored(chat.id, "invite/too_many")
+            context.send_unstored(chat.id, views.too_many_tries(context.prompts))
         return
     result = await redeem(
         context.session,
@@ -65,22 +58,18 @@ async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
     )
     if result.outcome != RedeemOutcome.ENROLLED or result.person is None:
         throttle.record_failure(user.id)
-        context.send_unstored(chat.id, FAILURE_TEMPLATES[result.outcome])
+        context.send_unstored(chat.id, views.refused(context.prompts, result.outcome))
         return
     throttle.forget(user.id)
     scope = context.scope
-    scope.person = result.person
-    scope.profile = result.profile
+    scope.person, scope.profile, scope.identity = result.person, result.profile, result.identity
     if result.profile is not None:
-        await send_step(update, context, result.person, result.profile, result.identity)
+        await send_step(update, context, result.profile, result.identity)
         return
-    await context.reply(
+    name = result.identity.called if result.identity is not None else ""
+    await context.send(
         update,
-        "invite/welcome_staff",
-        name=ob.called(result.identity),
-        study=context.protocol.study.name,
-        role=result.person.role,
-        commands=commands_for(context.prompts, result.person.role),
+        views.welcome_staff(context.prompts, context.protocol, name=name, role=result.person.role),
     )
 
 
@@ -89,13 +78,9 @@ async def already_enrolled(update: Update, context: BotContext) -> None:
     person = context.person
     if person is None:
         return
-    identity = await ob.identity_of(context.session, person)
-    await context.reply(
-        update,
-        "invite/already_enrolled",
-        name=ob.called(identity),
-        staff=person.role != Role.PARTNER,
-    )
+    name = await context.sender_name()
+    staff = person.role != Role.PARTNER
+    await context.send(update, views.already_enrolled(context.prompts, name=name, staff=staff))
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [

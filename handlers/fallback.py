@@ -12,6 +12,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filt
 
 from bot.context import BotContext
 from bot.partners import checkins, safeguarding
+from bot.partners.views.checkins import use_buttons
+from bot.partners.views.general import not_understood
 from storage.clock import utcnow
 from storage.models import PersonStatus, Role
 
@@ -57,9 +59,9 @@ async def unknown_message(update: Update, context: BotContext) -> None:
         current = going.current_question if going is not None else None
         asked = checkins.find_question(context.protocol, current)
         if asked is not None and asked.kind != "text":
-            await context.reply(update, "checkins/use_buttons")
+            await context.send(update, use_buttons(context.prompts))
             return
-    await context.reply(update, "fallback/not_understood")
+    await context.send(update, not_understood(context.prompts))
 
 
 async def edited_message(update: Update, context: BotContext) -> None:

@@ -19,6 +19,7 @@ from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
 from bot.context import BotContext
 from bot.partners.people import enrol_allow_listed
+from bot.partners.views import invites as views
 from handlers.enrol import redeem_invite, start_payload
 from storage.models import PersonStatus
 
@@ -74,7 +75,7 @@ async def gate(update: Update, context: BotContext) -> None:
             await redeem_invite(update, context, code)
             raise ApplicationHandlerStop
         if throttle.allow(user.id):
-            context.send_unstored(chat.id, "start/outsider")
+            context.send_unstored(chat.id, views.outsider(context.prompts))
     raise ApplicationHandlerStop
 
 

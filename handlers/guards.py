@@ -19,6 +19,8 @@ from typing import Any
 from telegram import Update
 
 from bot.context import BotContext
+from bot.partners.onboarding import is_onboarded
+from bot.partners.views.general import finish_setup_first, not_for_you
 from bot.privacy.withdrawal import is_withdrawn
 from storage.models import PersonStatus, Role
 
@@ -42,7 +44,7 @@ def requires_role(roles: Iterable[Role]) -> Callable[[Callback], Callback]:
                 if update.callback_query is not None:
                     context.answer_button(update, context.prompts.label("guards.not_for_you"))
                 elif update.effective_chat is not None:
-                    await context.reply(update, "guards/not_for_you")
+                    await context.send(update, not_for_you(context.prompts))
                 return
             await callback(update, context)
 
@@ -69,10 +71,10 @@ def partner_tool(*, onboarded: bool) -> Callable[[Callback], Callback]:
     def decorate(callback: Callback) -> Callback:
         @functools.wraps(callback)
         async def checked(update: Update, context: BotContext) -> None:
-            if onboarded and (context.profile is None or context.profile.onboarded_at is None):
+            if onboarded and not is_onboarded(context.profile):
                 if update.callback_query is not None:
                     context.answer_button(update)
-                await context.reply(update, "settings/finish_setup_first")
+                await context.send(update, finish_setup_first(context.prompts))
                 return
             await callback(update, context)
 

@@ -6,19 +6,14 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.menu import commands_for
+from bot.partners.views.general import help_message
 
 
 async def help_command(update: Update, context: BotContext) -> None:
     """List the commands for the person's role and the crisis resources."""
     person = context.person
-    commands = commands_for(context.prompts, person.role if person else None)
-    await context.reply(
-        update,
-        "help/member",
-        commands=commands,
-        crisis_resources=context.protocol.crisis_resources,
-    )
+    role = person.role if person is not None else None
+    await context.send(update, help_message(context.prompts, context.protocol, role))
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [CommandHandler("help", help_command)]

@@ -12,17 +12,10 @@ import asyncio
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
-from bot.calendar.words import date_words
 from bot.calendar.zones import zone_of
 from bot.context import BotContext
-from bot.partners.journey import (
-    CHARTS_FOLDER,
-    chart_lines_for_caption,
-    chart_text,
-    load_journey,
-    render_chart,
-)
-from bot.privacy.mydata import cipher_for
+from bot.partners.journey import CHARTS_FOLDER, chart_text, load_journey, render_chart
+from bot.partners.views import journey as views
 from bot.transport.outbox import enqueue
 from handlers.guards import partner_tool
 
@@ -39,10 +32,10 @@ async def journey_command(update: Update, context: BotContext) -> None:
         person.id,
         context.protocol,
         prompts,
-        cipher_for(context.settings),
+        context.settings.text_cipher(),
     )
     if journey.empty:
-        await context.reply(update, "journey/empty")
+        await context.send(update, views.empty(prompts))
         return
     zone = zone_of(context.profile)
     if journey.lines:
@@ -54,32 +47,17 @@ async def journey_command(update: Update, context: BotContext) -> None:
             zone=zone,
             text=chart_text(prompts, journey),
         )
-        low, high = journey.scale_range
-        caption = prompts.render(
-            "journey/caption",
-            lines=chart_lines_for_caption(journey, prompts, zone),
-            low=low,
-            high=high,
-        )
         await enqueue(
             context.session,
             key=f"journey:{context.scope.update_id}",
             chat_id=chat.id,
             method="sendPhoto",
-            text=caption,
+            text=views.caption(prompts, journey, zone).text,
             payload={"photo": {"path": relative, "filename": "journey.png"}},
             person_id=person.id,
             kind="journey",
         )
-    assert journey.first_at is not None  # not empty
-    await context.reply(
-        update,
-        "journey/summary",
-        checkins=journey.checkins,
-        shared=journey.shared,
-        since=date_words(prompts, journey.first_at, zone),
-        quotes=[{"heading": q.heading, "text": q.text} for q in journey.quotes],
-    )
+    await context.send(update, views.summary(prompts, journey, zone))
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [

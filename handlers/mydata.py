@@ -10,7 +10,8 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.privacy.mydata import cipher_for, export_person
+from bot.privacy import views
+from bot.privacy.mydata import export_person
 from bot.transport.outbox import enqueue
 from handlers.guards import partner_tool
 
@@ -24,7 +25,7 @@ async def mydata_command(update: Update, context: BotContext) -> None:
     export = await export_person(
         context.session,
         person,
-        cipher=cipher_for(context.settings),
+        cipher=context.settings.text_cipher(),
         prompts=context.prompts,
         data_dir=context.settings.companion_data_dir,
         study_name=context.protocol.study.name,
@@ -34,7 +35,7 @@ async def mydata_command(update: Update, context: BotContext) -> None:
         key=f"mydata:{context.scope.update_id}",
         chat_id=chat.id,
         method="sendDocument",
-        text=context.prompts.render("mydata/caption"),
+        text=views.mydata_caption(context.prompts).text,
         payload={"document": {"path": export.relative_path, "filename": export.filename}},
         person_id=person.id,
         kind="mydata",

@@ -25,109 +25,27 @@ from telegram.ext import (
 
 from bot.context import BotContext
 from bot.partners import onboarding as ob
-from bot.protocol import StudyProtocol
-from bot.schedule.planner import schedule_changed
+from bot.partners.views import onboarding as views
 from handlers.filters import Onboarding
-from storage.models import PartnerProfile, Person, PersonStatus, TelegramIdentity
+from storage.models import PartnerProfile, PersonStatus, TelegramIdentity
 
 PASS_THROUGH_COMMANDS = frozenset({"withdraw"})
-
-
-def _connector(protocol: StudyProtocol, profile: PartnerProfile | None) -> str | None:
-    group = protocol.group(profile.group_key if profile is not None else None)
-    return group.connector if group is not None else None
 
 
 async def send_step(
     update: Update,
     context: BotContext,
-    person: Person,
     profile: PartnerProfile,
-    identity: TelegramIdentity | None = None,
+    identity: TelegramIdentity | None,
     *,
     resumed: bool = False,
 ) -> None:
-    """Send the message (and buttons) for the partner's current onboarding step."""
-    protocol = context.protocol
-    prompts = context.prompts
-    if identity is None:
-        identity = await ob.identity_of(context.session, person)
-    name = ob.called(identity)
-    step = profile.onboarding_step
-    if step == ob.WELCOME:
-        await context.reply(
-            update,
-            "onboarding/welcome",
-            name=name,
-            study=protocol.study.name,
-            team=protocol.study.team,
-            connector=_connector(protocol, profile),
-        )
-        await context.reply(
-            update,
-            "onboarding/safety",
-            monitored_hours=protocol.study.monitored_hours,
-            crisis_resources=protocol.crisis_resources,
-            reply_markup=ob.step_keyboard(prompts, protocol, ob.WELCOME),
-        )
-    elif (item := ob.consent_item_for(protocol, step)) is not None:
-        await context.reply(
-            update,
-            item.wording,
-            study=protocol.study.name,
-            team=protocol.study.team,
-            withdrawal=protocol.withdrawal.data,
-            reply_markup=ob.step_keyboard(prompts, protocol, step),
-        )
-    elif step == ob.NAME:
-        markup = ob.step_keyboard(
-            prompts,
-            protocol,
-            ob.NAME,
-            first_name=identity.first_name if identity is not None else None,
-        )
-        await context.reply(
-            update, "onboarding/ask_name", has_button=markup is not None, reply_markup=markup
-        )
-    elif step == ob.GROUP:
-        await context.reply(
-            update,
-            "onboarding/ask_group",
-            name=name,
-            reply_markup=ob.step_keyboard(prompts, protocol, ob.GROUP),
-        )
-    elif step == ob.SLOT:
-        await context.reply(
-            update,
-            "onboarding/ask_slot",
-            name=name,
-            reply_markup=ob.step_keyboard(prompts, protocol, ob.SLOT),
-        )
-    elif step == ob.DONE:
-        await schedule_changed(
-            context.session,
-            protocol,
-            profile.person_id,
-            horizon_days=context.settings.companion_plan_horizon_days,
-        )
-        slot = ob.slot_of(protocol, profile)
-        await context.reply(
-            update,
-            "onboarding/done",
-            name=name,
-            slot=prompts.label(slot.label) if slot is not None else None,
-            connector=_connector(protocol, profile),
-            team=protocol.study.team,
-            quiet_start=profile.quiet_start or protocol.quiet_hours.start,
-            quiet_end=profile.quiet_end or protocol.quiet_hours.end,
-        )
-    elif step == ob.DECLINED:
-        await context.reply(
-            update, "onboarding/declined_reminder" if resumed else "onboarding/declined"
-        )
-    else:  # a step name from an older version of the protocol: begin again
-        ob.restart(profile)
-        await send_step(update, context, person, profile, identity)
+    """Send the message(s) (and buttons) for the partner's current onboarding step."""
+    ob.current_step(context.protocol, profile)
+    for view in views.step_views(
+        context.prompts, context.protocol, profile, identity, resumed=resumed
+    ):
+        await context.send(update, view)
 
 
 def _command(update: Update) -> str | None:
@@ -153,13 +71,13 @@ async def on_message(update: Update, context: BotContext) -> None:
     command = _command(update)
     if command in PASS_THROUGH_COMMANDS:
         return
-    identity = await ob.identity_of(context.session, person)
+    identity = await context.identity()
     if profile.onboarding_step == ob.DECLINED:
         if command == "start":
             ob.restart(profile)
-            await send_step(update, context, person, profile, identity)
+            await send_step(update, context, profile, identity)
         else:
-            await send_step(update, context, person, profile, identity, resumed=True)
+            await send_step(update, context, profile, identity, resumed=True)
         raise ApplicationHandlerStop
     message = update.message
     typed = message.text if message is not None and command is None else None
@@ -169,9 +87,9 @@ async def on_message(update: Update, context: BotContext) -> None:
         and identity is not None
         and ob.set_name(profile, identity, context.protocol, typed) is None
     ):
-        await context.reply(update, "onboarding/name_invalid", most=ob.NAME_MAX)
+        await context.send(update, views.name_invalid(context.prompts))
         raise ApplicationHandlerStop
-    await send_step(update, context, person, profile, identity)
+    await send_step(update, context, profile, identity)
     raise ApplicationHandlerStop
 
 
@@ -199,7 +117,7 @@ async def on_button(update: Update, context: BotContext) -> None:
     if profile.onboarded_at is not None:
         context.answer_button(update, prompts.label("onboarding.step_done"))
         raise ApplicationHandlerStop
-    identity = await ob.identity_of(context.session, person)
+    identity = await context.identity()
     result = await ob.apply_choice(
         context.session,
         context.protocol,
@@ -208,10 +126,11 @@ async def on_button(update: Update, context: BotContext) -> None:
         identity=identity,
         step=step,
         value=value,
+        horizon_days=context.settings.companion_plan_horizon_days,
     )
     if result.outcome == ob.ChoiceOutcome.ACCEPTED:
         context.answer_button(update, prompts.label("onboarding.saved"))
-        await send_step(update, context, person, profile, identity)
+        await send_step(update, context, profile, identity)
     elif result.outcome == ob.ChoiceOutcome.DONE_ALREADY:
         context.answer_button(update, prompts.label("onboarding.step_done"))
     elif result.outcome == ob.ChoiceOutcome.NOT_NOW:

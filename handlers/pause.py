@@ -10,10 +10,9 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.calendar.breaks import is_paused
-from bot.calendar.words import checkin_words, day_words
-from bot.calendar.zones import zone_of
 from bot.context import BotContext
-from bot.partners.pausing import pause, pause_keyboard, resume
+from bot.partners.pausing import pause, resume
+from bot.partners.views import pause as views
 from handlers.guards import partner_tool
 from storage.clock import utcnow
 
@@ -24,12 +23,9 @@ async def pause_command(update: Update, context: BotContext) -> None:
     profile = context.profile
     if profile is None:
         return
-    prompts = context.prompts
-    until = None
-    if is_paused(profile, utcnow()) and profile.paused_until is not None:
-        until = day_words(prompts, profile.paused_until, zone_of(profile))
-    await context.reply(
-        update, "pause/choose", reply_markup=pause_keyboard(prompts, context.protocol), until=until
+    until = profile.paused_until if is_paused(profile, utcnow()) else None
+    await context.send(
+        update, views.choose(context.prompts, context.protocol, profile, until=until)
     )
 
 
@@ -50,9 +46,7 @@ async def pause_button(update: Update, context: BotContext) -> None:
         return
     context.answer_button(update)
     until = pause(profile, context.protocol, days, now=utcnow())
-    await context.reply(
-        update, "pause/paused", until=day_words(context.prompts, until, zone_of(profile))
-    )
+    await context.send(update, views.paused(context.prompts, profile, until=until))
 
 
 @partner_tool(onboarded=True)
@@ -62,12 +56,9 @@ async def resume_command(update: Update, context: BotContext) -> None:
     if profile is None:
         return
     if not resume(profile, now=utcnow()):
-        await context.reply(update, "pause/not_paused")
+        await context.send(update, views.not_paused(context.prompts))
         return
-    checkin = None
-    if profile.checkin_weekday is not None and profile.checkin_time is not None:
-        checkin = checkin_words(context.prompts, profile, context.protocol)
-    await context.reply(update, "pause/resumed", checkin=checkin)
+    await context.send(update, views.resumed(context.prompts, context.protocol, profile))
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [

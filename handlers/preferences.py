@@ -8,7 +8,9 @@ Buttons (callback data, all validated; anything unknown answers politely and cha
 * ``set:tz:type`` and ``set:menu:name`` wait for the next text (``awaiting_input`` is
   ``settings:tz`` / ``settings:name``); ``set:cancel`` stops waiting.
 
-Every change is confirmed in plain words.
+Every change is confirmed in plain words. The changes are :mod:`bot.partners.preferences`'s
+(which re-plans the partner when their schedule moves); the words,
+:mod:`bot.partners.views.settings`'.
 """
 
 from __future__ import annotations
@@ -16,36 +18,16 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.calendar.quiet import quiet_hours
-from bot.calendar.words import checkin_words, quiet_words, slot_words, time_words, timezone_words
-from bot.calendar.zones import resolve_timezone, zone_of
+from bot.calendar.zones import resolve_timezone
 from bot.context import BotContext
-from bot.partners.preferences import (
-    NAME_LIMIT,
-    QUIET_PRESETS,
-    SETTINGS_MENU,
-    checkin_slot,
-    clean_name,
-    current_name,
-    set_checkin_slot,
-    set_group,
-    set_name,
-    set_quiet_preset,
-    set_timezone,
-    settings_cancel_keyboard,
-    settings_choice_keyboard,
-    settings_menu_keyboard,
-)
-from bot.schedule.planner import schedule_changed
+from bot.partners import preferences
+from bot.partners.views import settings as views
+from bot.partners.views.general import not_understood
 from handlers.filters import AwaitingInput
 from handlers.guards import partner_tool
 from storage.clock import utcnow
-from storage.models import PartnerProfile
 
-AWAITING_PREFIX = "settings:"
-AWAITING_NAME = "settings:name"
-AWAITING_TIMEZONE = "settings:tz"
-MENU_ITEMS = tuple(SETTINGS_MENU)
+MENU_ITEMS = tuple(preferences.SETTINGS_MENU)
 
 
 @partner_tool(onboarded=True)
@@ -54,74 +36,9 @@ async def settings_command(update: Update, context: BotContext) -> None:
     profile = context.profile
     if profile is None:
         return
-    prompts = context.prompts
-    if profile.awaiting_input and profile.awaiting_input.startswith(AWAITING_PREFIX):
-        profile.awaiting_input = None
-    group = context.protocol.group(profile.group_key)
-    await context.reply(
-        update,
-        "settings/menu",
-        reply_markup=settings_menu_keyboard(prompts),
-        name=await current_name(context.session, profile.person_id)
-        or prompts.label("tools.settings.not_set"),
-        group=group.name if group else prompts.label("tools.settings.not_set"),
-        timezone=timezone_words(prompts, profile.timezone),
-        checkin=checkin_words(prompts, profile, context.protocol),
-        quiet=quiet_words(prompts, quiet_hours(profile, context.protocol)),
-    )
-
-
-async def _open(update: Update, context: BotContext, item: str) -> None:
-    """Show the choices for one setting."""
-    profile = context.profile
-    assert profile is not None
-    prompts, protocol = context.prompts, context.protocol
-    markup = settings_choice_keyboard(prompts, protocol, item)
-    if item == "name":
-        profile.awaiting_input = AWAITING_NAME
-        await context.reply(update, "settings/ask_name", reply_markup=markup)
-    elif item == "group":
-        current = protocol.group(profile.group_key)
-        await context.reply(
-            update,
-            "settings/choose_group",
-            reply_markup=markup,
-            current=current.name if current else prompts.label("tools.settings.not_set"),
-        )
-    elif item == "tz":
-        await context.reply(
-            update,
-            "settings/choose_timezone",
-            reply_markup=markup,
-            current=timezone_words(prompts, profile.timezone),
-            type_it=prompts.label("tools.settings.type_it"),
-        )
-    elif item == "slot":
-        await context.reply(
-            update,
-            "settings/choose_checkin",
-            reply_markup=markup,
-            current=checkin_words(prompts, profile, protocol),
-        )
-    elif item == "quiet":
-        await context.reply(
-            update,
-            "settings/choose_quiet",
-            reply_markup=markup,
-            current=quiet_words(prompts, quiet_hours(profile, protocol)),
-        )
-
-
-async def _timezone_changed(update: Update, context: BotContext, zone: str) -> None:
-    profile = context.profile
-    assert profile is not None
-    local = utcnow().astimezone(zone_of(profile))
-    await context.reply(
-        update,
-        "settings/timezone_changed",
-        timezone=timezone_words(context.prompts, zone),
-        local_time=time_words(context.prompts, local.time()),
-    )
+    preferences.stop_waiting(profile)
+    name = await context.sender_name()
+    await context.send(update, views.menu(context.prompts, context.protocol, profile, name=name))
 
 
 def _valid(context: BotContext, what: str, value: str) -> bool:
@@ -134,9 +51,9 @@ def _valid(context: BotContext, what: str, value: str) -> bool:
     if what == "tz":
         return value == "type" or value in prompts.labels("tools.settings.zones")
     if what == "slot":
-        return checkin_slot(protocol, value) is not None
+        return preferences.checkin_slot(protocol, value) is not None
     if what == "quiet":
-        return value in QUIET_PRESETS
+        return value in preferences.QUIET_PRESETS
     return False
 
 
@@ -148,10 +65,11 @@ async def settings_button(update: Update, context: BotContext) -> None:
     if query is None or profile is None:
         return
     prompts, protocol = context.prompts, context.protocol
+    horizon = context.settings.companion_plan_horizon_days
+    session = context.session
     parts = (query.data or "").split(":", 2)
     if parts == ["set", "cancel"]:
-        if profile.awaiting_input and profile.awaiting_input.startswith(AWAITING_PREFIX):
-            profile.awaiting_input = None
+        preferences.stop_waiting(profile)
         context.answer_button(update, prompts.label("tools.settings.cancelled"))
         return
     if len(parts) != 3 or not _valid(context, parts[1], parts[2]):
@@ -160,80 +78,65 @@ async def settings_button(update: Update, context: BotContext) -> None:
     what, value = parts[1], parts[2]
     if what == "menu":
         context.answer_button(update)
-        await _open(update, context, value)
+        if value == "name":
+            preferences.wait_for(profile, preferences.AWAITING_NAME)
+        await context.send(update, views.choices(prompts, protocol, profile, value))
         return
     typing = what == "tz" and value == "type"
     context.answer_button(update, None if typing else prompts.label("tools.settings.saved"))
     if what == "group":
-        group = set_group(profile, protocol, value)
+        group = await preferences.change_group(
+            session, protocol, profile, value, horizon_days=horizon
+        )
         assert group is not None
-        await context.reply(
-            update,
-            "settings/group_changed",
-            group=group.name,
-            connector=group.connector,
-            timezone=timezone_words(prompts, group.timezone),
-        )
+        await context.send(update, views.group_changed(prompts, group))
     elif typing:
-        profile.awaiting_input = AWAITING_TIMEZONE
-        await context.reply(
-            update,
-            "settings/ask_timezone",
-            reply_markup=settings_cancel_keyboard(prompts),
-        )
+        preferences.wait_for(profile, preferences.AWAITING_TIMEZONE)
+        await context.send(update, views.ask_timezone(prompts))
     elif what == "tz":
-        set_timezone(profile, value)
-        await _timezone_changed(update, context, value)
+        await preferences.change_timezone(session, protocol, profile, value, horizon_days=horizon)
+        await context.send(update, views.timezone_changed(prompts, value, now=utcnow()))
     elif what == "slot":
-        slot = set_checkin_slot(profile, protocol, value)
-        assert slot is not None
-        await context.reply(update, "settings/checkin_changed", checkin=slot_words(prompts, slot))
-    if what in ("group", "tz", "slot"):
-        await _replan(context, profile)
-    if what == "quiet":
-        window = set_quiet_preset(profile, value)
-        await context.reply(
-            update,
-            "settings/quiet_changed",
-            quiet=quiet_words(prompts, window) if window is not None else None,
+        slot = await preferences.change_checkin_slot(
+            session, protocol, profile, value, horizon_days=horizon
         )
-
-
-async def _replan(context: BotContext, profile: PartnerProfile) -> None:
-    """Their check-in time, zone or group changed: move what is planned at once."""
-    await schedule_changed(
-        context.session,
-        context.protocol,
-        profile.person_id,
-        horizon_days=context.settings.companion_plan_horizon_days,
-    )
+        assert slot is not None
+        await context.send(update, views.checkin_changed(prompts, slot))
+    elif what == "quiet":
+        window = preferences.set_quiet_preset(profile, value)
+        await context.send(update, views.quiet_changed(prompts, window))
 
 
 @partner_tool(onboarded=True)
 async def settings_text(update: Update, context: BotContext) -> None:
     """The name or time zone the partner was asked to type."""
-    profile, person, message = context.profile, context.person, update.effective_message
-    if profile is None or person is None or message is None or message.text is None:
+    profile, message = context.profile, update.effective_message
+    if profile is None or message is None or message.text is None:
         return
-    if profile.awaiting_input == AWAITING_NAME:
-        name = clean_name(message.text)
+    prompts = context.prompts
+    if profile.awaiting_input == preferences.AWAITING_NAME:
+        name = preferences.clean_name(message.text)
         if name is None:
-            await context.reply(update, "settings/name_bad", limit=NAME_LIMIT)
+            await context.send(update, views.name_bad(prompts))
             return
-        await set_name(context.session, person.id, name)
-        profile.awaiting_input = None
-        await context.reply(update, "settings/name_changed", name=name)
-    elif profile.awaiting_input == AWAITING_TIMEZONE:
+        await preferences.rename(context.session, profile, name)
+        await context.send(update, views.name_changed(prompts, name))
+    elif profile.awaiting_input == preferences.AWAITING_TIMEZONE:
         zone = resolve_timezone(message.text)
-        if zone is None or not set_timezone(profile, zone):
-            await context.reply(update, "settings/timezone_bad")
+        if zone is None or not await preferences.change_timezone(
+            context.session,
+            context.protocol,
+            profile,
+            zone,
+            horizon_days=context.settings.companion_plan_horizon_days,
+        ):
+            await context.send(update, views.timezone_bad(prompts))
             return
-        profile.awaiting_input = None
-        await _replan(context, profile)
-        await _timezone_changed(update, context, zone)
+        preferences.stop_waiting(profile)
+        await context.send(update, views.timezone_changed(prompts, zone, now=utcnow()))
     else:  # a "settings:" state this version does not know: stop waiting for it
-        profile.awaiting_input = None
-        await context.reply(update, "fallback/not_understood")
+        preferences.stop_waiting(profile)
+        await context.send(update, not_understood(prompts))
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
@@ -243,7 +146,7 @@ HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
         filters.TEXT
         & ~filters.COMMAND
         & filters.ChatType.PRIVATE
-        & AwaitingInput(AWAITING_PREFIX),
+        & AwaitingInput(preferences.AWAITING_PREFIX),
         settings_text,
     ),
 ]

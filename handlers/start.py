@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.partners.people import display_name
+from bot.partners.views.general import welcome_back
 
 
 async def start(update: Update, context: BotContext) -> None:
@@ -14,8 +14,8 @@ async def start(update: Update, context: BotContext) -> None:
     person = context.person
     if person is None:
         return
-    name = await display_name(context.session, person)
-    await context.reply(update, "start/welcome_back", name=name)
+    name = await context.sender_name()
+    await context.send(update, welcome_back(context.prompts, name=name))
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [CommandHandler("start", start)]

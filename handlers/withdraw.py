@@ -12,7 +12,8 @@ from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.privacy.withdrawal import confirm_keyboard, withdraw
+from bot.privacy import views
+from bot.privacy.withdrawal import withdraw
 from handlers.guards import partner_tool
 from storage.clock import utcnow
 
@@ -23,15 +24,9 @@ _CLOCK_SKEW = timedelta(minutes=5)
 @partner_tool(onboarded=False)
 async def withdraw_command(update: Update, context: BotContext) -> None:
     """Explain what stopping means (as the protocol says) and ask once to confirm."""
-    profile = context.profile
-    group = context.protocol.group(profile.group_key if profile else None)
-    stamp = int(utcnow().timestamp())
-    await context.reply(
+    await context.send(
         update,
-        "withdraw/confirm",
-        reply_markup=confirm_keyboard(context.prompts, stamp),
-        data_policy=context.protocol.withdrawal.data,
-        connector=group.connector if group is not None else None,
+        views.confirm_withdrawal(context.prompts, context.protocol, context.profile, now=utcnow()),
     )
 
 
@@ -53,7 +48,7 @@ async def withdraw_button(update: Update, context: BotContext) -> None:
     parts = (query.data or "").split(":")
     if parts == ["wd", "no"]:
         context.answer_button(update)
-        await context.reply(update, "withdraw/kept_going")
+        await context.send(update, views.kept_going(context.prompts))
         return
     if len(parts) != 3 or parts[1] != "yes" or not _fresh(parts[2]):
         context.answer_button(update, context.prompts.label("tools.withdraw.old_button"))

@@ -31,11 +31,6 @@ class TextCipher:
         secrets = [s.strip() for s in (secret or "").split(",") if s.strip()]
         self._fernet = MultiFernet([_fernet_for(s) for s in secrets]) if secrets else None
 
-    @property
-    def enabled(self) -> bool:
-        """Whether a key is configured (text is then encrypted)."""
-        return self._fernet is not None
-
     def encrypt(self, text: str) -> tuple[str, bool]:
         """``(stored_value, encrypted)`` for ``text``."""
         if self._fernet is None:

@@ -23,7 +23,9 @@ from sqlalchemy import (
     event,
     false,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.clock import utcnow
 from storage.types import UTCDateTime
@@ -114,6 +116,11 @@ class TelegramIdentity(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="identity", lazy="raise")
+
+    @property
+    def called(self) -> str:
+        """The name we call them: the one they chose, else Telegram's first name, else ""."""
+        return self.preferred_name or self.first_name or ""
 
 
 class InboxUpdate(Base):
@@ -293,6 +300,16 @@ class Answer(Base):
     answered_at: Mapped[datetime] = mapped_column(default=utcnow)
     superseded_at: Mapped[datetime | None] = mapped_column(default=None)
     source_update_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    @hybrid_property
+    def in_force(self) -> bool:
+        """Whether this is the answer as it stands (no changed answer has superseded it)."""
+        return self.superseded_at is None
+
+    @in_force.inplace.expression
+    @classmethod
+    def _in_force_expression(cls) -> ColumnElement[bool]:
+        return cls.superseded_at.is_(None)
 
 
 class SafeguardingAlert(Base):

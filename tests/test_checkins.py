@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.partners import checkins
 from bot.partners.checkins import Outcome
+from bot.partners.views import checkins as checkin_views
 from bot.protocol import StudyProtocol, load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.clock import utcnow
@@ -58,11 +59,11 @@ def test_every_button_fits_in_64_bytes_even_with_a_huge_id(protocol, prompts):
     for definition in protocol.checkins:
         for key in definition.questions:
             question = protocol.question(key)
-            markup = checkins.keyboard(prompts, big, definition, question)
+            markup = checkin_views.keyboard(prompts, big, definition, question)
             if markup is None:
                 continue
             for row in markup.inline_keyboard:
-                assert len(row) <= checkins.SCALE_ROW
+                assert len(row) <= checkin_views.SCALE_ROW
                 for button in row:
                     data = str(button.callback_data)
                     assert len(data.encode()) <= 64
@@ -88,7 +89,7 @@ def test_long_keys_fall_back_to_positions(protocol, prompts):
         update={"questions": [*custom.questions, question], "checkins": [definition]}
     )
     checkin = Checkin(id=123456789012, checkin_key="after_meeting")
-    data = checkins.callback_data(checkin, definition, question, question.options[2].key)
+    data = checkin_views.callback_data(checkin, definition, question, question.options[2].key)
     assert data == "ci:123456789012:#1:#2"
     parsed = checkins.parse_callback(data)
     assert parsed is not None

@@ -5,14 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import time
 import zipfile
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from bot.privacy.mydata import collect, export_person, purge_old_exports
+from bot.privacy.mydata import collect, export_person
 from prompts import Prompts
 from storage.models import (
     AuditEvent,
@@ -171,19 +169,6 @@ async def test_a_new_export_replaces_the_old_file(database, tmp_path):
             )
         paths.append(export.path)
     assert not paths[0].exists() and paths[1].exists()
-
-
-def test_old_exports_are_purged(tmp_path):
-    folder = tmp_path / "exports"
-    folder.mkdir()
-    old, new = folder / "P-OLD-1.zip", folder / "P-NEW-1.zip"
-    old.write_bytes(b"zip")
-    new.write_bytes(b"zip")
-    two_days_ago = time.time() - 2 * 86400
-    os.utime(old, (two_days_ago, two_days_ago))
-    assert purge_old_exports(tmp_path) == 1
-    assert not old.exists() and new.exists()
-    assert purge_old_exports(tmp_path / "nowhere") == 0
 
 
 async def test_mydata_sends_a_zip_document_through_the_sandbox(

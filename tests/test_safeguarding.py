@@ -10,6 +10,7 @@ import yaml
 from sqlalchemy import func, select
 
 from bot.partners import checkins, safeguarding
+from bot.partners.views import safeguarding as safeguarding_views
 from bot.protocol import Safeguarding, StudyProtocol, Threshold
 from bot.sandbox.html import parse_html
 from prompts import DEFAULT_STUDY_PATH, PROMPTS_DIR, Prompts
@@ -82,7 +83,7 @@ def test_thresholds_match_scale_answers_at_or_below(protocol):
 
 
 def test_ack_callback_round_trip():
-    assert safeguarding.parse_ack_callback(safeguarding.ack_callback(42)) == 42
+    assert safeguarding.parse_ack_callback(safeguarding_views.ack_callback(42)) == 42
     for bad in (None, "", "sg:ack:", "sg:ack:x", "sg:ack:-1", "sg:ack:" + "9" * 40, "ci:1:a:1"):
         assert safeguarding.parse_ack_callback(bad) is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.connector import views
 from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.queries.people import connector_chat_ids
@@ -22,9 +23,7 @@ async def notify_staff_of_failure(
 
     Neither message carries what the person wrote: only a reference and the error's type.
     """
-    alert = prompts.render(
-        "errors/staff_alert", reference=reference, error_type=type(error).__name__
-    )
+    alert = views.failure_alert(prompts, reference=reference, error=error).text
     for staff_chat in await connector_chat_ids(session):
         await enqueue(
             session,
@@ -38,7 +37,7 @@ async def notify_staff_of_failure(
             session,
             key=f"failure:{reference}:sorry",
             chat_id=chat_id,
-            text=prompts.render("errors/user_sorry"),
+            text=views.sorry(prompts).text,
             person_id=person_id,
             kind="reply",
         )

@@ -32,16 +32,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from markupsafe import Markup
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 
 from bot.partners.safeguarding import screen_answer_value, screen_text
+from bot.partners.views import checkins as views
+from bot.partners.views.checkins import CALLBACK_PREFIX, CONFIDENCE_QUESTION, SKIP, keyboard
 from bot.protocol import CheckinDef, Question, StudyProtocol
-from bot.settings import Settings
 from bot.transport.outbox import add_reply, enqueue
+from bot.transport.view import View
 from prompts import CALLBACK_DATA_LIMIT, Prompts
 from storage.crypto import TextCipher
 from storage.models import (
@@ -54,13 +55,9 @@ from storage.models import (
     Role,
     TelegramIdentity,
 )
+from storage.queries.people import identity_of
 
-CALLBACK_PREFIX = "ci"
-SKIP = "-"  # callback value of "Skip"; option keys can never be "-"
 AWAITING_PREFIX = "checkin:"
-CONFIDENCE_QUESTION = "confidence"  # the end message notices a change in this one
-CHOSEN_MARK = "\u2713 "
-SCALE_ROW = 6  # a longer scale wraps, so buttons stay readable on a small phone
 
 
 class Outcome(enum.StrEnum):
@@ -99,12 +96,6 @@ class Contribution:
 # -- pure helpers ----------------------------------------------------------------------------
 
 
-def cipher_for(settings: Settings) -> TextCipher:
-    """The text cipher for the configured ``COMPANION_SECRET_KEY`` (disabled without one)."""
-    secret = settings.companion_secret_key
-    return TextCipher(secret.get_secret_value() if secret is not None else None)
-
-
 def manual_checkin_key(protocol: StudyProtocol) -> str:
     """Which check-in ``/checkin`` starts: a "manual" one, else the weekly one, else the first."""
     for schedule in ("manual", "weekly"):
@@ -112,17 +103,6 @@ def manual_checkin_key(protocol: StudyProtocol) -> str:
             if checkin.schedule == schedule:
                 return checkin.key
     return protocol.checkins[0].key
-
-
-def callback_data(checkin: Checkin, definition: CheckinDef, question: Question, value: str) -> str:
-    """``ci:<checkin id>:<question>:<value>``; positions ``#n`` are used if keys are too long."""
-    data = f"{CALLBACK_PREFIX}:{checkin.id}:{question.key}:{value}"
-    if len(data.encode()) <= CALLBACK_DATA_LIMIT:
-        return data
-    position = definition.questions.index(question.key)
-    if value != SKIP and question.kind == "choice":
-        value = f"#{[o.key for o in question.options].index(value)}"
-    return f"{CALLBACK_PREFIX}:{checkin.id}:#{position}:{value}"
 
 
 @dataclass(frozen=True)
@@ -232,78 +212,13 @@ def next_question(
     return None
 
 
-def keyboard(
-    prompts: Prompts,
-    checkin: Checkin,
-    definition: CheckinDef,
-    question: Question,
-    chosen: str | None = None,
-) -> InlineKeyboardMarkup | None:
-    """The buttons of a question, with ``chosen`` (a callback value) marked with a tick."""
-
-    def button(text: str, value: str) -> InlineKeyboardButton:
-        mark = CHOSEN_MARK if value == chosen else ""
-        return InlineKeyboardButton(
-            mark + text, callback_data=callback_data(checkin, definition, question, value)
-        )
-
-    rows: list[list[InlineKeyboardButton]] = []
-    if question.kind == "scale":
-        assert question.min is not None and question.max is not None
-        numbers = [button(str(n), str(n)) for n in range(question.min, question.max + 1)]
-        rows += [numbers[i : i + SCALE_ROW] for i in range(0, len(numbers), SCALE_ROW)]
-    elif question.kind == "choice":
-        rows += [[button(prompts.label(o.label), o.key)] for o in question.options]
-    if question.optional or question.kind == "text":
-        rows.append([button(prompts.label("checkins.skip"), SKIP)])
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
-def render_question(
-    prompts: Prompts,
-    question: Question,
-    *,
-    name: str,
-    intro: str | None = None,
-    again: bool = False,
-) -> str:
-    """The message for one question: the intro (if first), the wording, how to answer."""
-    return prompts.render(
-        "checkins/question",
-        intro=Markup(intro) if intro else None,  # noqa: S704 - our own rendered template
-        question=Markup(prompts.render(question.wording, name=name)),  # noqa: S704 - ditto
-        kind=question.kind,
-        optional=question.optional,
-        low=question.min,
-        high=question.max,
-        low_label=prompts.label(question.low_label) if question.low_label else "",
-        high_label=prompts.label(question.high_label) if question.high_label else "",
-        again=again,
-    )
-
-
 # -- database helpers ------------------------------------------------------------------------
-
-
-async def _identity(session: AsyncSession, person_id: int) -> TelegramIdentity | None:
-    result = await session.execute(
-        select(TelegramIdentity).where(TelegramIdentity.person_id == person_id)
-    )
-    return result.scalar_one_or_none()
-
-
-def _name_of(identity: TelegramIdentity | None) -> str:
-    if identity is None:
-        return ""
-    return identity.preferred_name or identity.first_name or ""
 
 
 async def current_answers(session: AsyncSession, checkin_id: int) -> dict[str, Answer]:
     """The answers in force (not superseded) of one check-in, by question key."""
     result = await session.execute(
-        select(Answer)
-        .where(Answer.checkin_id == checkin_id, Answer.superseded_at.is_(None))
-        .order_by(Answer.id)
+        select(Answer).where(Answer.checkin_id == checkin_id, Answer.in_force).order_by(Answer.id)
     )
     return {a.question_key: a for a in result.scalars()}
 
@@ -486,13 +401,10 @@ async def open_checkin(
                 select(Checkin).where(Checkin.occurrence_key == occurrence_key)
             )
             return again.scalar_one_or_none()
-    identity = identity or await _identity(session, person.id)
+    identity = identity or await identity_of(session, person.id)
     if identity is None or first is None:
         return checkin
-    fixed = [k for k in definition.questions if protocol.question(k).ask_if is None]
-    intro = prompts.render(
-        definition.wording, name=_name_of(identity), count=len(fixed), hours=definition.open_hours
-    )
+    intro = views.intro(prompts, protocol, definition, name=identity.called)
     await _ask(
         session,
         protocol,
@@ -514,7 +426,7 @@ async def _ask(
     *,
     question: Question,
     identity: TelegramIdentity,
-    intro: str | None = None,
+    intro: View | None = None,
     again_key: str | None = None,
     fresh: bool = False,
 ) -> None:
@@ -529,17 +441,22 @@ async def _ask(
         session, checkin, _awaiting(checkin, question) if question.kind == "text" else None
     )
     key = again_key or f"ci:{checkin.id}:ask:{question.key}"
-    text = render_question(
-        prompts, question, name=_name_of(identity), intro=intro, again=again_key is not None
+    view = views.question(
+        prompts,
+        checkin,
+        definition,
+        question,
+        name=identity.called,
+        above=intro,
+        again=again_key is not None,
     )
-    markup = keyboard(prompts, checkin, definition, question)
     if fresh:
         await add_reply(
             session,
             key=key,
             chat_id=identity.chat_id,
-            text=text,
-            reply_markup=markup,
+            text=view.text,
+            reply_markup=view.markup,
             person_id=checkin.person_id,
             kind="checkin",
         )
@@ -549,8 +466,8 @@ async def _ask(
         session,
         key=key,
         chat_id=identity.chat_id,
-        text=text,
-        reply_markup=markup,
+        text=view.text,
+        reply_markup=view.markup,
         person_id=checkin.person_id,
         kind="checkin",
     )
@@ -563,15 +480,15 @@ async def resend_current(
     checkin: Checkin,
     *,
     key: str,
-    intro: str | None = None,
+    intro: View | str | None = None,
 ) -> bool:
     """Queue the question being asked again (``key``: a unique outbox key); False if none.
 
-    ``intro`` (rendered HTML) goes above it, as the gentle reminder does.
+    ``intro`` (:func:`bot.partners.views.checkins.nudge`, or rendered HTML) goes above it.
     """
     if checkin.current_question is None:
         return False
-    identity = await _identity(session, checkin.person_id)
+    identity = await identity_of(session, checkin.person_id)
     if identity is None:
         return False
     question = find_question(protocol, checkin.current_question)
@@ -584,7 +501,7 @@ async def resend_current(
         checkin,
         question=question,
         identity=identity,
-        intro=intro,
+        intro=View(intro) if isinstance(intro, str) else intro,
         again_key=key,
     )
     return True
@@ -613,7 +530,7 @@ async def _advance(
     question = next_question(
         protocol, checkin.checkin_key, answers, after=checkin.current_question
     )
-    identity = identity or await _identity(session, checkin.person_id)
+    identity = identity or await identity_of(session, checkin.person_id)
     if question is not None and identity is not None:
         await _ask(session, protocol, prompts, checkin, question=question, identity=identity)
         return False
@@ -622,19 +539,19 @@ async def _advance(
     await session.flush()
     if identity is not None:
         summary = await contribution(session, checkin.person_id)
-        confidence = next((q for q in protocol.questions if q.key == CONFIDENCE_QUESTION), None)
+        end = views.end(
+            prompts,
+            protocol,
+            name=identity.called,
+            reflections=summary.reflections,
+            confidence_first=summary.confidence_first,
+            confidence_latest=summary.confidence_latest,
+        )
         await enqueue(
             session,
             key=f"ci:{checkin.id}:end",
             chat_id=identity.chat_id,
-            text=prompts.render(
-                "checkins/end",
-                name=_name_of(identity),
-                reflections=summary.reflections,
-                confidence_first=summary.confidence_first,
-                confidence_latest=summary.confidence_latest,
-                confidence_max=confidence.max if confidence is not None else None,
-            ),
+            text=end.text,
             person_id=checkin.person_id,
             kind="checkin",
         )
@@ -660,9 +577,7 @@ async def _load_with_answers(
     rows = (
         await session.execute(
             select(Checkin, Answer)
-            .outerjoin(
-                Answer, and_(Answer.checkin_id == Checkin.id, Answer.superseded_at.is_(None))
-            )
+            .outerjoin(Answer, and_(Answer.checkin_id == Checkin.id, Answer.in_force))
             .where(Checkin.id == checkin_id)
             .order_by(Answer.id)
         )
@@ -947,24 +862,6 @@ async def has_answers(session: AsyncSession, checkin_id: int) -> bool:
     return found.first() is not None
 
 
-async def close_open(
-    session: AsyncSession,
-    person_id: int,
-    *,
-    now: datetime,
-    status: CheckinStatus = CheckinStatus.CANCELLED,
-    reason: str = "withdrawn",
-) -> int:
-    """Close a partner's open check-ins (for withdrawal or a pause); returns how many."""
-    result = await session.execute(
-        select(Checkin).where(Checkin.person_id == person_id, Checkin.status == CheckinStatus.OPEN)
-    )
-    closed = list(result.scalars())
-    for checkin in closed:
-        await _close(session, checkin, status, now, reason)
-    return len(closed)
-
-
 async def contribution(session: AsyncSession, person_id: int) -> Contribution:
     """How many check-ins they have shared something in, and their first and latest confidence.
 
@@ -975,7 +872,7 @@ async def contribution(session: AsyncSession, person_id: int) -> Contribution:
     count = await session.execute(
         select(func.count(func.distinct(Answer.checkin_id))).where(
             Answer.person_id == person_id,
-            Answer.superseded_at.is_(None),
+            Answer.in_force,
             Answer.skipped.is_(False),
         )
     )
@@ -985,7 +882,7 @@ async def contribution(session: AsyncSession, person_id: int) -> Contribution:
         .where(
             Answer.person_id == person_id,
             Answer.question_key == CONFIDENCE_QUESTION,
-            Answer.superseded_at.is_(None),
+            Answer.in_force,
             Answer.value_number.is_not(None),
         )
         .order_by(Answer.checkin_id, Answer.id)

@@ -113,7 +113,7 @@ async def load_journey(
                 select(Answer)
                 .where(
                     Answer.person_id == person_id,
-                    Answer.superseded_at.is_(None),
+                    Answer.in_force,
                     Answer.skipped.is_(False),
                 )
                 .order_by(Answer.answered_at, Answer.id)

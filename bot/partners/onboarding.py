@@ -9,8 +9,8 @@ is asked or stored, and ``/start`` begins again at ``welcome``. A partner is onb
 ``profile.onboarded_at`` is set (:func:`is_onboarded`); other features should wait for that.
 
 This module knows nothing about Telegram updates: it validates a choice against the protocol
-and the partner's current step, stores it, and says which step comes next. The handlers render
-the steps.
+and the partner's current step, stores it, says which step comes next, and plans the partner's
+check-ins once they are set up. :mod:`bot.partners.views.onboarding` words each step.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.partners.preferences import set_checkin_slot, set_group
 from bot.protocol import CheckinSlot, ConsentItem, StudyProtocol
-from prompts import Prompts
+from bot.schedule.planner import schedule_changed
 from storage.clock import utcnow
 from storage.models import ConsentDecision, PartnerProfile, Person, TelegramIdentity
 
@@ -121,49 +120,6 @@ def parse_callback(data: str) -> tuple[str, str] | None:
     return step, value
 
 
-def _button(text: str, step: str, value: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text, callback_data=callback_data(step, value))
-
-
-def _column(buttons: list[InlineKeyboardButton]) -> InlineKeyboardMarkup:
-    """One button per row: big targets on small screens."""
-    return InlineKeyboardMarkup([[b] for b in buttons])
-
-
-def step_keyboard(
-    prompts: Prompts, protocol: StudyProtocol, step: str, *, first_name: str | None = None
-) -> InlineKeyboardMarkup | None:
-    """The buttons sent with onboarding ``step`` (None: that step has none).
-
-    The welcome's button goes under its second message (the safety note). At the name step,
-    ``first_name`` (their Telegram first name) is offered as a button when it is usable.
-    """
-    if step == WELCOME:
-        return _column([_button(prompts.label("onboarding.start_button"), WELCOME, WELCOME_OK)])
-    item = consent_item_for(protocol, step)
-    if item is not None:
-        kind = "required" if item.required else "optional"
-        return InlineKeyboardMarkup(
-            [
-                [_button(prompts.label(f"onboarding.yes_{kind}"), step, YES)],
-                [_button(prompts.label(f"onboarding.no_{kind}"), step, NO)],
-            ]
-        )
-    if step == NAME:
-        first = clean_name(first_name)
-        if first is None:
-            return None
-        label = prompts.label("onboarding.use_telegram_name", name=first)
-        return _column([_button(label, NAME, USE_TELEGRAM_NAME)])
-    if step == GROUP:
-        return _column([_button(g.name, GROUP, g.key) for g in protocol.groups])
-    if step == SLOT:
-        buttons = [_button(prompts.label(s.label), SLOT, s.key) for s in protocol.checkin_slots]
-        buttons.append(_button(prompts.label("onboarding.slot_later"), SLOT, SLOT_LATER))
-        return _column(buttons)
-    return None
-
-
 def _after(protocol: StudyProtocol, profile: PartnerProfile, step: str) -> str:
     """The step that follows ``step`` for this partner."""
     if step == WELCOME:
@@ -193,6 +149,14 @@ def restart(profile: PartnerProfile) -> str:
     return WELCOME
 
 
+def current_step(protocol: StudyProtocol, profile: PartnerProfile) -> str:
+    """The partner's step; one this version does not know (an older protocol's) restarts."""
+    step = profile.onboarding_step
+    if step == DECLINED or step_rank(protocol, step) is not None:
+        return step
+    return restart(profile)
+
+
 def clean_name(text: str | None) -> str | None:
     """A name fit to store and show, or None: trimmed, one space between words, 1-40 characters.
 
@@ -208,21 +172,6 @@ def clean_name(text: str | None) -> str | None:
     if name.startswith("/"):
         return None
     return name
-
-
-async def identity_of(session: AsyncSession, person: Person) -> TelegramIdentity | None:
-    """The Telegram identity row of ``person``."""
-    result = await session.execute(
-        select(TelegramIdentity).where(TelegramIdentity.person_id == person.id)
-    )
-    return result.scalar_one_or_none()
-
-
-def called(identity: TelegramIdentity | None) -> str:
-    """The name to use for someone: the one they chose, else their Telegram first name."""
-    if identity is None:
-        return ""
-    return identity.preferred_name or identity.first_name or ""
 
 
 def slot_of(protocol: StudyProtocol, profile: PartnerProfile) -> CheckinSlot | None:
@@ -268,9 +217,12 @@ async def apply_choice(
     identity: TelegramIdentity | None,
     step: str,
     value: str,
+    horizon_days: int,
     now: datetime | None = None,
 ) -> ChoiceResult:
     """Apply a button press ``(step, value)`` from the partner's onboarding; store what it says.
+
+    Finishing (the slot step) plans their check-ins ``horizon_days`` ahead at once.
 
     Only a press for the partner's current step changes anything, and only with a value the
     protocol knows. The one exception: someone who declined may still press "yes" on the
@@ -313,24 +265,19 @@ async def apply_choice(
         identity.preferred_name = name
         next_step = _after(protocol, profile, NAME)
     elif step == GROUP:
-        group = protocol.group(value)
-        if group is None:
+        if set_group(profile, protocol, value) is None:
             return ChoiceResult(ChoiceOutcome.INVALID, previous, previous)
-        profile.group_key = group.key
-        profile.timezone = group.timezone
         next_step = _after(protocol, profile, GROUP)
     elif step == SLOT:
         if value == SLOT_LATER:
             profile.checkin_weekday = None
             profile.checkin_time = None
-        else:
-            slot = next((s for s in protocol.checkin_slots if s.key == value), None)
-            if slot is None:
-                return ChoiceResult(ChoiceOutcome.INVALID, previous, previous)
-            profile.checkin_weekday = slot.weekday
-            profile.checkin_time = slot.time
+        elif set_checkin_slot(profile, protocol, value) is None:
+            return ChoiceResult(ChoiceOutcome.INVALID, previous, previous)
         next_step = DONE
     else:  # DONE has no buttons
         return ChoiceResult(ChoiceOutcome.DONE_ALREADY, previous, previous)
     enter_step(profile, next_step, now=at)
+    if next_step == DONE:  # set up: their check-ins can be planned now
+        await schedule_changed(session, protocol, person.id, horizon_days=horizon_days)
     return ChoiceResult(ChoiceOutcome.ACCEPTED, next_step, previous)

@@ -10,39 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
 from bot.calendar.breaks import is_paused
 from bot.protocol import StudyProtocol
-from prompts import Prompts
 from storage.models import PartnerProfile
 
 
 def pause_choices(protocol: StudyProtocol) -> list[int]:
     """The lengths of break (days) the protocol offers, shortest first."""
     return sorted(set(protocol.pause_options_days))
-
-
-def length_words(prompts: Prompts, days: int) -> str:
-    """A break's length as a button label: ``1 week``, ``2 weeks``, ``10 days``."""
-    if days % 7 == 0:
-        weeks = days // 7
-        return prompts.label(
-            "tools.pause.one_week" if weeks == 1 else "tools.pause.weeks", weeks=weeks
-        )
-    return prompts.label("tools.pause.one_day" if days == 1 else "tools.pause.days", days=days)
-
-
-def pause_keyboard(prompts: Prompts, protocol: StudyProtocol) -> InlineKeyboardMarkup:
-    """The ``/pause`` buttons: one per length offered (``pause:<days>``), then Cancel."""
-    rows = [
-        [InlineKeyboardButton(length_words(prompts, days), callback_data=f"pause:{days}")]
-        for days in pause_choices(protocol)
-    ]
-    rows.append(
-        [InlineKeyboardButton(prompts.label("tools.pause.cancel"), callback_data="pause:cancel")]
-    )
-    return InlineKeyboardMarkup(rows)
 
 
 def pause(

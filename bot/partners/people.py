@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import User
 
 from bot.settings import Settings
 from storage.clock import utcnow
 from storage.models import AuditEvent, Person, PersonStatus, Role, TelegramIdentity
-
-STAFF_ROLES = (Role.CONNECTOR, Role.RESEARCHER)
 
 
 def new_pseudonym() -> str:
@@ -58,16 +55,3 @@ async def enrol_allow_listed(
         )
     )
     return person
-
-
-async def display_name(session: AsyncSession, person: Person) -> str:
-    """The name someone chose to be called, else their Telegram first name."""
-    result = await session.execute(
-        select(TelegramIdentity.preferred_name, TelegramIdentity.first_name).where(
-            TelegramIdentity.person_id == person.id
-        )
-    )
-    row = result.first()
-    if row is None:
-        return ""
-    return row[0] or row[1] or ""

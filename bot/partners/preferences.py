@@ -1,25 +1,30 @@
 """A partner's own settings: name, group, time zone, weekly check-in time and quiet hours.
 
-The functions here change the profile in the caller's session and never commit. What the
-settings mean (zones, quiet hours, their words) is in :mod:`bot.calendar`.
+The functions here change the profile in the caller's session and never commit; a change that
+moves the partner's schedule (group, time zone, check-in slot) re-plans it at once. What the
+settings mean (zones, quiet hours, their words) is in :mod:`bot.calendar`; how they are shown,
+in :mod:`bot.partners.views.settings`.
 """
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.calendar.quiet import NO_QUIET_HOURS, QuietHours, parse_hhmm
-from bot.calendar.words import slot_words
 from bot.calendar.zones import is_known_zone
 from bot.protocol import CheckinSlot, Group, StudyProtocol
-from prompts import Prompts
+from bot.schedule.planner import schedule_changed
 from storage.models import PartnerProfile, TelegramIdentity
 
 NAME_LIMIT = 64
+
+#: ``PartnerProfile.awaiting_input`` while /settings waits for something typed.
+AWAITING_PREFIX = "settings:"
+AWAITING_NAME = "settings:name"
+AWAITING_TIMEZONE = "settings:tz"
 
 #: The quiet-hours choices offered in /settings (their words are in labels/tools.yaml).
 QUIET_PRESETS: dict[str, tuple[str, str] | None] = {
@@ -49,20 +54,6 @@ def clean_name(text: str) -> str | None:
     if not name or len(name) > NAME_LIMIT or name.startswith("/"):
         return None
     return name
-
-
-async def current_name(session: AsyncSession, person_id: int) -> str | None:
-    """The name the partner chose, or Telegram's first name until they choose one."""
-    row = (
-        await session.execute(
-            select(TelegramIdentity.preferred_name, TelegramIdentity.first_name).where(
-                TelegramIdentity.person_id == person_id
-            )
-        )
-    ).first()
-    if row is None:
-        return None
-    return row.preferred_name or row.first_name
 
 
 async def set_name(session: AsyncSession, person_id: int, name: str) -> None:
@@ -124,45 +115,70 @@ def set_quiet_preset(profile: PartnerProfile, preset: str) -> QuietHours | None:
     return QuietHours(parse_hhmm(window[0]), parse_hhmm(window[1]))
 
 
-def _row(text: str, data: str) -> list[InlineKeyboardButton]:
-    return [InlineKeyboardButton(text, callback_data=data)]
+def wait_for(profile: PartnerProfile, awaiting: str) -> None:
+    """Take the partner's next typed text as the answer to ``awaiting`` (e.g. the name)."""
+    profile.awaiting_input = awaiting
 
 
-def settings_cancel_keyboard(prompts: Prompts) -> InlineKeyboardMarkup:
-    """Just a Cancel button (``set:cancel``), while the bot waits for something typed."""
-    return InlineKeyboardMarkup([_row(prompts.label("tools.settings.cancel"), "set:cancel")])
+def stop_waiting(profile: PartnerProfile) -> None:
+    """Stop waiting for a typed setting (anything else being waited for stays)."""
+    if profile.awaiting_input and profile.awaiting_input.startswith(AWAITING_PREFIX):
+        profile.awaiting_input = None
 
 
-def settings_menu_keyboard(prompts: Prompts) -> InlineKeyboardMarkup:
-    """The ``/settings`` menu: one button per setting (``set:menu:<item>``)."""
-    return InlineKeyboardMarkup(
-        [
-            _row(prompts.label(f"tools.settings.{label}"), f"set:menu:{item}")
-            for item, label in SETTINGS_MENU.items()
-        ]
-    )
+async def rename(session: AsyncSession, profile: PartnerProfile, name: str) -> None:
+    """Call the partner ``name`` from now on (a cleaned name), and stop waiting for it."""
+    await set_name(session, profile.person_id, name)
+    stop_waiting(profile)
 
 
-def settings_choice_keyboard(
-    prompts: Prompts, protocol: StudyProtocol, item: str
-) -> InlineKeyboardMarkup:
-    """The choices for one setting of :data:`SETTINGS_MENU`, then Cancel.
+async def _replan(
+    session: AsyncSession, protocol: StudyProtocol, profile: PartnerProfile, horizon_days: int
+) -> None:
+    """Their check-in time, zone or group changed: move what is planned at once."""
+    await schedule_changed(session, protocol, profile.person_id, horizon_days=horizon_days)
 
-    ``name`` has no choices (the name is typed), so it is just Cancel.
-    """
-    rows: list[list[InlineKeyboardButton]] = []
-    if item == "group":
-        rows = [_row(g.name, f"set:group:{g.key}") for g in protocol.groups]
-    elif item == "tz":
-        zones = prompts.labels("tools.settings.zones")
-        rows = [_row(words, f"set:tz:{zone}") for zone, words in zones.items()]
-        rows.append(_row(prompts.label("tools.settings.type_it"), "set:tz:type"))
-    elif item == "slot":
-        rows = [_row(slot_words(prompts, s), f"set:slot:{s.key}") for s in protocol.checkin_slots]
-    elif item == "quiet":
-        words = prompts.labels("tools.settings.quiet_presets")
-        rows = [_row(words[key], f"set:quiet:{key}") for key in QUIET_PRESETS]
-    elif item != "name":
-        raise ValueError(f"unknown setting {item!r}")
-    rows.append(_row(prompts.label("tools.settings.cancel"), "set:cancel"))
-    return InlineKeyboardMarkup(rows)
+
+async def change_group(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    profile: PartnerProfile,
+    key: str,
+    *,
+    horizon_days: int,
+) -> Group | None:
+    """Move the partner to group ``key`` and re-plan; None (nothing changed) if unknown."""
+    group = set_group(profile, protocol, key)
+    if group is not None:
+        await _replan(session, protocol, profile, horizon_days)
+    return group
+
+
+async def change_timezone(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    profile: PartnerProfile,
+    zone: str,
+    *,
+    horizon_days: int,
+) -> bool:
+    """Set a known IANA zone and re-plan; False (nothing changed) if ``zone`` is unknown."""
+    if not set_timezone(profile, zone):
+        return False
+    await _replan(session, protocol, profile, horizon_days)
+    return True
+
+
+async def change_checkin_slot(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    profile: PartnerProfile,
+    key: str,
+    *,
+    horizon_days: int,
+) -> CheckinSlot | None:
+    """Move the weekly check-in to slot ``key`` and re-plan; None if there is no such slot."""
+    slot = set_checkin_slot(profile, protocol, key)
+    if slot is not None:
+        await _replan(session, protocol, profile, horizon_days)
+    return slot

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.partners.views.general import unreachable
 from bot.transport.outbox import enqueue
 from bot.transport.sender import OnUnreachable
 from prompts import Prompts
@@ -59,7 +60,7 @@ async def mark_unreachable(
             at=now,
         )
     )
-    text = prompts.render("errors/unreachable", pseudonym=person.pseudonym)
+    text = unreachable(prompts, pseudonym=person.pseudonym).text
     own_chats = await chat_ids_of(session, person.id)
     for chat_id in await staff_chats(session):
         if chat_id in own_chats:

@@ -29,8 +29,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.calendar.zones import zone_of
+from bot.partners.views import safeguarding as views
+from bot.partners.views.safeguarding import ACK_PREFIX
 from bot.protocol import StudyProtocol, Threshold
 from bot.transport.outbox import enqueue
 from prompts import Prompts
@@ -40,13 +42,10 @@ from storage.models import (
     PartnerProfile,
     Person,
     SafeguardingAlert,
-    TelegramIdentity,
 )
-from storage.queries.people import connector_chat_ids
+from storage.queries.people import connector_chat_ids, identity_of, name_of
 
-ACK_PREFIX = "sg:ack:"
 RULE_LENGTH = 64  # SafeguardingAlert.rule
-DEFAULT_ZONE = "Europe/London"
 
 _APOSTROPHES = str.maketrans(
     {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"}
@@ -109,24 +108,6 @@ def threshold_rule(threshold: Threshold) -> str:
     return f"threshold:{threshold.question}<={threshold.at_most}"[:RULE_LENGTH]
 
 
-def ack_callback(alert_id: int) -> str:
-    """Callback data of the "I'm on it" button."""
-    return f"{ACK_PREFIX}{alert_id}"
-
-
-def ack_keyboard(prompts: Prompts, alert_id: int) -> InlineKeyboardMarkup:
-    """The alert's one button, "I'm on it" (``sg:ack:<alert id>``)."""
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    prompts.label("safeguarding.on_it"), callback_data=ack_callback(alert_id)
-                )
-            ]
-        ]
-    )
-
-
 def parse_ack_callback(data: str | None) -> int | None:
     """The alert id in "I'm on it" callback data, or None when it is not well formed."""
     if not data or not data.startswith(ACK_PREFIX):
@@ -135,32 +116,8 @@ def parse_ack_callback(data: str | None) -> int | None:
     return int(tail) if tail.isdigit() and len(tail) <= 12 else None
 
 
-async def _identity(session: AsyncSession, person_id: int) -> TelegramIdentity | None:
-    result = await session.execute(
-        select(TelegramIdentity).where(TelegramIdentity.person_id == person_id)
-    )
-    return result.scalar_one_or_none()
-
-
-async def _name(session: AsyncSession, person_id: int) -> str:
-    identity = await _identity(session, person_id)
-    if identity is None:
-        return ""
-    return identity.preferred_name or identity.first_name or ""
-
-
 async def _zone(session: AsyncSession, person_id: int) -> ZoneInfo:
-    profile = await session.get(PartnerProfile, person_id)
-    try:
-        return ZoneInfo(profile.timezone if profile is not None else DEFAULT_ZONE)
-    except (ValueError, KeyError):
-        return ZoneInfo(DEFAULT_ZONE)
-
-
-def _when(moment: datetime, zone: ZoneInfo) -> str:
-    """A short local time for staff, such as "Tue 3 Jun, 14:05"."""
-    local = moment.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+    return zone_of(await session.get(PartnerProfile, person_id))
 
 
 async def raise_alert(
@@ -203,25 +160,24 @@ async def raise_alert(
             },
         )
     )
-    kind, _, detail = alert.rule.partition(":")
-    text = prompts.render(
-        "safeguarding/alert",
-        name=await _name(session, person.id),
+    view = views.alert(
+        prompts,
+        alert_id=alert.id,
+        name=await name_of(session, person.id),
         pseudonym=person.pseudonym,
-        kind=kind,
-        detail=detail,
+        rule=alert.rule,
         source=source,
-        when=_when(now, await _zone(session, person.id)),
+        raised_at=now,
+        zone=await _zone(session, person.id),
         crisis_sent=crisis_sent,
     )
-    button = ack_keyboard(prompts, alert.id)
     for chat_id in await connector_chat_ids(session):
         await enqueue(
             session,
             key=f"sg:alert:{alert.id}:{chat_id}",
             chat_id=chat_id,
-            text=text,
-            reply_markup=button,
+            text=view.text,
+            reply_markup=view.markup,
             kind="alert",
         )
     return alert
@@ -260,12 +216,7 @@ async def screen_text(
         session,
         key=f"sg:crisis:{alert.id}",
         chat_id=chat_id,
-        text=prompts.render(
-            "safeguarding/crisis",
-            name=await _name(session, person.id),
-            resources=protocol.crisis_resources,
-            monitored_hours=protocol.study.monitored_hours,
-        ),
+        text=views.crisis(prompts, protocol, name=await name_of(session, person.id)).text,
         person_id=person.id,
         kind="safeguarding",
     )
@@ -353,10 +304,10 @@ async def acknowledge(
     zone = await _zone(session, alert.person_id)
     if int(getattr(result, "rowcount", 0) or 0) != 1:
         by = alert.acknowledged_by_person_id
-        at = _when(alert.acknowledged_at or now, zone)
+        at = views.staff_time(alert.acknowledged_at or now, zone)
         if by == connector.id:
-            return AckResult(AckStatus.ALREADY_MINE, alert, await _name(session, by), at)
-        name = await _name(session, by) if by is not None else ""
+            return AckResult(AckStatus.ALREADY_MINE, alert, await name_of(session, by), at)
+        name = await name_of(session, by) if by is not None else ""
         return AckResult(AckStatus.TAKEN, alert, name, at)
     session.add(
         AuditEvent(
@@ -366,15 +317,15 @@ async def acknowledge(
             detail={"alert_id": alert.id, "person_id": alert.person_id, "rule": alert.rule},
         )
     )
-    by_name = await _name(session, connector.id)
+    by_name = await name_of(session, connector.id)
     partner = await session.get(Person, alert.person_id)
-    own = await _identity(session, connector.id)
-    text = prompts.render(
-        "safeguarding/picked_up",
+    own = await identity_of(session, connector.id)
+    text = views.picked_up(
+        prompts,
         by=by_name,
-        name=await _name(session, alert.person_id),
+        name=await name_of(session, alert.person_id),
         pseudonym=partner.pseudonym if partner is not None else "",
-    )
+    ).text
     for chat_id in await connector_chat_ids(session):
         if own is not None and chat_id == own.chat_id:
             continue
@@ -385,4 +336,4 @@ async def acknowledge(
             text=text,
             kind="alert",
         )
-    return AckResult(AckStatus.ACKNOWLEDGED, alert, by_name, _when(now, zone))
+    return AckResult(AckStatus.ACKNOWLEDGED, alert, by_name, views.staff_time(now, zone))

@@ -15,17 +15,16 @@ import asyncio
 import csv
 import io
 import json
-import time
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
+from bot.privacy import views
 from prompts import Prompts
 from storage.clock import utcnow
 from storage.crypto import TextCipher
@@ -39,12 +38,11 @@ from storage.models import (
     PartnerProfile,
     Person,
     SafeguardingAlert,
-    TelegramIdentity,
 )
+from storage.queries.people import identity_of
 
 EXPORTS_FOLDER = "exports"
 JSON_NAME = "my_data.json"
-EXPORT_KEEP = timedelta(days=1)
 
 Row = dict[str, Any]
 
@@ -57,12 +55,6 @@ class Export:
     relative_path: str  # relative to the data folder (for the outbox)
     filename: str  # the name the person sees
     counts: dict[str, int]
-
-
-def cipher_for(settings: Settings) -> TextCipher:
-    """The free-text cipher for the configured ``COMPANION_SECRET_KEY`` (plain text if unset)."""
-    key = settings.companion_secret_key
-    return TextCipher(key.get_secret_value() if key is not None else None)
 
 
 def _value(value: Any) -> Any:
@@ -113,11 +105,8 @@ async def collect(
         _row(person, ("pseudonym", "role", "status", "status_changed_at", "created_at"))
     ]
 
-    identities = (
-        (await session.execute(select(TelegramIdentity).where(TelegramIdentity.person_id == pid)))
-        .scalars()
-        .all()
-    )
+    identity = await identity_of(session, pid)
+    identities = [identity] if identity is not None else []
     tables["telegram_identity"] = [
         _row(
             i,
@@ -402,26 +391,6 @@ def remove_old_exports(data_dir: Path, pseudonym: str, keep: Path | None = None)
     return removed
 
 
-def purge_old_exports(data_dir: Path, *, older_than: timedelta = EXPORT_KEEP) -> int:
-    """Delete every export file older than ``older_than`` (call it now and then, e.g. daily).
-
-    An export holds readable answers, so it should not outlive its delivery for long.
-    """
-    folder = data_dir / EXPORTS_FOLDER
-    if not folder.is_dir():
-        return 0
-    cutoff = time.time() - older_than.total_seconds()
-    removed = 0
-    for old in folder.glob("*.zip"):
-        try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
-
-
 async def export_person(
     session: AsyncSession,
     person: Person,
@@ -443,19 +412,12 @@ async def export_person(
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     relative = f"{EXPORTS_FOLDER}/{person.pseudonym}-{stamp}.zip"
     voices = await asyncio.to_thread(voice_paths, tables, data_dir)
-    readme = prompts.text(
-        "mydata/readme",
+    readme = views.mydata_readme(
+        prompts,
         study=study_name,
-        made=now.strftime("%Y-%m-%d %H:%M"),
+        made=now,
         pseudonym=person.pseudonym,
-        tables=[
-            {
-                "file": f"{name}.csv",
-                "about": prompts.label(f"tools.mydata.tables.{name}"),
-                "rows": count,
-            }
-            for name, count in counts.items()
-        ],
+        counts=counts,
         voice=bool(voices),
     )
     path = await asyncio.to_thread(

@@ -35,9 +35,9 @@ from typing import Any, Literal
 from sqlalchemy import String, cast, delete, event, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.partners.journey import CHARTS_FOLDER
+from bot.privacy import views
 from bot.privacy.mydata import EXPORTS_FOLDER
 from bot.protocol import StudyProtocol
 from bot.schedule.planner import cancel_for_person
@@ -56,8 +56,8 @@ from storage.models import (
     Person,
     PersonStatus,
     SafeguardingAlert,
-    TelegramIdentity,
 )
+from storage.queries.people import identity_of
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +75,6 @@ class WithdrawalOutcome:
     closed_checkins: int
     deleted: dict[str, int] = field(default_factory=dict)
     files: tuple[Path, ...] = ()  # removed from disk once the transaction commits
-
-
-def confirm_keyboard(prompts: Prompts, stamp: int) -> InlineKeyboardMarkup:
-    """The ``/withdraw`` question's buttons: "Yes, stop" (``wd:yes:<stamp>``) and "No"."""
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    prompts.label("tools.withdraw.yes"), callback_data=f"wd:yes:{stamp}"
-                )
-            ],
-            [InlineKeyboardButton(prompts.label("tools.withdraw.no"), callback_data="wd:no")],
-        ]
-    )
 
 
 def is_withdrawn(person: Person | None) -> bool:
@@ -193,9 +179,7 @@ async def withdraw(
         profile.awaiting_input = None
         profile.paused_until = None
 
-    identity = (
-        await session.execute(select(TelegramIdentity).where(TelegramIdentity.person_id == pid))
-    ).scalar_one_or_none()
+    identity = await identity_of(session, pid)
     to_them = OutboxMessage.person_id == pid
     if identity is not None:
         to_them = or_(to_them, OutboxMessage.chat_id == identity.chat_id)
@@ -310,11 +294,7 @@ async def withdraw(
             session,
             key=goodbye_key(pid),
             chat_id=identity.chat_id,
-            text=prompts.render(
-                "withdraw/goodbye",
-                data_policy=policy,
-                crisis_resources=protocol.crisis_resources,
-            ),
+            text=views.goodbye(prompts, protocol).text,
             person_id=None,  # the sender cancels anything carrying a withdrawn person's id
             kind="goodbye",
         )

@@ -105,10 +105,6 @@ class BotApiSpec:
         """Return the canonical spelling of a method name (case-insensitive), or ``None``."""
         return self._method_names.get(name.lower())
 
-    def has_type(self, name: str) -> bool:
-        """Whether ``name`` is a type in the spec."""
-        return name in self._types
-
     def param_types(self, method: str) -> dict[str, tuple[str, ...]]:
         """Return parameter name -> type expressions for ``method`` (empty if unknown)."""
         canonical = self.method_name(method)

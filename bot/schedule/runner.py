@@ -374,7 +374,7 @@ class DueRunner:
         closes = checkin.closes_at.astimezone(zone)
         intro = self.prompts.render(
             "checkins/nudge",
-            name=who.identity.preferred_name or who.identity.first_name or "",
+            name=who.identity.called,
             day=day_words(self.prompts, closes, zone),
             time=time_words(self.prompts, closes.time()),
         )
@@ -499,7 +499,7 @@ class DueRunner:
         text, markup = meetings.reminder_message(
             self.prompts,
             meeting,
-            name=who.identity.preferred_name or who.identity.first_name or "",
+            name=who.identity.called,
             zone=zone_named(who.profile.timezone if who.profile else None),
             answer=said.scalar_one_or_none(),
             hours_before=hours_before,

@@ -47,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import User
 
-from bot.partners.checkins import applies, cipher_for, manual_checkin_key
+from bot.partners.checkins import applies, manual_checkin_key
 from bot.partners.invites import MAX_EXPIRES_DAYS, create_invites, deep_link
 from bot.partners.people import enrol_allow_listed, new_pseudonym
 from bot.protocol import CheckinDef, Group, StudyProtocol
@@ -382,7 +382,7 @@ class Demo:
     ) -> None:
         """Completed weekly check-ins, one a week, with answers to every question asked."""
         protocol, prompts = companion.protocol, companion.prompts
-        cipher = cipher_for(companion.settings)
+        cipher = companion.settings.text_cipher()
         definition = _weekly_definition(protocol)
         reflections = list(prompts.labels("demo.seed.reflections").values())
         pattern = _SCALE_PATTERNS[index % len(_SCALE_PATTERNS)]

@@ -9,11 +9,12 @@ same scoring as ``bench/readability.py``). Messages for the study team are shown
 section and not scored. Every template of the locale that the journey does not reach is shown
 at the end, so nothing is missed.
 
-The messages are built the way the bot builds them: the same templates, the same keyboard
-functions (:func:`bot.partners.checkins.keyboard`, :func:`bot.partners.onboarding.step_keyboard`,
-:func:`bot.partners.pausing.pause_keyboard`, ...), and values taken from the protocol itself (its
-groups, slots, questions, crisis resources). Values no protocol holds (the partner's name, an
-example answer) come from ``<locale>/preview/examples.yaml``; a template the journey does not
+The messages are the bot's own: each bubble is what a view function returns (text and
+buttons, :mod:`bot.partners.views`, :mod:`bot.privacy.views`, :mod:`bot.connector.views`), the
+same functions the handlers and services send, given values taken from the protocol itself
+(its groups, slots, questions, crisis resources) and an example partner. Values no protocol
+holds (the partner's name, an example answer) come from ``<locale>/preview/examples.yaml``;
+this module only lays the views out as a journey. A template the journey does not
 reach is filled with its sample values from ``tests/prompt_samples/`` when they are there, and
 otherwise shown as written.
 
@@ -33,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,35 +53,23 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from telegram import InlineKeyboardMarkup
 
-from bot.calendar.quiet import QuietHours
-from bot.calendar.words import (
-    date_words,
-    day_words,
-    quiet_words,
-    slot_words,
-    time_words,
-    timezone_words,
-)
-from bot.menu import commands_for
+from bot.calendar.words import slot_words
+from bot.connector import views as connector_views
 from bot.partners import checkins, onboarding
-from bot.partners.journey import (
-    Journey,
-    Quote,
-    ScaleLine,
-    chart_lines_for_caption,
-    chart_text,
-    render_chart,
-    shorten,
-)
-from bot.partners.pausing import length_words, pause_choices, pause_keyboard
-from bot.partners.preferences import (
-    settings_cancel_keyboard,
-    settings_choice_keyboard,
-    settings_menu_keyboard,
-)
-from bot.partners.safeguarding import _when as alert_time
-from bot.partners.safeguarding import ack_keyboard, phrase_rule, threshold_rule
-from bot.privacy.withdrawal import confirm_keyboard
+from bot.partners.invites import RedeemOutcome
+from bot.partners.journey import Journey, Quote, ScaleLine, chart_text, render_chart, shorten
+from bot.partners.pausing import pause_choices
+from bot.partners.preferences import QUIET_PRESETS, set_quiet_preset
+from bot.partners.safeguarding import phrase_rule, threshold_rule
+from bot.partners.views import checkins as checkin_views
+from bot.partners.views import general as general_views
+from bot.partners.views import invites as invite_views
+from bot.partners.views import journey as journey_views
+from bot.partners.views import onboarding as onboarding_views
+from bot.partners.views import pause as pause_views
+from bot.partners.views import safeguarding as safeguarding_views
+from bot.partners.views import settings as settings_views
+from bot.privacy import views as privacy_views
 from bot.protocol import CheckinDef, Question, StudyProtocol, load_protocol
 from bot.sandbox.html import (
     EntityParseError,
@@ -90,6 +79,7 @@ from bot.sandbox.html import (
     utf16_len,
 )
 from bot.tools.readability import HARD_TO_READ_BELOW, Reading, is_staff_template, score_html
+from bot.transport.view import View
 from prompts import (
     CALLBACK_DATA_LIMIT,
     DEFAULT_LOCALE,
@@ -98,7 +88,7 @@ from prompts import (
     PromptNotFoundError,
     Prompts,
 )
-from storage.models import Checkin, Meeting, Role
+from storage.models import Checkin, Meeting, PartnerProfile, Role
 
 PAGE_TEMPLATE = "preview/page.web.j2"
 EXAMPLES_FILE = "preview/examples.yaml"
@@ -362,6 +352,14 @@ class _Builder:
         self.name = str(examples.get("partner_name", "Sam"))
         self.group = protocol.groups[0]
         self.zone = self.group.zone
+        slot = protocol.checkin_slots[0]
+        #: The example partner: in the first group, at the first slot, default quiet hours.
+        self.profile = PartnerProfile(
+            group_key=self.group.key,
+            timezone=self.group.timezone,
+            checkin_weekday=slot.weekday,
+            checkin_time=slot.time,
+        )
 
     # -- rendering, with problems collected ------------------------------------------------
 
@@ -489,6 +487,33 @@ class _Builder:
             return None
         return self.bot((f"{name}.html.j2",), html, keyboard, kind=kind, when=when, **more)
 
+    def show(
+        self,
+        template: str,
+        view: Callable[[], View],
+        *,
+        used_by: str | None = None,
+        when: str | None = None,
+        kind: str = "text",
+        **more: Any,
+    ) -> Step | None:
+        """The message a view function makes; None if it failed (a problem for ``template``).
+
+        ``template`` is the view's main template, named so that a failure before the view
+        exists (a missing label, say) is reported against the right file.
+        """
+        try:
+            with self.attempt(f"{template}.html.j2", used_by):
+                made = view()
+        except _Skip:
+            return None
+        return self.shown(made, when=when, kind=kind, **more)
+
+    def shown(self, view: View, *, kind: str = "text", **more: Any) -> Step:
+        """A view as a bubble of the page, checked as Telegram would check it."""
+        templates = tuple(f"{t}.html.j2" for t in view.templates)
+        return self.bot(templates, view.text, view.markup, kind=kind, **more)
+
     def example(self, key: str, default: str) -> str:
         """An example value from ``preview/examples.yaml``."""
         value = self.examples.get(key, default)
@@ -524,43 +549,28 @@ def _first_button(step: Step | None, row: int = 0) -> str | None:
 
 
 def _joining(b: _Builder) -> Stage:
-    protocol = b.protocol
+    protocol, prompts = b.protocol, b.prompts
     stage = Stage("joining")
     stage.steps.append(_partner(said="opens_invite"))
-    values = {
-        "name": b.name,
-        "study": protocol.study.name,
-        "team": protocol.study.team,
-        "connector": b.group.connector,
-    }
-    _add(stage.steps, b.message("onboarding/welcome", values=values))
+    welcome = partial(onboarding_views.welcome, prompts, protocol, b.profile, name=b.name)
+    _add(stage.steps, b.show("onboarding/welcome", welcome))
     _add(
         stage.steps,
-        b.message(
-            "onboarding/safety",
-            lambda: onboarding.step_keyboard(b.prompts, protocol, onboarding.WELCOME),
-            values={
-                "monitored_hours": protocol.study.monitored_hours,
-                "crisis_resources": protocol.crisis_resources,
-            },
-        ),
+        b.show("onboarding/safety", partial(onboarding_views.safety, prompts, protocol)),
     )
-    for name, when in (
-        ("invite/unknown", "invite_unknown"),
-        ("invite/expired", "invite_expired"),
-        ("invite/used", "invite_used"),
-        ("invite/too_many", "invite_too_many"),
-        ("start/outsider", "no_invite"),
+    for outcome, when in (
+        (RedeemOutcome.UNKNOWN, "invite_unknown"),
+        (RedeemOutcome.EXPIRED, "invite_expired"),
+        (RedeemOutcome.USED, "invite_used"),
     ):
-        _add(stage.sometimes, b.message(name, when=when))
-    _add(
-        stage.sometimes,
-        b.message(
-            "invite/already_enrolled",
-            when="already_enrolled",
-            values={"name": b.name, "staff": False},
-        ),
-    )
+        refused = partial(invite_views.refused, prompts, outcome)
+        _add(stage.sometimes, b.show(invite_views.REFUSALS[outcome], refused, when=when))
+    too_many = partial(invite_views.too_many_tries, prompts)
+    _add(stage.sometimes, b.show("invite/too_many", too_many, when="invite_too_many"))
+    outsider = partial(invite_views.outsider, prompts)
+    _add(stage.sometimes, b.show("start/outsider", outsider, when="no_invite"))
+    enrolled = partial(invite_views.already_enrolled, prompts, name=b.name, staff=False)
+    _add(stage.sometimes, b.show("invite/already_enrolled", enrolled, when="already_enrolled"))
     return stage
 
 
@@ -570,79 +580,45 @@ def _consent(b: _Builder, start_button: str | None) -> Stage:
     if start_button:
         stage.steps.append(_partner(text=start_button))
     for item in onboarding.consent_items(protocol):
-        step = onboarding.consent_step(item)
-        shown = b.message(
+        shown = b.show(
             item.wording,
-            partial(onboarding.step_keyboard, b.prompts, protocol, step),
+            partial(onboarding_views.consent, b.prompts, protocol, item),
             used_by=f"consent.{item.key}",
-            values={
-                "study": protocol.study.name,
-                "team": protocol.study.team,
-                "withdrawal": protocol.withdrawal.data,
-            },
             when=None if item.required else "optional_consent",
         )
         _add(stage.steps, shown)
         answer = _first_button(shown)
         if answer:
             stage.steps.append(_partner(text=answer))
-    _add(stage.sometimes, b.message("onboarding/declined", when="declined"))
-    _add(stage.sometimes, b.message("onboarding/declined_reminder", when="declined_again"))
+    declined = partial(onboarding_views.declined, b.prompts)
+    _add(stage.sometimes, b.show("onboarding/declined", declined, when="declined"))
+    again = partial(onboarding_views.declined, b.prompts, again=True)
+    _add(stage.sometimes, b.show("onboarding/declined_reminder", again, when="declined_again"))
     return stage
 
 
 def _setting_up(b: _Builder) -> Stage:
     protocol, prompts = b.protocol, b.prompts
     stage = Stage("setting_up")
-    ask_name = b.message(
-        "onboarding/ask_name",
-        lambda: onboarding.step_keyboard(prompts, protocol, onboarding.NAME, first_name=b.name),
-        values={"has_button": True},
-    )
-    _add(stage.steps, ask_name)
-    stage.steps.append(_partner(text=_first_button(ask_name), said="types_name"))
-    group = b.message(
-        "onboarding/ask_group",
-        lambda: onboarding.step_keyboard(prompts, protocol, onboarding.GROUP),
-        values={"name": b.name},
-        when="invite_without_group",
-    )
+    ask_name = partial(onboarding_views.ask_name, prompts, protocol, first_name=b.name)
+    shown = b.show("onboarding/ask_name", ask_name)
+    _add(stage.steps, shown)
+    stage.steps.append(_partner(text=_first_button(shown), said="types_name"))
+    ask_group = partial(onboarding_views.ask_group, prompts, protocol, name=b.name)
+    group = b.show("onboarding/ask_group", ask_group, when="invite_without_group")
     _add(stage.steps, group)
     if group is not None:
         stage.steps.append(_partner(text=_first_button(group)))
-    slot = b.message(
-        "onboarding/ask_slot",
-        lambda: onboarding.step_keyboard(prompts, protocol, onboarding.SLOT),
-        values={"name": b.name},
+    slot = b.show(
+        "onboarding/ask_slot", partial(onboarding_views.ask_slot, prompts, protocol, name=b.name)
     )
     _add(stage.steps, slot)
     if slot is not None:
         stage.steps.append(_partner(text=_first_button(slot)))
-    first_slot = protocol.checkin_slots[0]
-    try:
-        slot_label = b.label(first_slot.label, "onboarding/done.html.j2")
-    except _Skip:
-        slot_label = first_slot.key
-    _add(
-        stage.steps,
-        b.message(
-            "onboarding/done",
-            values={
-                "name": b.name,
-                "slot": slot_label,
-                "connector": b.group.connector,
-                "team": protocol.study.team,
-                "quiet_start": protocol.quiet_hours.start,
-                "quiet_end": protocol.quiet_hours.end,
-            },
-        ),
-    )
-    _add(
-        stage.sometimes,
-        b.message(
-            "onboarding/name_invalid", when="name_unusable", values={"most": onboarding.NAME_MAX}
-        ),
-    )
+    done = partial(onboarding_views.done, prompts, protocol, b.profile, name=b.name)
+    _add(stage.steps, b.show("onboarding/done", done))
+    invalid = partial(onboarding_views.name_invalid, prompts)
+    _add(stage.sometimes, b.show("onboarding/name_invalid", invalid, when="name_unusable"))
     return stage
 
 
@@ -669,32 +645,32 @@ def _question_step(
     definition: CheckinDef,
     question: Question,
     *,
-    intro: str | None,
-    intro_from: str | None = None,
+    above: View | None,
     again: bool = False,
     when: str | None = None,
 ) -> Step | None:
-    """One question as the bot asks it: ``render_question`` and ``keyboard`` of the bot.
+    """One question as the bot asks it (:func:`bot.partners.views.checkins.question`).
 
-    ``intro`` (rendered) goes above it; it comes from the template ``intro_from`` (default:
-    the check-in's own wording).
+    ``above`` (the check-in's intro, or the nudge) goes above it. The question's own wording
+    is rendered first, so that its problems are named after it.
     """
-    intro_file = f"{intro_from or definition.wording}.html.j2"
-    intro_template = (intro_file,) if intro else ()
     used_by = f"questions.{question.key}"
     try:
         wording = b.render(question.wording, used_by, name=b.name)  # its problems, named so
         if not b.markup_ok(f"{question.wording}.html.j2", wording):
             return None
-        if intro is not None and not b.markup_ok(intro_file, intro):
+        if above is not None and not b.markup_ok(f"{above.templates[0]}.html.j2", above.text):
             return None
         with b.attempt("checkins/question.html.j2", used_by):
-            html = checkins.render_question(
-                b.prompts, question, name=b.name, intro=intro, again=again
+            view = checkin_views.question(
+                b.prompts,
+                Checkin(id=1, checkin_key=definition.key),
+                definition,
+                question,
+                name=b.name,
+                above=above,
+                again=again,
             )
-        with b.attempt(f"{question.wording}.html.j2", used_by):
-            occurrence = Checkin(id=1, checkin_key=definition.key)
-            markup = checkins.keyboard(b.prompts, occurrence, definition, question)
     except _Skip:
         return None
     ask_if = None
@@ -710,13 +686,7 @@ def _question_step(
             "at_most": question.ask_if.at_most,
             "at_least": question.ask_if.at_least,
         }
-    return b.bot(
-        ("checkins/question.html.j2", *intro_template, f"{question.wording}.html.j2"),
-        html,
-        markup,
-        ask_if=ask_if,
-        when=when,
-    )
+    return b.shown(view, ask_if=ask_if, when=when)
 
 
 def _checkin(b: _Builder, definition: CheckinDef, texts: Iterator[str]) -> Stage:
@@ -731,41 +701,31 @@ def _checkin(b: _Builder, definition: CheckinDef, texts: Iterator[str]) -> Stage
             "questions": len(definition.questions),
         },
     )
-    fixed = [k for k in definition.questions if protocol.question(k).ask_if is None]
+    intro: View | None = None
     try:
-        intro: str | None = b.render(
-            definition.wording,
-            f"checkins.{definition.key}",
-            name=b.name,
-            count=len(fixed),
-            hours=definition.open_hours,
-        )
+        with b.attempt(f"{definition.wording}.html.j2", f"checkins.{definition.key}"):
+            intro = checkin_views.intro(b.prompts, protocol, definition, name=b.name)
     except _Skip:
-        intro = None
+        pass
     for position, key in enumerate(definition.questions):
         question = protocol.question(key)
-        shown = _question_step(b, definition, question, intro=intro if position == 0 else None)
+        shown = _question_step(b, definition, question, above=intro if position == 0 else None)
         if shown is None:
             continue
         stage.steps.append(shown)
         stage.steps.append(_answer_for(b, question, definition, shown, texts))
     _add(stage.sometimes, _nudge(b, definition))
-    confidence = next(
-        (q for q in protocol.questions if q.key == checkins.CONFIDENCE_QUESTION), None
+    confidence = any(q.key == checkin_views.CONFIDENCE_QUESTION for q in protocol.questions)
+    end = partial(
+        checkin_views.end,
+        b.prompts,
+        protocol,
+        name=b.name,
+        reflections=3,
+        confidence_first=2 if confidence else None,
+        confidence_latest=4 if confidence else None,
     )
-    _add(
-        stage.steps,
-        b.message(
-            "checkins/end",
-            values={
-                "name": b.name,
-                "reflections": 3,
-                "confidence_first": 2 if confidence is not None else None,
-                "confidence_latest": 4 if confidence is not None else None,
-                "confidence_max": confidence.max if confidence is not None else None,
-            },
-        ),
-    )
+    _add(stage.steps, b.show("checkins/end", end))
     return stage
 
 
@@ -775,31 +735,34 @@ def _nudge(b: _Builder, definition: CheckinDef) -> Step | None:
     Shown when the check-in has a reminder and the wording folder has the nudge template.
     """
     hours = definition.reminder_after_hours
-    if hours is None or not (b.locale_dir / f"{NUDGE}.html.j2").is_file():
+    nudge = checkin_views.NUDGE
+    if hours is None or not (b.locale_dir / f"{nudge}.html.j2").is_file():
         return None
-    closes = (EXAMPLE_MOMENT + timedelta(hours=definition.open_hours)).astimezone(b.zone)
+    closes_at = EXAMPLE_MOMENT + timedelta(hours=definition.open_hours)
     try:
-        with b.attempt(f"{NUDGE}.html.j2"):
-            when = {"day": day_words(b.prompts, closes, b.zone)}
-            when["time"] = time_words(b.prompts, closes.time())
-        intro = b.render(NUDGE, None, name=b.name, **when)
+        with b.attempt(f"{nudge}.html.j2"):
+            above = checkin_views.nudge(b.prompts, name=b.name, closes_at=closes_at, zone=b.zone)
     except _Skip:
         return None
     first = b.protocol.question(definition.questions[0])
-    step = _question_step(b, definition, first, intro=intro, intro_from=NUDGE, again=True)
+    step = _question_step(b, definition, first, above=above, again=True)
     return replace(step, when="nudge", facts={"hours": hours}) if step is not None else None
 
 
 def _during_checkins(b: _Builder) -> Stage:
+    prompts = b.prompts
     stage = Stage("during_checkins")
     definition = b.protocol.checkin(checkins.manual_checkin_key(b.protocol))
     first = b.protocol.question(definition.questions[0])
     _add(
-        stage.sometimes, _question_step(b, definition, first, intro=None, again=True, when="again")
+        stage.sometimes, _question_step(b, definition, first, above=None, again=True, when="again")
     )
-    _add(stage.sometimes, b.message("checkins/use_buttons", when="typed_not_tapped"))
-    _add(stage.sometimes, b.message("checkins/closed", when="answered_too_late"))
-    _add(stage.sometimes, b.message("checkins/not_now", when="cannot_start"))
+    use_buttons = partial(checkin_views.use_buttons, prompts)
+    _add(stage.sometimes, b.show("checkins/use_buttons", use_buttons, when="typed_not_tapped"))
+    closed = partial(checkin_views.closed, prompts)
+    _add(stage.sometimes, b.show("checkins/closed", closed, when="answered_too_late"))
+    not_now = partial(checkin_views.not_now, prompts)
+    _add(stage.sometimes, b.show("checkins/not_now", not_now, when="cannot_start"))
     return stage
 
 
@@ -868,35 +831,16 @@ def _safeguarding(b: _Builder) -> Stage:
     protocol = b.protocol
     stage = Stage("safeguarding", facts={"phrases": len(protocol.safeguarding.phrases)})
     stage.steps.append(_partner(said="writes_worry"))
-    _add(
-        stage.steps,
-        b.message(
-            "safeguarding/crisis",
-            values={
-                "name": b.name,
-                "resources": protocol.crisis_resources,
-                "monitored_hours": protocol.study.monitored_hours,
-            },
-        ),
-    )
+    crisis = partial(safeguarding_views.crisis, b.prompts, protocol, name=b.name)
+    _add(stage.steps, b.show("safeguarding/crisis", crisis))
     return stage
 
 
 def _help(b: _Builder) -> Stage:
     stage = Stage("help")
     stage.steps.append(_partner(text="/help"))
-    try:
-        commands = commands_for(b.prompts, Role.PARTNER)
-    except PromptNotFoundError as exc:
-        b.problem("help/member.html.j2", "label", str(exc))
-        return stage
-    _add(
-        stage.steps,
-        b.message(
-            "help/member",
-            values={"commands": commands, "crisis_resources": b.protocol.crisis_resources},
-        ),
-    )
+    help_message = partial(general_views.help_message, b.prompts, b.protocol, Role.PARTNER)
+    _add(stage.steps, b.show("help/member", help_message))
     return stage
 
 
@@ -942,59 +886,46 @@ def _chart(journey: Journey, b: _Builder) -> str | None:
 
 
 def _journey(b: _Builder, texts: Iterator[str], *, chart: bool) -> Stage:
+    prompts = b.prompts
     stage = Stage("journey")
     stage.steps.append(_partner(text="/journey"))
     try:
         with b.attempt("journey/caption.html.j2"):
             journey = _example_journey(b, texts)
-            lines = chart_lines_for_caption(journey, b.prompts, b.zone)
-            since = date_words(b.prompts, EXAMPLE_MOMENT - timedelta(days=28), b.zone)
     except _Skip:
         return stage
     if journey.lines:
-        low, high = journey.scale_range
-        caption = b.message(
+        caption = b.show(
             "journey/caption",
+            partial(journey_views.caption, prompts, journey, b.zone),
             kind="photo",
-            values={"lines": lines, "low": low, "high": high},
             image=_chart(journey, b) if chart else None,
         )
         if caption is not None:  # the caption stands in for the picture
             caption = replace(caption, alt=caption.plain)
         _add(stage.steps, caption)
-    _add(
-        stage.steps,
-        b.message(
-            "journey/summary",
-            values={
-                "checkins": journey.checkins,
-                "shared": journey.shared,
-                "since": since,
-                "quotes": [{"heading": q.heading, "text": q.text} for q in journey.quotes],
-            },
-        ),
-    )
-    _add(stage.sometimes, b.message("journey/empty", when="nothing_yet"))
+    summary = partial(journey_views.summary, prompts, journey, b.zone)
+    _add(stage.steps, b.show("journey/summary", summary))
+    empty = partial(journey_views.empty, prompts)
+    _add(stage.sometimes, b.show("journey/empty", empty, when="nothing_yet"))
     return stage
 
 
 def _mydata(b: _Builder) -> Stage:
+    prompts = b.prompts
     stage = Stage("mydata")
     stage.steps.append(_partner(text="/mydata"))
-    _add(stage.steps, b.message("mydata/caption", kind="document", filename="my_data.zip"))
+    caption = partial(privacy_views.mydata_caption, prompts)
+    _add(stage.steps, b.show("mydata/caption", caption, kind="document", filename="my_data.zip"))
     template = "mydata/readme.txt.j2"
     try:
         with b.attempt(template):
-            tables = b.prompts.labels("tools.mydata.tables")
-            readme = b.prompts.text(
-                "mydata/readme",
+            readme = privacy_views.mydata_readme(
+                prompts,
                 study=b.protocol.study.name,
-                made=EXAMPLE_MOMENT.strftime("%Y-%m-%d %H:%M"),
+                made=EXAMPLE_MOMENT,
                 pseudonym=b.example("pseudonym", "P-7K2Q9XWD"),
-                tables=[
-                    {"file": f"{name}.csv", "about": about, "rows": 3}
-                    for name, about in tables.items()
-                ],
+                counts=dict.fromkeys(prompts.labels("tools.mydata.tables"), 3),
                 voice=True,
             )
     except _Skip:
@@ -1012,30 +943,11 @@ def _mydata(b: _Builder) -> Stage:
 
 
 def _settings(b: _Builder) -> Stage:  # noqa: PLR0915 - one long story
-    protocol, prompts = b.protocol, b.prompts
+    protocol, prompts, profile = b.protocol, b.prompts, b.profile
     stage = Stage("settings")
-    quiet = protocol.quiet_hours
-    slot = protocol.checkin_slots[0]
-    template = "settings/menu.html.j2"
-    try:
-        with b.attempt(template):
-            window = QuietHours(*(_clock(t) for t in (quiet.start, quiet.end)))
-            quiet_now = quiet_words(prompts, window)
-            slot_now = slot_words(prompts, slot)
-            zone_now = timezone_words(prompts, b.group.timezone)
-    except _Skip:
-        return stage
     stage.steps.append(_partner(text="/settings"))
-    menu = b.message(
-        "settings/menu",
-        lambda: settings_menu_keyboard(prompts),
-        values={
-            "name": b.name,
-            "group": b.group.name,
-            "timezone": zone_now,
-            "checkin": slot_now,
-            "quiet": quiet_now,
-        },
+    menu = b.show(
+        "settings/menu", partial(settings_views.menu, prompts, protocol, profile, name=b.name)
     )
     _add(stage.steps, menu)
 
@@ -1044,165 +956,120 @@ def _settings(b: _Builder) -> Stage:  # noqa: PLR0915 - one long story
         if label:
             stage.steps.append(_partner(text=label))
 
-    def choice(item: str) -> Callable[[], InlineKeyboardMarkup]:
-        return lambda: settings_choice_keyboard(prompts, protocol, item)
+    def choices(item: str, template: str) -> Step | None:
+        shown = b.show(template, partial(settings_views.choices, prompts, protocol, profile, item))
+        _add(stage.steps, shown)
+        return shown
 
     tap(0)
-    _add(stage.steps, b.message("settings/ask_name", choice("name")))
+    choices("name", "settings/ask_name")
     stage.steps.append(_partner(said="types_name"))
-    _add(stage.steps, b.message("settings/name_changed", values={"name": b.name}))
-    tap(1)
-    other_group = protocol.groups[-1]
-    shown = b.message("settings/choose_group", choice("group"), values={"current": b.group.name})
-    _add(stage.steps, shown)
-    stage.steps.append(_partner(text=other_group.name))
-    try:
-        with b.attempt("settings/group_changed.html.j2"):
-            other_zone = timezone_words(prompts, other_group.timezone)
-    except _Skip:
-        other_zone = other_group.timezone
     _add(
         stage.steps,
-        b.message(
-            "settings/group_changed",
-            values={
-                "group": other_group.name,
-                "connector": other_group.connector,
-                "timezone": other_zone,
-            },
-        ),
+        b.show("settings/name_changed", partial(settings_views.name_changed, prompts, b.name)),
     )
+    tap(1)
+    choices("group", "settings/choose_group")
+    other_group = protocol.groups[-1]
+    stage.steps.append(_partner(text=other_group.name))
+    changed = partial(settings_views.group_changed, prompts, other_group)
+    _add(stage.steps, b.show("settings/group_changed", changed))
     tap(2)
+    choices("tz", "settings/choose_timezone")
     try:
         type_it = b.label("tools.settings.type_it", "settings/choose_timezone.html.j2")
     except _Skip:
         type_it = ""
-    shown = b.message(
-        "settings/choose_timezone",
-        choice("tz"),
-        values={"current": zone_now, "type_it": type_it},
-    )
-    _add(stage.steps, shown)
     stage.steps.append(_partner(text=type_it or None))
     _add(
-        stage.steps, b.message("settings/ask_timezone", lambda: settings_cancel_keyboard(prompts))
+        stage.steps, b.show("settings/ask_timezone", partial(settings_views.ask_timezone, prompts))
     )
     typed = b.example("typed_timezone", "Europe/Madrid")
     stage.steps.append(_partner(text=typed.split("/")[-1]))
-    try:
-        with b.attempt("settings/timezone_changed.html.j2"):
-            zone_words = timezone_words(prompts, typed)
-            local = time_words(prompts, EXAMPLE_MOMENT.time())
-    except _Skip:
-        zone_words, local = typed, ""
-    _add(
-        stage.steps,
-        b.message(
-            "settings/timezone_changed", values={"timezone": zone_words, "local_time": local}
-        ),
-    )
+    zone_changed = partial(settings_views.timezone_changed, prompts, typed, now=EXAMPLE_MOMENT)
+    _add(stage.steps, b.show("settings/timezone_changed", zone_changed))
     tap(3)
-    shown = b.message("settings/choose_checkin", choice("slot"), values={"current": slot_now})
-    _add(stage.steps, shown)
+    choices("slot", "settings/choose_checkin")
     later = protocol.checkin_slots[-1]
     try:
         with b.attempt("settings/checkin_changed.html.j2"):
-            later_words = slot_words(prompts, later)
+            stage.steps.append(_partner(text=slot_words(prompts, later)))
     except _Skip:
-        later_words = later.key
-    stage.steps.append(_partner(text=later_words))
-    _add(stage.steps, b.message("settings/checkin_changed", values={"checkin": later_words}))
+        stage.steps.append(_partner(text=later.key))
+    slot_changed = partial(settings_views.checkin_changed, prompts, later)
+    _add(stage.steps, b.show("settings/checkin_changed", slot_changed))
     tap(4)
-    shown = b.message("settings/choose_quiet", choice("quiet"), values={"current": quiet_now})
-    _add(stage.steps, shown)
-    stage.steps.append(_partner(text=_first_button(shown, 1)))
-    try:
-        with b.attempt("settings/quiet_changed.html.j2"):
-            wider = quiet_words(prompts, QuietHours(_clock("22:00"), _clock("07:00")))
-    except _Skip:
-        wider = ""
-    _add(stage.steps, b.message("settings/quiet_changed", values={"quiet": wider}))
-    _add(
-        stage.sometimes,
-        b.message("settings/name_bad", when="name_unusable", values={"limit": 64}),
-    )
-    _add(stage.sometimes, b.message("settings/timezone_bad", when="timezone_unknown"))
-    _add(stage.sometimes, b.message("settings/finish_setup_first", when="before_setup"))
+    quiet = choices("quiet", "settings/choose_quiet")
+    stage.steps.append(_partner(text=_first_button(quiet, 1)))
+    wider = set_quiet_preset(PartnerProfile(), list(QUIET_PRESETS)[1])
+    quiet_changed = partial(settings_views.quiet_changed, prompts, wider)
+    _add(stage.steps, b.show("settings/quiet_changed", quiet_changed))
+    name_bad = partial(settings_views.name_bad, prompts)
+    _add(stage.sometimes, b.show("settings/name_bad", name_bad, when="name_unusable"))
+    zone_bad = partial(settings_views.timezone_bad, prompts)
+    _add(stage.sometimes, b.show("settings/timezone_bad", zone_bad, when="timezone_unknown"))
+    first = partial(general_views.finish_setup_first, prompts)
+    _add(stage.sometimes, b.show("settings/finish_setup_first", first, when="before_setup"))
     return stage
 
 
-def _clock(hhmm: str) -> time:
-    """``"21:00"`` as a clock time."""
-    hours, minutes = hhmm.split(":")
-    return time(int(hours), int(minutes))
-
-
 def _pause(b: _Builder) -> Stage:
-    protocol, prompts = b.protocol, b.prompts
+    protocol, prompts, profile = b.protocol, b.prompts, b.profile
     stage = Stage("pause")
     stage.steps.append(_partner(text="/pause"))
-    shown = b.message(
-        "pause/choose", lambda: pause_keyboard(prompts, protocol), values={"until": None}
+    _add(
+        stage.steps,
+        b.show("pause/choose", partial(pause_views.choose, prompts, protocol, profile)),
     )
-    _add(stage.steps, shown)
     days = pause_choices(protocol)[min(1, len(protocol.pause_options_days) - 1)]
+    until = EXAMPLE_MOMENT + timedelta(days=days)
     try:
         with b.attempt("pause/paused.html.j2"):
-            until = day_words(prompts, EXAMPLE_MOMENT + timedelta(days=days), b.zone)
-            stage.steps.append(_partner(text=length_words(prompts, days)))
-            checkin = slot_words(prompts, protocol.checkin_slots[0])
+            stage.steps.append(_partner(text=pause_views.length_words(prompts, days)))
     except _Skip:
         return stage
-    _add(stage.steps, b.message("pause/paused", values={"until": until}))
-    stage.steps.append(_partner(text="/resume"))
-    _add(stage.steps, b.message("pause/resumed", values={"checkin": checkin}))
     _add(
-        stage.sometimes,
-        b.message(
-            "pause/choose",
-            lambda: pause_keyboard(prompts, protocol),
-            when="already_paused",
-            values={"until": until},
-        ),
+        stage.steps,
+        b.show("pause/paused", partial(pause_views.paused, prompts, profile, until=until)),
     )
-    _add(stage.sometimes, b.message("pause/not_paused", when="not_paused"))
+    stage.steps.append(_partner(text="/resume"))
+    resumed = partial(pause_views.resumed, prompts, protocol, profile)
+    _add(stage.steps, b.show("pause/resumed", resumed))
+    again = partial(pause_views.choose, prompts, protocol, profile, until=until)
+    _add(stage.sometimes, b.show("pause/choose", again, when="already_paused"))
+    not_paused = partial(pause_views.not_paused, prompts)
+    _add(stage.sometimes, b.show("pause/not_paused", not_paused, when="not_paused"))
     return stage
 
 
 def _withdraw(b: _Builder) -> Stage:
     protocol, prompts = b.protocol, b.prompts
-    policy = protocol.withdrawal.data
-    stage = Stage("withdraw", facts={"withdrawal": policy})
+    stage = Stage("withdraw", facts={"withdrawal": protocol.withdrawal.data})
     stage.steps.append(_partner(text="/withdraw"))
-    stamp = int(EXAMPLE_MOMENT.timestamp())
-    shown = b.message(
-        "withdraw/confirm",
-        lambda: confirm_keyboard(prompts, stamp),
-        values={"data_policy": policy, "connector": b.group.connector},
+    confirm = partial(
+        privacy_views.confirm_withdrawal, prompts, protocol, b.profile, now=EXAMPLE_MOMENT
     )
+    shown = b.show("withdraw/confirm", confirm)
     _add(stage.steps, shown)
     stage.steps.append(_partner(text=_first_button(shown, 1)))
-    _add(stage.steps, b.message("withdraw/kept_going"))
+    _add(stage.steps, b.show("withdraw/kept_going", partial(privacy_views.kept_going, prompts)))
     stage.steps.append(_partner(text=_first_button(shown, 0)))
-    _add(
-        stage.steps,
-        b.message(
-            "withdraw/goodbye",
-            values={"data_policy": policy, "crisis_resources": protocol.crisis_resources},
-        ),
-    )
+    goodbye = partial(privacy_views.goodbye, prompts, protocol)
+    _add(stage.steps, b.show("withdraw/goodbye", goodbye))
     return stage
 
 
 def _other_replies(b: _Builder) -> Stage:
+    prompts = b.prompts
     stage = Stage("other_replies")
-    _add(
-        stage.sometimes,
-        b.message("start/welcome_back", when="start_again", values={"name": b.name}),
-    )
-    _add(stage.sometimes, b.message("fallback/not_understood", when="not_understood"))
-    _add(stage.sometimes, b.message("guards/not_for_you", when="staff_only"))
-    _add(stage.sometimes, b.message("errors/user_sorry", when="went_wrong"))
+    welcome_back = partial(general_views.welcome_back, prompts, name=b.name)
+    _add(stage.sometimes, b.show("start/welcome_back", welcome_back, when="start_again"))
+    not_understood = partial(general_views.not_understood, prompts)
+    _add(stage.sometimes, b.show("fallback/not_understood", not_understood, when="not_understood"))
+    not_for_you = partial(general_views.not_for_you, prompts)
+    _add(stage.sometimes, b.show("guards/not_for_you", not_for_you, when="staff_only"))
+    sorry = partial(connector_views.sorry, prompts)
+    _add(stage.sometimes, b.show("errors/user_sorry", sorry, when="went_wrong"))
     return stage
 
 
@@ -1211,65 +1078,38 @@ def _staff(b: _Builder) -> list[Step]:
     staff: list[Step] = []
     staff_name = b.example("staff_name", "Jo")
     pseudonym = b.example("pseudonym", "P-7K2Q9XWD")
-    try:
-        commands = commands_for(prompts, Role.CONNECTOR)
-        _add(
-            staff,
-            b.message(
-                "invite/welcome_staff",
-                when="staff_joins",
-                values={
-                    "name": staff_name,
-                    "study": protocol.study.name,
-                    "role": str(Role.CONNECTOR),
-                    "commands": commands,
-                },
-            ),
-        )
-    except PromptNotFoundError as exc:
-        b.problem("invite/welcome_staff.html.j2", "label", str(exc))
-    when = alert_time(EXAMPLE_MOMENT, b.zone)
+    welcome = partial(
+        invite_views.welcome_staff, prompts, protocol, name=staff_name, role=Role.CONNECTOR
+    )
+    _add(staff, b.show("invite/welcome_staff", welcome, when="staff_joins"))
     alerts = [("phrase", phrase_rule(protocol.safeguarding.phrases[0]), "message", True)]
     alerts += [
         ("threshold", threshold_rule(t), "answer", False) for t in protocol.safeguarding.thresholds
     ]
     for kind, rule, source, crisis_sent in alerts:
-        _add(
-            staff,
-            b.message(
-                "safeguarding/alert",
-                lambda: ack_keyboard(prompts, 1),
-                when=f"alert_{kind}",
-                values={
-                    "name": b.name,
-                    "pseudonym": pseudonym,
-                    "kind": kind,
-                    "detail": rule.partition(":")[2],
-                    "source": source,
-                    "when": when,
-                    "crisis_sent": crisis_sent,
-                },
-            ),
+        alert = partial(
+            safeguarding_views.alert,
+            prompts,
+            alert_id=1,
+            name=b.name,
+            pseudonym=pseudonym,
+            rule=rule,
+            source=source,
+            raised_at=EXAMPLE_MOMENT,
+            zone=b.zone,
+            crisis_sent=crisis_sent,
         )
-    _add(
-        staff,
-        b.message(
-            "safeguarding/picked_up",
-            when="alert_picked_up",
-            values={"by": staff_name, "name": b.name, "pseudonym": pseudonym},
-        ),
+        _add(staff, b.show("safeguarding/alert", alert, when=f"alert_{kind}"))
+    picked_up = partial(
+        safeguarding_views.picked_up, prompts, by=staff_name, name=b.name, pseudonym=pseudonym
     )
-    _add(
-        staff, b.message("errors/unreachable", when="unreachable", values={"pseudonym": pseudonym})
+    _add(staff, b.show("safeguarding/picked_up", picked_up, when="alert_picked_up"))
+    unreachable = partial(general_views.unreachable, prompts, pseudonym=pseudonym)
+    _add(staff, b.show("errors/unreachable", unreachable, when="unreachable"))
+    failed = partial(
+        connector_views.failure_alert, prompts, reference="update-42", error=RuntimeError()
     )
-    _add(
-        staff,
-        b.message(
-            "errors/staff_alert",
-            when="bot_error",
-            values={"reference": "update-42", "error_type": "RuntimeError"},
-        ),
-    )
+    _add(staff, b.show("errors/staff_alert", failed, when="bot_error"))
     return staff
 
 

@@ -1,4 +1,4 @@
-"""Who someone is: an enrolled person by their Telegram id, their identity, the staff's chats."""
+"""Who someone is: an enrolled person by their Telegram id, their identity and name, chats."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ async def identity_of(session: AsyncSession, person_id: int) -> TelegramIdentity
         select(TelegramIdentity).where(TelegramIdentity.person_id == person_id)
     )
     return result.scalar_one_or_none()
+
+
+async def name_of(session: AsyncSession, person_id: int) -> str:
+    """The name we call a person (see ``TelegramIdentity.called``); "" without an identity."""
+    identity = await identity_of(session, person_id)
+    return identity.called if identity is not None else ""
 
 
 async def chat_ids_of(session: AsyncSession, person_id: int) -> set[int]:
