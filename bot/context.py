@@ -139,6 +139,23 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         *,
         conversation_step: bool,
     ) -> None:
+        if update.effective_chat is None:
+            return
+        text = self.prompts.render(template, **values)
+        await self.reply_rendered(
+            update, text, reply_markup=reply_markup, conversation_step=conversation_step
+        )
+
+    async def reply_rendered(
+        self,
+        update: Update,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        conversation_step: bool = False,
+    ) -> None:
+        """Queue a reply whose HTML ``text`` a view has already built, like :meth:`reply`
+        (like :meth:`ask` with ``conversation_step``)."""
         chat = update.effective_chat
         if chat is None:
             return
@@ -149,7 +166,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
             scope.session,
             key=f"reply:{scope.update_id}:{scope.replies}",
             chat_id=chat.id,
-            text=self.prompts.render(template, **values),
+            text=text,
             reply_markup=reply_markup,
             person_id=person.id if person is not None else None,
             conversation_step=conversation_step,

@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import meetings
 from bot.calendar.breaks import is_paused
 from bot.calendar.quiet import quiet_ends, quiet_hours
 from bot.calendar.words import day_words, time_words
 from bot.calendar.zones import zone_named, zone_of
-from bot.meetings import service as meetings
 from bot.partners import checkins
 from bot.protocol import StudyProtocol
 from bot.transport.outbox import enqueue
