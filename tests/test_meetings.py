@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot import meetings
 from bot.calendar.words import day_words, time_words
-from bot.meetings import service as meetings
-from bot.meetings.service import MeetingError, ResponseOutcome
+from bot.meetings import MeetingError, ResponseOutcome
 from bot.protocol import load_protocol
 from bot.schedule.planner import meeting_end
 from prompts import CALLBACK_DATA_LIMIT, DEFAULT_STUDY_PATH, Prompts

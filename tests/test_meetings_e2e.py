@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.meetings import service as meetings
+from bot import meetings
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH
 from storage.clock import utcnow

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.meetings import service as meetings
+from bot import meetings
 from bot.schedule.planner import weekly_times
 from prompts import Prompts
 from storage.clock import CLOCK, utcnow

@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import meetings
 from bot.calendar.breaks import is_paused
 from bot.calendar.quiet import quiet_ends, quiet_hours
 from bot.calendar.words import day_words, time_words
 from bot.calendar.zones import zone_named, zone_of
-from bot.meetings import service as meetings
 from bot.partners import checkins
 from bot.protocol import StudyProtocol
 from bot.transport.outbox import enqueue
@@ -496,7 +496,7 @@ class DueRunner:
             )
         )
         hours_before = max(0, round((meeting.starts_at - now).total_seconds() / 3600))
-        text, markup = meetings.reminder_message(
+        reminder = meetings.reminder_message(
             self.prompts,
             meeting,
             name=who.identity.called,
@@ -508,8 +508,8 @@ class DueRunner:
             session,
             key=f"occ:{occurrence.id}",
             chat_id=who.identity.chat_id,
-            text=text,
-            reply_markup=markup,
+            text=reminder.text,
+            reply_markup=reminder.markup,
             person_id=who.person.id,
             kind="meeting_reminder",
         )

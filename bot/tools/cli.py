@@ -492,7 +492,7 @@ def _meeting_row(meeting: Any, *, invitees: int | None = None, **extra: object) 
 
 
 def _groups_text(protocol: StudyProtocol, groups: list[str]) -> str:
-    from bot.meetings.service import group_words
+    from bot.meetings.words import group_words
 
     if not groups:
         return default_prompts().label("meetings.cli.everyone")
@@ -525,7 +525,7 @@ def meeting_add(
     """Add a meeting; partners in its groups get reminders with answer buttons."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from bot.meetings import service as meetings
+    from bot import meetings
     from storage.clock import utcnow
 
     prompts = default_prompts()
@@ -601,7 +601,7 @@ def meeting_list(
     """List upcoming meetings (or --all) with how many said yes, no or maybe."""
     from sqlalchemy import func, select
 
-    from bot.meetings import service as meetings
+    from bot import meetings
     from storage.clock import utcnow
     from storage.models import Involvement
 
@@ -641,7 +641,7 @@ def meeting_cancel(
     meeting_id: Annotated[int, typer.Argument(metavar="ID", help="The meeting's id.")],
 ) -> None:
     """Cancel a meeting; partners who were reminded get a kind note."""
-    from bot.meetings import service as meetings
+    from bot import meetings
     from storage.clock import utcnow
     from storage.models import Meeting
 
@@ -679,8 +679,8 @@ def meeting_change(
     title: Annotated[str | None, typer.Option(help="New title.")] = None,
 ) -> None:
     """Change a meeting that has not started; partners who were reminded are told."""
+    from bot import meetings
     from bot.calendar.zones import zone_named
-    from bot.meetings import service as meetings
     from storage.clock import utcnow
     from storage.models import Meeting
 

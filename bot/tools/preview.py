@@ -53,8 +53,13 @@ from jinja2 import (
 from markupsafe import Markup, escape
 from telegram import InlineKeyboardMarkup
 
-from bot.calendar.words import slot_words
+from bot.calendar.words import (
+    slot_words,
+)
 from bot.connector import views as connector_views
+from bot.meetings import views as meeting_views
+from bot.meetings.rules import TITLE_LIMIT
+from bot.meetings.views import AttendanceRow
 from bot.partners import checkins, onboarding
 from bot.partners.invites import RedeemOutcome
 from bot.partners.journey import Journey, Quote, ScaleLine, chart_text, render_chart, shorten
@@ -88,7 +93,7 @@ from prompts import (
     PromptNotFoundError,
     Prompts,
 )
-from storage.models import Checkin, Meeting, PartnerProfile, Role
+from storage.models import Checkin, Meeting, MeetingAnswer, PartnerProfile, Role
 
 PAGE_TEMPLATE = "preview/page.web.j2"
 EXAMPLES_FILE = "preview/examples.yaml"
@@ -766,65 +771,162 @@ def _during_checkins(b: _Builder) -> Stage:
     return stage
 
 
+def _meeting_view(
+    b: _Builder, template: str, build: Callable[[], View], *, when: str | None = None
+) -> Step | None:
+    """A meeting message as its view in :mod:`bot.meetings.views` builds it; None if it failed."""
+    try:
+        with b.attempt(f"{template}.html.j2"):
+            shown = build()
+    except _Skip:
+        return None
+    return b.bot((f"{template}.html.j2",), shown.text, shown.markup, when=when)
+
+
+def _example_meeting(b: _Builder, meeting_id: int = 1, **changes: Any) -> Meeting:
+    """The meeting the examples are about (a week after the example moment), or a variant."""
+    choices = b.protocol.meetings.length_choices_minutes
+    values: dict[str, Any] = {
+        "id": meeting_id,
+        "title": b.example("meeting_title", "Team meeting"),
+        "starts_at": EXAMPLE_MOMENT + timedelta(days=7),
+        "length_minutes": 90 if 90 in choices else choices[0],
+        "timezone": b.group.timezone,
+        "place": b.example("meeting_place", "Room 2"),
+        "groups": [],
+        "version": 1,
+    }
+    return Meeting(**{**values, **changes})
+
+
 def _meetings(b: _Builder) -> Stage:
     """Reminders before a meeting (one per offset in the protocol), /meetings, changes."""
-    protocol, prompts = b.protocol, b.prompts
+    protocol, prompts, meeting = b.protocol, b.prompts, _example_meeting(b)
     offsets = sorted(protocol.meetings.reminder_offsets_hours, reverse=True)
     stage = Stage("meetings", facts={"reminders": offsets})
-    try:
-        from bot.meetings import service as meetings
-    except ImportError:  # a version without meetings: their templates go by sample values
-        return stage
-    choices = protocol.meetings.length_choices_minutes
-    meeting = Meeting(
-        id=1,
-        title=b.example("meeting_title", "Team meeting"),
-        starts_at=EXAMPLE_MOMENT + timedelta(days=7),
-        length_minutes=90 if 90 in choices else choices[0],
-        timezone=b.group.timezone,
-        place=b.example("meeting_place", "Room 2"),
-        groups=[],
-        version=1,
-    )
-    try:
-        with b.attempt("meetings/reminder.html.j2"):
-            details = meetings.details(prompts, meeting, b.zone)
-            said = meetings.answer_label(prompts, meetings.ANSWERS[0])
-    except _Skip:
-        return stage
     answer: str | None = None
-    for hours in sorted(protocol.meetings.reminder_offsets_hours, reverse=True):
-        chosen = answer
-        try:
-            with b.attempt("meetings/reminder.html.j2"):
-                soon = meetings.offset_words(prompts, hours)
-        except _Skip:
-            continue
-        shown = b.message(
+    for hours in offsets:
+        shown = _meeting_view(
+            b,
             "meetings/reminder",
-            partial(meetings.answer_keyboard, prompts, meeting, chosen),
-            values={
-                "name": b.name,
-                "soon": soon,
-                "answer": meetings.answer_label(prompts, chosen),
-                **details,
-            },
+            partial(
+                meeting_views.reminder_message,
+                prompts,
+                meeting,
+                name=b.name,
+                zone=b.zone,
+                answer=answer,
+                hours_before=hours,
+                now=meeting.starts_at - timedelta(hours=hours),
+            ),
         )
         _add(stage.steps, shown)
         if answer is None and shown is not None:
             stage.steps.append(_partner(text=_first_button(shown)))
-            answer = meetings.ANSWERS[0]
+            answer = MeetingAnswer.YES
     stage.steps.append(_partner(text="/meetings"))
-    chosen = meetings.ANSWERS[0]
-    keyboard = partial(meetings.answer_keyboard, prompts, meeting, chosen)
-    values = {"first": True, "count": 1, "answer": said, **details}
-    _add(stage.steps, b.message("meetings/upcoming", keyboard, values=values))
-    changed = {"name": b.name, "changed": ["start"], "answer": said, **details}
-    _add(stage.sometimes, b.message("meetings/changed", keyboard, when="changed", values=changed))
-    cancelled = {"name": b.name, **details}
-    _add(stage.sometimes, b.message("meetings/cancelled", when="cancelled", values=cancelled))
-    _add(stage.sometimes, b.message("meetings/none", when="no_meetings"))
+    said, zone = MeetingAnswer.YES, b.zone
+    upcoming = partial(
+        meeting_views.upcoming, prompts, meeting, zone=zone, answer=said, first=True, count=1
+    )
+    _add(stage.steps, _meeting_view(b, "meetings/upcoming", upcoming))
+    changed = partial(
+        meeting_views.change_notice,
+        prompts,
+        meeting,
+        name=b.name,
+        zone=zone,
+        changed=["start"],
+        answer=said,
+    )
+    _add(stage.sometimes, _meeting_view(b, "meetings/changed", changed, when="changed"))
+    cancelled = partial(meeting_views.cancel_notice, prompts, meeting, name=b.name, zone=zone)
+    _add(stage.sometimes, _meeting_view(b, "meetings/cancelled", cancelled, when="cancelled"))
+    none = partial(meeting_views.none_upcoming, prompts)
+    _add(stage.sometimes, _meeting_view(b, "meetings/none", none, when="no_meetings"))
     return stage
+
+
+def _meeting_staff(b: _Builder) -> list[Step]:
+    """A connector's /meeting: the menu, a new meeting step by step, a change, a cancellation,
+    and the attendance sheet of a recent meeting."""
+    protocol, prompts, now = b.protocol, b.prompts, EXAMPLE_MOMENT
+    meeting = _example_meeting(b)
+    zone_name = meeting.timezone
+    moved = _example_meeting(b, starts_at=meeting.starts_at + timedelta(days=1))
+    recent = _example_meeting(
+        b,
+        2,
+        title=b.example("recent_meeting_title", "Planning day"),
+        starts_at=EXAMPLE_MOMENT - timedelta(days=3),
+    )
+    groups = [g.key for g in protocol.groups[:2]]
+    people = [
+        AttendanceRow(1, b.name, MeetingAnswer.YES, True),
+        AttendanceRow(2, b.example("other_partner_name", "Kim"), None, False),
+    ]
+    counts = {"yes": 4, "no": 1, "maybe": 2}
+    v = meeting_views
+    steps: list[tuple[str, Callable[[], View], str | None]] = [
+        (
+            "menu",
+            partial(v.connector_menu, prompts, [(meeting, counts)], [recent]),
+            "meeting_menu",
+        ),
+        ("ask_groups", partial(v.ask_groups, prompts, protocol), "meeting_new"),
+        ("ask_title", partial(v.ask_title, prompts), None),
+        ("ask_start", partial(v.ask_start, prompts, zone_name, now=now), None),
+        ("ask_length", partial(v.ask_length, prompts, protocol), None),
+        ("ask_place", partial(v.ask_place, prompts), None),
+        (
+            "summary",
+            partial(
+                v.summary,
+                prompts,
+                protocol,
+                title=meeting.title,
+                starts_at=meeting.starts_at,
+                zone_name=zone_name,
+                length_minutes=meeting.length_minutes,
+                place=meeting.place,
+                groups=groups,
+                count=12,
+            ),
+            None,
+        ),
+        ("created", partial(v.created, prompts, protocol, meeting, count=12), None),
+        ("bad_text", partial(v.bad_text, prompts, TITLE_LIMIT), "meeting_bad_text"),
+        (
+            "bad_start",
+            partial(v.bad_start, prompts, "bad_date", zone_name, now=now),
+            "meeting_bad_start",
+        ),
+        ("use_buttons", partial(v.use_buttons, prompts), "meeting_use_buttons"),
+        ("discarded", partial(v.discarded, prompts), "meeting_discarded"),
+        ("manage", partial(v.manage, prompts, protocol, meeting, counts), "meeting_manage"),
+        ("ask_start", partial(v.ask_start, prompts, zone_name, now=now, meeting=meeting), None),
+        (
+            "confirm_change",
+            partial(
+                v.confirm_change,
+                prompts,
+                meeting,
+                starts_at=moved.starts_at,
+                zone_name=zone_name,
+                told=5,
+            ),
+            None,
+        ),
+        ("changed", partial(v.meeting_changed, prompts, moved, notified=5), None),
+        ("confirm_cancel", partial(v.confirm_cancel, prompts, meeting, told=1), "meeting_cancel"),
+        ("cancelled", partial(v.meeting_cancelled, prompts, meeting, notified=1), None),
+        ("problem", partial(v.problem, prompts, "cancelled"), "meeting_problem"),
+        ("attendance", partial(v.attendance, prompts, recent, people), "meeting_attendance"),
+    ]
+    shown: list[Step] = []
+    for name, build, when in steps:
+        _add(shown, _meeting_view(b, f"meetings/staff/{name}", build, when=when))
+    return shown
 
 
 def _safeguarding(b: _Builder) -> Stage:
@@ -1215,7 +1317,7 @@ def build_preview(
         stages.append(meetings)
     stages += [_safeguarding(b), _help(b), _journey(b, texts, chart=chart), _mydata(b)]
     stages += [_settings(b), _pause(b), _withdraw(b), _other_replies(b)]
-    staff = _staff(b)
+    staff = _staff(b) + _meeting_staff(b)
     shown = {t for stage in stages for s in stage.bubbles for t in s.templates}
     shown |= {t for s in staff for t in s.templates}
     shown |= {p.template for p in b.problems}
