@@ -8,6 +8,7 @@ cannot drift from what people really get.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ class View:
     text: str
     markup: InlineKeyboardMarkup | None = None
     templates: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Any]:
+        """A view unpacks as ``text, markup``, as a message is sent."""
+        return iter((self.text, self.markup))
 
 
 def render_view(
