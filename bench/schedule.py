@@ -43,12 +43,12 @@ from sqlalchemy import func, insert, select, text
 from telegram import Bot
 
 from bench._sandbox import remote_sandbox
+from bot.app import build_scheduler
 from bot.partners.reachability import unreachable_handler
 from bot.protocol import load_protocol
 from bot.runtime import GIL_SWITCH_INTERVAL
 from bot.sandbox import FloodLimits, SandboxTelegram
 from bot.schedule import planner
-from bot.schedule.scheduler import Scheduler
 from bot.settings import DEFAULT_STUDY_PATH, Settings
 from bot.transport.http import AiohttpRequest
 from bot.transport.ratelimit import SendLimiter
@@ -189,7 +189,7 @@ async def run(partners: int, wave: int, rate: float, url: str | None, *, in_proc
             rss_start = rss_mb()
             wave_at = await seed(db, partners, wave, wave_at_minute=2)
             baseline = min([await timed_read(db) for _ in range(3)])
-            scheduler = Scheduler(db, protocol, prompts, horizon=planner.DEFAULT_HORIZON)
+            scheduler = build_scheduler(db, protocol, prompts, horizon=planner.DEFAULT_HORIZON)
             started = time.perf_counter()
             first = await scheduler.plan()
             first_seconds = time.perf_counter() - started

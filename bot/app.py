@@ -1,4 +1,5 @@
-"""Wiring: build the python-telegram-bot Application with our context, limits and handlers.
+"""Wiring: build the python-telegram-bot Application with our context, limits and handlers,
+and the scheduler with the rooms' occurrence kinds.
 
 There is no python-telegram-bot Updater: updates come through our durable inbox instead
 (``bot.transport.inbox``), and everything the bot sends on its own goes through the outbox sender.
@@ -15,9 +16,17 @@ from telegram.request import BaseRequest
 
 import handlers
 from bot.context import SERVICES_KEY, BotContext, Services
+from bot.meetings.occurrences import MeetingFollowups, MeetingReminders
+from bot.partners.checkin_occurrences import CheckinNudges, ScheduledCheckins
+from bot.protocol import StudyProtocol
+from bot.schedule.kinds import OccurrenceKinds
+from bot.schedule.scheduler import Scheduler
 from bot.settings import Settings
 from bot.transport.http import AiohttpRequest
 from bot.transport.ratelimit import CompanionRateLimiter
+from prompts import Prompts
+from storage.db import Database
+from storage.models import OccurrenceKind
 
 CompanionApplication = Application[Any, BotContext, Any, Any, Any, Any]
 
@@ -61,3 +70,29 @@ def build_plain_bot(settings: Settings, *, pool_size: int = 8, read_timeout: flo
         base_file_url=settings.file_base_url,
         request=AiohttpRequest(connection_pool_size=pool_size, read_timeout=read_timeout),
     )
+
+
+def occurrence_kinds(protocol: StudyProtocol, prompts: Prompts) -> OccurrenceKinds:
+    """What each kind of occurrence does when it falls due, from the room that owns it."""
+    checkins = ScheduledCheckins(protocol, prompts)
+    return OccurrenceKinds(
+        {
+            OccurrenceKind.CHECKIN: checkins,
+            OccurrenceKind.CHECKIN_NUDGE: CheckinNudges(protocol, prompts),
+            OccurrenceKind.MEETING_REMINDER: MeetingReminders(prompts),
+            # The reflection after a meeting is opened as a scheduled check-in is, by the
+            # same rules object, so both know who has one open in the batch.
+            OccurrenceKind.MEETING_FOLLOWUP: MeetingFollowups(checkins),
+        }
+    )
+
+
+def build_scheduler(
+    db: Database, protocol: StudyProtocol, prompts: Prompts, **options: Any
+) -> Scheduler:
+    """The scheduler over ``db``, with every occurrence kind registered.
+
+    ``options`` are :class:`~bot.schedule.scheduler.Scheduler`'s own (``tick``, ``horizon``,
+    ``on_queued``, ``queue_limit``).
+    """
+    return Scheduler(db, protocol, occurrence_kinds(protocol, prompts), **options)

@@ -21,7 +21,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import CompanionApplication, build_application, build_plain_bot
+from bot.app import CompanionApplication, build_application, build_plain_bot, build_scheduler
 from bot.connector.failure_alerts import notify_staff_of_failure
 from bot.context import Services
 from bot.logs import quiet_http_libraries
@@ -29,7 +29,6 @@ from bot.menu import publish_menu
 from bot.partners.reachability import unreachable_handler
 from bot.protocol import StudyProtocol, load_protocol
 from bot.schedule.leader import Leadership
-from bot.schedule.scheduler import Scheduler
 from bot.settings import Settings
 from bot.transport.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
 from bot.transport.ratelimit import SendLimiter
@@ -113,7 +112,7 @@ class Companion:
             on_committed=self.sender.wake,
             on_failed=self._on_update_failed,
         )
-        self.scheduler = Scheduler(
+        self.scheduler = build_scheduler(
             self.db,
             self.protocol,
             self.prompts,

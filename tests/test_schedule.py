@@ -16,6 +16,7 @@ import pytest
 import time_machine
 from sqlalchemy import func, select, update
 
+from bot.app import build_scheduler
 from bot.protocol import load_protocol
 from bot.schedule.planner import plan_all
 from bot.schedule.scheduler import Scheduler
@@ -56,7 +57,7 @@ def calendar() -> Iterator[time_machine.Coordinates]:
 
 def scheduler(database: Database) -> Scheduler:
     """A scheduler driven by hand (no background loop)."""
-    return Scheduler(database, PROTOCOL, PROMPTS, horizon=timedelta(days=14))
+    return build_scheduler(database, PROTOCOL, PROMPTS, horizon=timedelta(days=14))
 
 
 async def opened(database: Database, person_id: int) -> list[Checkin]:
@@ -398,18 +399,18 @@ async def test_a_monthly_and_a_weekly_at_the_same_moment_send_one_prompt(
 async def test_one_broken_occurrence_is_set_aside_and_the_rest_go_out(
     database: Database, calendar: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.schedule.runner import DueRunner
+    from bot.partners.checkin_occurrences import ScheduledCheckins
 
     broken = await enrol(database, 211, checkin_weekday=SUNDAY)
     fine = await enrol(database, 212, checkin_weekday=SUNDAY)
-    original = DueRunner._open_checkin
+    original = ScheduledCheckins.fire
 
     async def fails_for_one(self, session, occurrence, who, *, now):  # type: ignore[no-untyped-def]
         if who.person.id == broken.id:
             raise RuntimeError("a broken occurrence")
         return await original(self, session, occurrence, who, now=now)
 
-    monkeypatch.setattr(DueRunner, "_open_checkin", fails_for_one)
+    monkeypatch.setattr(ScheduledCheckins, "fire", fails_for_one)
     await scheduler(database).advance_to(at("2027-03-14", "18:05"))
     assert [c.checkin_key for c in await opened(database, fine.id)] == ["weekly"]
     [failed] = await settled_checkins(database, broken.id)
@@ -425,7 +426,7 @@ async def test_after_a_withdrawal_that_deletes_data_the_next_checkin_still_goes_
     deleting = PROTOCOL.model_copy(update={"withdrawal": Withdrawal(data="delete")})
     first = await enrol(database, 213, checkin_weekday=SUNDAY, checkin_time="17:00")
     second = await enrol(database, 214, checkin_weekday=SUNDAY)
-    runner = Scheduler(database, deleting, PROMPTS)
+    runner = build_scheduler(database, deleting, PROMPTS)
     await runner.advance_to(at("2027-03-14", "17:05"))
     async with database.transaction() as session:
         found = await session.get(Person, first.id)
@@ -461,7 +462,7 @@ async def test_messages_held_for_later_do_not_hold_a_wave_back(
                 not_before=at("2027-03-20", "09:00"),
             )
         await plan_all(session, PROTOCOL, now=utcnow())
-    runner = Scheduler(database, PROTOCOL, PROMPTS, queue_limit=10)
+    runner = build_scheduler(database, PROTOCOL, PROMPTS, queue_limit=10)
     runner.batch = 1  # four batches: room is checked between them
     CLOCK.advance_to(at("2027-03-14", "18:00"))
     result = await asyncio.wait_for(runner.run_due(pace=True), timeout=20)
@@ -475,7 +476,7 @@ async def test_stopping_does_not_wait_for_a_wave_held_back_by_the_sender(
 ) -> None:
     for i in range(3):
         await enrol(database, 240 + i, checkin_weekday=SUNDAY)
-    runner = Scheduler(database, PROTOCOL, PROMPTS, queue_limit=0)
+    runner = build_scheduler(database, PROTOCOL, PROMPTS, queue_limit=0)
     runner.batch = 1  # nothing is sending, so after one check-in the wave waits for room
     await runner.pass_once()
     CLOCK.advance_to(at("2027-03-14", "18:00"))

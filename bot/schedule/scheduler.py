@@ -27,8 +27,8 @@ from sqlalchemy import func, select
 
 from bot.protocol import StudyProtocol
 from bot.schedule import planner
+from bot.schedule.kinds import OccurrenceKinds
 from bot.schedule.runner import BATCH, DueResult, DueRunner, next_due
-from prompts import Prompts
 from storage.clock import CLOCK, utcnow
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
@@ -41,13 +41,17 @@ _JOB_OPTIONS = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1
 
 
 class Scheduler:
-    """The planning and due-handling loop of the leading process."""
+    """The planning and due-handling loop of the leading process.
+
+    ``kinds``: what each kind of occurrence does when it falls due (see
+    :mod:`bot.schedule.kinds`; :func:`bot.app.build_scheduler` fills it).
+    """
 
     def __init__(
         self,
         db: Database,
         protocol: StudyProtocol,
-        prompts: Prompts,
+        kinds: OccurrenceKinds,
         *,
         tick: float = 5.0,
         horizon: timedelta = planner.DEFAULT_HORIZON,
@@ -58,7 +62,7 @@ class Scheduler:
         self.protocol = protocol
         self.horizon = horizon
         self.tick = tick
-        self.runner = DueRunner(protocol, prompts)
+        self.runner = DueRunner(protocol, kinds)
         self.on_queued = on_queued
         self.queue_limit = queue_limit
         self.batch = BATCH  # occurrences per transaction
