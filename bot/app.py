@@ -62,13 +62,15 @@ def build_plain_bot(settings: Settings, *, pool_size: int = 8, read_timeout: flo
     """A Bot for one job (the sender, the poller) with its own connection pool and no limiter.
 
     It talks to Telegram over aiohttp (see :mod:`bot.transport.http`): the sender makes one
-    call per message, and httpx costs it several times more CPU per call.
+    call per message, and httpx costs it several times more CPU per call. Its getUpdates slot is
+    filled too (never used), or python-telegram-bot would build an httpx client for it.
     """
     return Bot(
         token=settings.token(),
         base_url=settings.api_base_url,
         base_file_url=settings.file_base_url,
         request=AiohttpRequest(connection_pool_size=pool_size, read_timeout=read_timeout),
+        get_updates_request=AiohttpRequest(connection_pool_size=1),
     )
 
 

@@ -13,7 +13,7 @@ has committed (see :class:`UpdateScope`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackContext, ExtBot
 
+from bot.partners.outsiders import OutsiderThrottle
 from bot.protocol import StudyProtocol
 from bot.settings import Settings
 from bot.transport.outbox import add_reply
@@ -53,6 +54,8 @@ class Services:
     limiter: SendLimiter
     sender: OutboxSender | None = None
     scheduler: Scheduler | None = None
+    #: When each outsider last got the neutral reply (see :mod:`bot.partners.outsiders`).
+    outsider_replies: OutsiderThrottle = field(default_factory=OutsiderThrottle)
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):

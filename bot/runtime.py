@@ -15,9 +15,8 @@ import signal
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,15 +32,29 @@ from bot.settings import Settings
 from bot.transport.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
 from bot.transport.ratelimit import SendLimiter
 from bot.transport.sender import OutboxSender
-from bot.transport.webhook import webhook_routes
 from prompts import Prompts
 from storage import migrate
-from storage.clock import CLOCK
+from storage.clock import CLOCK, Clock
 from storage.db import Database
 from storage.models import InboxStatus, InboxUpdate, TelegramIdentity
 
+if TYPE_CHECKING:  # aiohttp's server is imported only to serve (see Companion._serve)
+    from aiohttp import web
+
 log = logging.getLogger(__name__)
-GIL_SWITCH_INTERVAL = 0.001  # seconds; see Companion.start
+GIL_SWITCH_INTERVAL = 0.001  # seconds; see use_short_switch_interval
+
+
+def use_short_switch_interval() -> None:
+    """Let worker threads hand results back to the event loop sooner, for the whole process.
+
+    The database drivers run each statement on a worker thread and hand the result back to the
+    event loop; with CPython's default 5 ms GIL switch interval every hand-back can wait that
+    long under load. 1 ms measured about 1.5x the update throughput (bench/inbound.py) at no
+    cost when idle. It is process-wide, so only ``companion run`` and the benchmarks set it;
+    tests and the demo keep the interpreter's default.
+    """
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
 
 
 class SchemaBehindError(RuntimeError):
@@ -76,11 +89,22 @@ async def ensure_schema(db: Database) -> None:
 
 
 class Companion:
-    """Everything that runs while the bot is up."""
+    """Everything that runs while the bot is up.
 
-    def __init__(self, settings: Settings, *, protocol: StudyProtocol | None = None) -> None:
+    ``clock``: where the scheduler and the sender read and watch the time; the process clock
+    unless a test or the demo brings its own.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        protocol: StudyProtocol | None = None,
+        clock: Clock = CLOCK,
+    ) -> None:
         quiet_http_libraries()  # even when embedded without configure_logging
         self.settings = settings
+        self.clock = clock
         self.protocol = protocol or load_protocol(settings.companion_study)
         self.prompts = Prompts(self.protocol.study.locale)
         self.db = Database(settings.database_url)
@@ -121,9 +145,10 @@ class Companion:
             on_queued=self.sender.wake,
             # Ten seconds of sending ahead: a bigger wave is opened as the sender catches up.
             queue_limit=int(settings.companion_global_rate * 10),
+            clock=clock,
         )
         self.services.scheduler = self.scheduler
-        self._unsubscribe_clock = CLOCK.subscribe(self.sender.wake)
+        self._unsubscribe_clock = clock.subscribe(self.sender.wake)
         self.poll_bot = build_plain_bot(settings, pool_size=1, read_timeout=40.0)
         self.poller = InboxPoller(
             self.db, self.poll_bot, self.poll_bot.request, on_stored=self.worker.wake
@@ -160,11 +185,6 @@ class Companion:
         health_host: str = "127.0.0.1",
     ) -> None:
         """Recover, then start receiving (polling unless ``webhook``), processing and sending."""
-        # The database drivers run each statement on a worker thread and hand the result back
-        # to the event loop; with CPython's default 5 ms GIL switch interval every hand-back
-        # can wait that long under load. 1 ms measured about 1.5x the update throughput
-        # (bench/inbound.py) at no cost when idle.
-        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         self.leadership.claim_file()  # SQLite: a second process fails here, before anything
         await ensure_schema(self.db)
         await self.application.initialize()
@@ -172,31 +192,21 @@ class Companion:
         await self.sender_bot.initialize()
         await self.poll_bot.initialize()
         self.webhook = webhook
-        # /healthz stays on --health-port in both modes (the image's health check asks there);
-        # the webhook's port answers it too, for a proxy that checks the public side.
-        sites: list[tuple[list[web.RouteDef], str, int]] = []
-        if health_port is not None:
-            sites.append(([web.get("/healthz", self._health)], health_host, health_port))
         if webhook is not None:
-            secret = webhook.secret_token or secrets.token_urlsafe(32)
-            webhook.secret_token = secret
-            routes = [
-                web.get("/healthz", self._health),
-                *webhook_routes(webhook.path, secret, self.db, self.worker.wake),
-            ]
-            sites.append((routes, webhook.listen_host, webhook.listen_port))
+            webhook.secret_token = webhook.secret_token or secrets.token_urlsafe(32)
         # Every replica takes webhooks (they only commit to the inbox); only the leader
         # processes, plans and sends. A standby starts the loops when it wins the lock.
         if await self.leadership.try_lead():
             await self._start_loops()
         self.leadership.watch(on_elected=self._start_loops, on_deposed=self._stop_loops)
-        for routes_, host, port in sites:
-            app = web.Application()
-            app.add_routes(routes_)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            self._runners.append(runner)
-            await web.TCPSite(runner, host, port).start()
+        # /healthz stays on --health-port in both modes (the image's health check asks there);
+        # the webhook's port answers it too, for a proxy that checks the public side.
+        if health_port is not None:
+            self._runners.append(await self._serve(health_host, health_port, with_webhook=False))
+        if webhook is not None:
+            self._runners.append(
+                await self._serve(webhook.listen_host, webhook.listen_port, with_webhook=True)
+            )
         if webhook is not None:
             await self.application.bot.set_webhook(
                 url=webhook.url.rstrip("/") + webhook.path,
@@ -223,7 +233,30 @@ class Companion:
             await self.application.bot.delete_webhook(drop_pending_updates=False)
             self._tasks.append(asyncio.create_task(self.poller.run(), name="inbox-poller"))
 
+    async def _serve(self, host: str, port: int, *, with_webhook: bool) -> web.AppRunner:
+        """Listen on ``host:port`` for ``/healthz`` and, ``with_webhook``, Telegram's updates.
+
+        aiohttp's server is imported here, not with this module: a bot that long-polls without
+        a health port never loads it.
+        """
+        from aiohttp import web
+
+        from bot.transport.webhook import webhook_routes
+
+        routes = [web.get("/healthz", self._health)]
+        hook = self.webhook
+        if with_webhook and hook is not None and hook.secret_token is not None:
+            routes += webhook_routes(hook.path, hook.secret_token, self.db, self.worker.wake)
+        app = web.Application()
+        app.add_routes(routes)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner
+
     async def _health(self, _request: web.Request) -> web.Response:
+        from aiohttp import web
+
         async with self.db.sessions() as session:
             pending = (
                 await session.execute(

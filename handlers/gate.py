@@ -10,9 +10,6 @@ written to the database; the throttles are in memory.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
@@ -22,32 +19,6 @@ from bot.partners.people import enrol_allow_listed
 from bot.partners.views import invites as views
 from handlers.enrol import redeem_invite, start_payload
 from storage.models import PersonStatus
-
-OUTSIDER_REPLY_EVERY = 600.0  # seconds
-_MAX_REMEMBERED = 10_000
-
-
-class OutsiderThrottle:
-    """Remembers, in memory only, when each outsider was last answered."""
-
-    def __init__(self, every: float = OUTSIDER_REPLY_EVERY) -> None:
-        self.every = every
-        self._last: OrderedDict[int, float] = OrderedDict()
-
-    def allow(self, user_id: int, now: float | None = None) -> bool:
-        """True when this outsider may get the neutral reply now."""
-        now = time.monotonic() if now is None else now
-        last = self._last.get(user_id)
-        if last is not None and now - last < self.every:
-            return False
-        self._last[user_id] = now
-        self._last.move_to_end(user_id)
-        while len(self._last) > _MAX_REMEMBERED:
-            self._last.popitem(last=False)
-        return True
-
-
-throttle = OutsiderThrottle()
 
 
 async def gate(update: Update, context: BotContext) -> None:
@@ -74,7 +45,7 @@ async def gate(update: Update, context: BotContext) -> None:
         if code is not None:
             await redeem_invite(update, context, code)
             raise ApplicationHandlerStop
-        if throttle.allow(user.id):
+        if context.services.outsider_replies.allow(user.id):
             context.send_unstored(chat.id, views.outsider(context.prompts))
     raise ApplicationHandlerStop
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary, WeakValueDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -84,7 +85,12 @@ def create_engine(url: str | URL, *, echo: bool = False, for_writes: bool = True
     )
 
 
-_write_locks: dict[tuple[str, int], asyncio.Lock] = {}
+#: The write lock of each SQLite file, per event loop. Both levels are weak, so the map cannot
+#: grow: a loop's entry goes with the loop, and a file's lock with the last transaction that
+#: holds or awaits it (a lock nobody holds or awaits is as good as a new one).
+_write_locks: WeakKeyDictionary[
+    asyncio.AbstractEventLoop, WeakValueDictionary[str, asyncio.Lock]
+] = WeakKeyDictionary()
 
 
 def _sqlite_write_lock(url: URL) -> asyncio.Lock:
@@ -94,10 +100,14 @@ def _sqlite_write_lock(url: URL) -> asyncio.Lock:
     the next one the moment the lock is free; leaving it to SQLite's busy handler means
     sleeping in steps of up to 100 ms, which cut throughput tenfold under load.
     """
-    key = (str(sqlite_path(url) or url), id(asyncio.get_running_loop()))
-    lock = _write_locks.get(key)
+    loop = asyncio.get_running_loop()
+    locks = _write_locks.get(loop)
+    if locks is None:
+        locks = _write_locks[loop] = WeakValueDictionary()
+    key = str(sqlite_path(url) or url)
+    lock = locks.get(key)
     if lock is None:
-        lock = _write_locks[key] = asyncio.Lock()
+        lock = locks[key] = asyncio.Lock()
     return lock
 
 

@@ -73,6 +73,13 @@ async def test_the_schema_is_at_the_newest_migration(
     assert await migrate.is_up_to_date(database_url)
 
 
+def test_the_newest_migration_is_the_one_alembic_finds() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    assert migrate.head_revision() == script.get_current_head()
+
+
 async def test_a_fresh_sqlite_file_migrates_from_nothing(tmp_path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     assert await migrate.current_revision(url) is None

@@ -6,9 +6,10 @@ three only set an event; the loop here does the work, one pass at a time. Jobs u
 ``coalesce`` and no misfire limit, so a late wake-up (a busy machine, a moved clock) runs once
 instead of being silently skipped.
 
-Moving the clock (:mod:`storage.clock`) wakes the loop too, and :meth:`Scheduler.advance_to`
-steps through every due moment on the way to a later time, as if the bot had been running all
-along: that is how ``companion demo`` and the tests show a week in seconds.
+Moving the scheduler's clock (the process clock of :mod:`storage.clock` unless it is given
+another) wakes the loop too, and :meth:`Scheduler.advance_to` steps through every due moment
+on the way to a later time, as if the bot had been running all along: that is how
+``companion demo`` and the tests show a week in seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bot.protocol import StudyProtocol
 from bot.schedule import planner
 from bot.schedule.kinds import OccurrenceKinds
 from bot.schedule.runner import BATCH, DueResult, DueRunner, next_due
-from storage.clock import CLOCK, utcnow
+from storage.clock import CLOCK, Clock
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus
 
@@ -57,8 +58,10 @@ class Scheduler:
         horizon: timedelta = planner.DEFAULT_HORIZON,
         on_queued: Callable[[], None] | None = None,
         queue_limit: int | None = None,
+        clock: Clock = CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock
         self.protocol = protocol
         self.horizon = horizon
         self.tick = tick
@@ -103,7 +106,7 @@ class Scheduler:
                 self._aps.remove_job("next-due")
             return
         # APScheduler runs on the system clock; the one clock may be ahead of it (the demo).
-        run_date = max(when - CLOCK.offset, datetime.now(UTC)) + timedelta(milliseconds=5)
+        run_date = max(when - self.clock.offset, datetime.now(UTC)) + timedelta(milliseconds=5)
         self._aps.add_job(
             self.wake,
             DateTrigger(run_date=run_date, timezone=UTC),
@@ -135,7 +138,11 @@ class Scheduler:
         backfill = planner.MAX_BACKFILL if not self._backfilled else None
         async with self.db.transaction() as session:
             result = await planner.plan_all(
-                session, self.protocol, now=utcnow(), horizon=self.horizon, backfill=backfill
+                session,
+                self.protocol,
+                now=self.clock.now(),
+                horizon=self.horizon,
+                backfill=backfill,
             )
         self._backfilled = True
         self.last_plan, self.last_plan_seconds = result, time.perf_counter() - started
@@ -165,7 +172,7 @@ class Scheduler:
                         OutboxMessage.status == OutboxStatus.PENDING,
                         # Rows held back on purpose (quiet hours, a retry's back-off) are not
                         # the sender's work now and must not hold a wave up.
-                        OutboxMessage.next_attempt_at <= utcnow(),
+                        OutboxMessage.next_attempt_at <= self.clock.now(),
                     )
                 )
             if (waiting or 0) <= limit or self._stopping:
@@ -188,14 +195,14 @@ class Scheduler:
             try:
                 async with self.db.transaction() as session:
                     result = await self.runner.run(
-                        session, now=utcnow(), limit=self.batch, careful=False
+                        session, now=self.clock.now(), limit=self.batch, careful=False
                     )
             except Exception:
                 # The fast path failed somewhere in the batch and rolled it all back: run it
                 # again one occurrence at a time, so the broken one is set aside alone.
                 log.warning("a due batch failed; handling it one by one", exc_info=True)
                 async with self.db.transaction() as session:
-                    result = await self.runner.run(session, now=utcnow(), limit=self.batch)
+                    result = await self.runner.run(session, now=self.clock.now(), limit=self.batch)
             total.add(result)
             if result.done and self.on_queued is not None:
                 self.on_queued()
@@ -222,10 +229,10 @@ class Scheduler:
     async def _pass(self, *, pace: bool = True) -> DueResult:
         # Time moved on by more than a planning period (a moved clock, a long sleep): the
         # horizon has to move with it.
-        stale = self._planned_at is None or utcnow() - self._planned_at >= PLAN_EVERY
+        stale = self._planned_at is None or self.clock.now() - self._planned_at >= PLAN_EVERY
         if self._plan_wanted or stale:
             self._plan_wanted = False
-            self._planned_at = utcnow()
+            self._planned_at = self.clock.now()
             try:
                 await self.plan()
             except Exception:
@@ -250,16 +257,16 @@ class Scheduler:
             while not self._stopping:
                 async with self.db.sessions() as session:
                     upcoming = await next_due(session)
-                    if upcoming is not None and upcoming <= CLOCK.now() and stuck:
+                    if upcoming is not None and upcoming <= self.clock.now() and stuck:
                         # Something stayed due after a full pass: look past it, don't spin.
                         log.warning("an occurrence stayed due at %s; moving on", upcoming)
-                        upcoming = await next_due(session, after=CLOCK.now())
-                stuck = upcoming is not None and upcoming <= CLOCK.now()
+                        upcoming = await next_due(session, after=self.clock.now())
+                stuck = upcoming is not None and upcoming <= self.clock.now()
                 if upcoming is None or upcoming > target:
-                    CLOCK.advance_to(target)
+                    self.clock.advance_to(target)
                     total.add(await self._pass(pace=False))
                     return total
-                CLOCK.advance_to(upcoming)
+                self.clock.advance_to(upcoming)
                 total.add(await self._pass(pace=False))
             return total
 
@@ -274,7 +281,7 @@ class Scheduler:
             **_JOB_OPTIONS,
         )
         self._aps.start()
-        unsubscribe = CLOCK.subscribe(self._on_clock_moved)
+        unsubscribe = self.clock.subscribe(self._on_clock_moved)
         try:
             while True:
                 try:

@@ -26,7 +26,6 @@ from bot.partners.invites import (
 )
 from bot.protocol import ProtocolError, StudyProtocol, load_protocol
 from bot.settings import Settings
-from bot.tools.qr import qr_filename, write_qr_png
 from prompts import default_prompts
 from storage import migrate
 from storage.db import is_sqlite
@@ -144,7 +143,12 @@ def run(
     ] = None,
 ) -> None:
     """Run the bot: long polling through the durable inbox, or a webhook with --webhook."""
-    from bot.runtime import Companion, SchemaBehindError, WebhookOptions
+    from bot.runtime import (
+        Companion,
+        SchemaBehindError,
+        WebhookOptions,
+        use_short_switch_interval,
+    )
     from bot.schedule.leader import AlreadyRunningError
 
     settings = _settings_or_exit()
@@ -174,6 +178,7 @@ def run(
                 ),
             )
         }
+    use_short_switch_interval()
     try:
         asyncio.run(companion.run_until_stopped(**options))
     except AlreadyRunningError as exc:
@@ -300,6 +305,8 @@ def _invite_rows(
     made: list[NewInvite], username: str, qr: Path | None
 ) -> tuple[list[dict[str, object]], OSError | None]:
     """One row per invite (with its QR file when asked), and the error if QR writing failed."""
+    from bot.tools.qr import qr_filename, write_qr_png
+
     rows: list[dict[str, object]] = []
     qr_failed: OSError | None = None
     for invite in made:

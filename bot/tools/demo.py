@@ -17,7 +17,8 @@ Telegram. The demo starts with a small made-up study (:meth:`Demo.seed`): a conn
 allow-list, three onboarded partners in different groups with a few weeks of completed
 check-ins, a meeting in a few days and an invite link for a new person.
 
-Time is :data:`storage.clock.CLOCK`. Moving it by an hour, a day or a week goes through the
+Time is the demo's clock (the process clock, :data:`storage.clock.CLOCK`, unless it is given
+another), shared with the bot it runs. Moving it by an hour, a day or a week goes through the
 scheduler (``Scheduler.advance_to``), one due moment at a time, as if the bot had been running
 all along, and lets the sender deliver what each moment queued before moving on: reminders and
 check-ins arrive in order, each dated at its own time, instead of being recorded as missed the
@@ -56,7 +57,7 @@ from bot.sandbox.server import SandboxTelegram
 from bot.schedule.runner import next_due
 from bot.settings import Settings
 from prompts import Prompts
-from storage.clock import CLOCK
+from storage.clock import CLOCK, Clock
 from storage.models import (
     Answer,
     Checkin,
@@ -137,11 +138,6 @@ class Persona:
         }
 
 
-def _clock_seconds() -> float:
-    """The demo clock as unix seconds (the sandbox dates messages with it)."""
-    return CLOCK.now().timestamp()
-
-
 def _names(prompts: Prompts, key: str) -> list[str]:
     return [n.strip() for n in prompts.label(f"demo.seed.{key}").split(",") if n.strip()]
 
@@ -177,16 +173,28 @@ def _weekly_definition(protocol: StudyProtocol) -> CheckinDef:
 class Demo:
     """A running demo: the sandbox, the bot, the people to play and the clock control."""
 
-    def __init__(self, folder: Path, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        port: int = DEFAULT_PORT,
+        host: str = "127.0.0.1",
+        clock: Clock = CLOCK,
+    ) -> None:
         """Prepare (nothing listens until :meth:`start`); data goes under ``folder``."""
         self.folder = folder
+        self.clock = clock
         self.sandbox = SandboxTelegram(
-            host=host, port=port, clock=_clock_seconds, extra_routes=self._add_routes
+            host=host, port=port, clock=self._clock_seconds, extra_routes=self._add_routes
         )
         self.companion: Companion | None = None
         self.personas: list[Persona] = []
         self._clock_lock = asyncio.Lock()
         self._newcomers = 0
+
+    def _clock_seconds(self) -> float:
+        """The demo clock as unix seconds (the sandbox dates messages with it)."""
+        return self.clock.now().timestamp()
 
     @property
     def url(self) -> str:
@@ -203,14 +211,14 @@ class Demo:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start the sandbox, seed the study, then start the bot against it."""
-        CLOCK.reset()
+        self.clock.reset()
         try:
             await self.sandbox.start()
         except OSError as exc:
             raise DemoPortBusyError(self.sandbox.port, exc.strerror or str(exc)) from exc
         companion: Companion | None = None
         try:
-            companion = Companion(demo_settings(self.sandbox, self.folder))
+            companion = Companion(demo_settings(self.sandbox, self.folder), clock=self.clock)
             await ensure_schema(companion.db)
             await self.seed(companion)
             await companion.start()
@@ -239,13 +247,13 @@ class Demo:
                 pool_log.setLevel(level)
             self.companion = None
         await self.sandbox.stop()
-        CLOCK.reset()
+        self.clock.reset()
 
     # ------------------------------------------------------------------ the made-up study
     async def seed(self, companion: Companion) -> list[Persona]:
         """Create the connector, three partners with history, a meeting and an invite."""
         protocol, prompts = companion.protocol, companion.prompts
-        now = CLOCK.now()
+        now = self.clock.now()
         partner_names = _names(prompts, "partners")
         async with companion.db.transaction() as session:
             connector_name = prompts.label("demo.seed.connector")
@@ -526,12 +534,12 @@ class Demo:
         """
         async with self._clock_lock:
             if step == "next":
-                item = await self._next_planned(CLOCK.now())
+                item = await self._next_planned(self.clock.now())
                 if item is None:
                     return False
                 target = item[1]
             elif step in CLOCK_STEPS:
-                target = CLOCK.now() + CLOCK_STEPS[step]
+                target = self.clock.now() + CLOCK_STEPS[step]
             else:
                 raise ValueError(f"unknown clock step {step!r}")
             await self._advance(target)
@@ -539,7 +547,7 @@ class Demo:
 
     async def clock_state(self) -> dict[str, Any]:
         """The demo time and the next planned item, for the page."""
-        now = CLOCK.now()
+        now = self.clock.now()
         item = await self._next_planned(now)
         upcoming: dict[str, Any] | None = None
         if item is not None:
@@ -552,7 +560,7 @@ class Demo:
             upcoming = {"due_at": due.isoformat(), "kind": kind, "name": name, "what": what}
         return {
             "now": now.isoformat(),
-            "offset_seconds": CLOCK.offset.total_seconds(),
+            "offset_seconds": self.clock.offset.total_seconds(),
             "next": upcoming,
         }
 

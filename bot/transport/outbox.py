@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import telegram
 from sqlalchemy import Table, insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from storage.clock import utcnow
 from storage.models import OutboxMessage, OutboxStatus
@@ -81,13 +81,27 @@ def _outbox_values(
 
 _OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
 _INSERT_ROW = insert(_OUTBOX)
-_INSERT_IF_NEW = {
-    name: dialect_insert(_OUTBOX)
-    .on_conflict_do_nothing(index_elements=[_OUTBOX.c.idempotency_key])
-    .returning(_OUTBOX.c.id)
-    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
-}
-"""``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``, per dialect."""
+
+
+@cache
+def _insert_if_new(dialect: str) -> Insert:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`` for ``dialect``.
+
+    The dialect's module is imported on first use: a bot on SQLite never loads PostgreSQL's.
+    """
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement: Insert = postgresql_insert(_OUTBOX).on_conflict_do_nothing(
+            index_elements=[_OUTBOX.c.idempotency_key]
+        )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(_OUTBOX).on_conflict_do_nothing(
+            index_elements=[_OUTBOX.c.idempotency_key]
+        )
+    return statement.returning(_OUTBOX.c.id)
 
 
 async def enqueue(
@@ -132,8 +146,7 @@ async def enqueue(
         not_before=not_before,
         conversation_step=conversation_step,
     )
-    dialect = session.get_bind().dialect.name
-    result = await session.execute(_INSERT_IF_NEW[dialect], values)
+    result = await session.execute(_insert_if_new(session.get_bind().dialect.name), values)
     return result.scalar_one_or_none()
 
 
