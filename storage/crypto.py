@@ -42,6 +42,21 @@ class TextCipher:
             return text, False
         return self._fernet.encrypt(text.encode("utf-8")).decode("ascii"), True
 
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        """``data`` encrypted (a voice note's audio); the caller checks :attr:`enabled`."""
+        if self._fernet is None:
+            raise ValueError("COMPANION_SECRET_KEY is not set")
+        return self._fernet.encrypt(data)
+
+    def decrypt_bytes(self, data: bytes) -> bytes:
+        """The original bytes; raises ValueError when the key that wrote them is gone."""
+        if self._fernet is None:
+            raise ValueError("these bytes are encrypted but COMPANION_SECRET_KEY is not set")
+        try:
+            return self._fernet.decrypt(data)
+        except InvalidToken as exc:
+            raise ValueError("these bytes were encrypted with a key that is no longer set") from exc
+
     def decrypt(self, stored: str, encrypted: bool) -> str:
         """The original text; raises ValueError when the key that wrote it is gone."""
         if not encrypted:
