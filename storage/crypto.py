@@ -55,7 +55,9 @@ class TextCipher:
         try:
             return self._fernet.decrypt(data)
         except InvalidToken as exc:
-            raise ValueError("these bytes were encrypted with a key that is no longer set") from exc
+            raise ValueError(
+                "these bytes were encrypted with a key that is no longer set"
+            ) from exc
 
     def decrypt(self, stored: str, encrypted: bool) -> str:
         """The original text; raises ValueError when the key that wrote it is gone."""

@@ -44,9 +44,7 @@ class Table:
     def kept(self, *, free_text: bool, voice: bool) -> Table:
         """The table without the columns an export's options leave out."""
         columns = tuple(
-            c
-            for c in self.columns
-            if (free_text or not c.free_text) and (voice or not c.voice)
+            c for c in self.columns if (free_text or not c.free_text) and (voice or not c.voice)
         )
         return replace(self, columns=columns)
 
@@ -284,15 +282,18 @@ def table_resource(
     }
     if fmt == "csv":
         resource.update(
-            {"format": "csv", "mediatype": "text/csv", "encoding": "utf-8", "profile": "tabular-data-resource"}
+            {
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "profile": "tabular-data-resource",
+            }
         )
     else:
         resource.update(
             {
                 "format": "xlsx",
-                "mediatype": (
-                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-                ),
+                "mediatype": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
                 "dialect": {"sheet": sheet or table.name},
                 "profile": "tabular-data-resource",
             }

@@ -791,6 +791,131 @@ def preview(
         server.server_close()
 
 
+# -- companion export / report / retention ----------------------------------------------------
+
+
+def _research_fail(sentence: str, code: int = 2) -> typer.Exit:
+    """Print one plain sentence on stderr; return the Exit to raise."""
+    typer.echo(sentence, err=True)
+    return typer.Exit(code)
+
+
+@app.command("export")
+def export(
+    *,
+    out: Annotated[Path, typer.Option(help="The zip file to write.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="csv (one file per table) or xlsx (one workbook).")
+    ] = "csv",
+    since: Annotated[
+        str | None, typer.Option(help="First day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(help="Only this group; repeat for more.")
+    ] = None,
+    no_free_text: Annotated[
+        bool, typer.Option("--no-free-text", help="Leave out what partners wrote.")
+    ] = False,
+    no_voice: Annotated[bool, typer.Option("--no-voice", help="Leave out voice notes.")] = False,
+) -> None:
+    """Export pseudonymised answers, check-ins and meetings, with a codebook, as one zip."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from bot.research import export as ex
+    from storage.db import Database
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    if fmt not in ("csv", "xlsx"):
+        raise _research_fail(prompts.label("research.cli.bad_format", value=fmt))
+    secret = settings.companion_secret_key
+    try:
+        window = ex.make_window(
+            protocol,
+            since=ex.parse_day("since", since),
+            until=ex.parse_day("until", until),
+            groups=group or [],
+        )
+        if secret is None or not secret.get_secret_value().strip():
+            raise ex.ExportError("no_key")
+        ex.check_destination(out)
+    except ex.ExportError as exc:
+        raise _research_fail(exc.sentence(prompts)) from exc
+    options = ex.ExportOptions(
+        out=out,
+        format="xlsx" if fmt == "xlsx" else "csv",
+        window=window,
+        free_text=not no_free_text,
+        voice=not no_voice,
+    )
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def progress(table: str, done: int, total: int | None) -> None:
+        if table not in tasks:
+            label = prompts.label("research.cli.progress", table=table)
+            tasks[table] = bar.add_task(label, total=total)
+        bar.update(tasks[table], completed=done)
+
+    async def write() -> Any:
+        db = Database(settings.database_url)
+        try:
+            result = await ex.write_export(
+                db,
+                protocol,
+                prompts,
+                options,
+                secret=secret.get_secret_value() if secret else None,
+                data_dir=settings.companion_data_dir,
+                study_file=settings.companion_study,
+                progress=progress,
+            )
+        finally:
+            await db.dispose()
+
+        async def audit(session: Any) -> None:
+            ex.record_export(session, result, via="cli")
+
+        await _in_transaction(settings, audit)
+        return result
+
+    try:
+        with bar:
+            result = asyncio.run(write())
+    except ex.ExportError as exc:
+        raise _research_fail(exc.sentence(prompts)) from exc
+    except OSError as exc:
+        raise _research_fail(
+            prompts.label("research.cli.unwritable", path=out, reason=_reason(exc)), 1
+        ) from exc
+    except (SQLAlchemyError, _SchemaBehindError) as exc:
+        raise _research_fail(
+            prompts.label("research.cli.no_database", reason=_reason(exc)), 1
+        ) from exc
+    typer.echo(
+        prompts.label(
+            "research.cli.exported",
+            path=result.path,
+            rows=sum(result.rows.values()),
+            tables=len(result.rows),
+            sha256=result.sha256,
+        )
+    )
+
+
 def main() -> None:
     """Entry point of the ``companion`` console script."""
     app()

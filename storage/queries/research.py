@@ -30,6 +30,7 @@ from storage.models import (
     Person,
     Role,
 )
+from storage.types import UTCDateTime
 
 BATCH = 5000
 
@@ -53,7 +54,7 @@ class Window:
 
 
 async def stream(
-    session: AsyncSession, statement: Select[Any], *, batch: int = BATCH
+    session: AsyncSession, statement: Select, *, batch: int = BATCH
 ) -> AsyncIterator[Sequence[Any]]:
     """The rows of ``statement``, a batch at a time, without loading them all."""
     result = await session.stream(statement.execution_options(yield_per=batch))
@@ -61,7 +62,7 @@ async def stream(
         yield rows
 
 
-def partners_in(window: Window) -> Select[Any]:
+def partners_in(window: Window) -> Select:
     """Person ids of the partners in the window's groups (every partner when none is given)."""
     query = select(Person.id).where(Person.role == Role.PARTNER)
     if window.groups:
@@ -71,7 +72,7 @@ def partners_in(window: Window) -> Select[Any]:
     return query
 
 
-def partners(window: Window) -> Select[Any]:
+def partners(window: Window) -> Select:
     """One row per partner: id, internal pseudonym, status, group, zone, dates."""
     query = (
         select(
@@ -94,7 +95,7 @@ def partners(window: Window) -> Select[Any]:
     return query
 
 
-def consent_decisions(window: Window) -> Select[Any]:
+def consent_decisions(window: Window) -> Select:
     """Every consent decision of the window's partners, oldest first (the last one counts)."""
     return (
         select(ConsentDecision.person_id, ConsentDecision.item_key, ConsentDecision.granted)
@@ -120,14 +121,14 @@ def _reminders() -> Any:
     )
 
 
-def answers(window: Window, *, in_force: bool) -> Select[Any]:
+def answers(window: Window, *, in_force: bool) -> Select:
     """Answers in force (or, with ``in_force=False``, the replaced ones), check-in by check-in.
 
     ``previous_at`` is when the answer before it in the same check-in was given (None for the
     first), so the caller can tell how long the partner took over each question.
     """
     previous = (
-        func.lag(Answer.answered_at)
+        func.lag(Answer.answered_at, type_=UTCDateTime())
         .over(partition_by=Answer.checkin_id, order_by=(Answer.answered_at, Answer.id))
         .label("previous_at")
     )
@@ -184,7 +185,7 @@ def answers(window: Window, *, in_force: bool) -> Select[Any]:
     return query
 
 
-def checkins(window: Window) -> Select[Any]:
+def checkins(window: Window) -> Select:
     """One row per check-in in the window (by when it was due), with its answer count."""
     counts = (
         select(Answer.checkin_id, func.count().label("answers"))
@@ -218,7 +219,7 @@ def checkins(window: Window) -> Select[Any]:
     return query
 
 
-def meetings(window: Window) -> Select[Any]:
+def meetings(window: Window) -> Select:
     """Meetings that start inside the window, oldest first (groups are filtered by the caller:
     they are a JSON list)."""
     return (
@@ -237,7 +238,7 @@ def meetings(window: Window) -> Select[Any]:
     )
 
 
-def attendance(window: Window) -> Select[Any]:
+def attendance(window: Window) -> Select:
     """What each partner said about each meeting in the window, and whether they came."""
     came = Involvement.__table__.alias("came")
     query = (
@@ -265,7 +266,7 @@ def attendance(window: Window) -> Select[Any]:
     return query
 
 
-def involvement(window: Window) -> Select[Any]:
+def involvement(window: Window) -> Select:
     """Time given to the study inside the window."""
     query = (
         select(
@@ -286,7 +287,13 @@ def involvement(window: Window) -> Select[Any]:
     return query
 
 
-async def count_rows(session: AsyncSession, statement: Select[Any]) -> int:
-    """How many rows ``statement`` gives (for a progress bar)."""
-    counted = select(func.count()).select_from(statement.order_by(None).subquery())
-    return int((await session.execute(counted)).scalar_one())
+async def count_answers(session: AsyncSession, window: Window, *, in_force: bool) -> int:
+    """How many answers :func:`answers` will give (for a progress bar), without its sorting."""
+    query = select(func.count()).select_from(Answer)
+    query = query.where(
+        Answer.superseded_at.is_(None) if in_force else Answer.superseded_at.is_not(None),
+        *window.covers(Answer.answered_at),
+    )
+    if window.groups:
+        query = query.where(Answer.person_id.in_(partners_in(window)))
+    return int((await session.execute(query)).scalar_one())
