@@ -916,6 +916,53 @@ def export(
     )
 
 
+retention_app = typer.Typer(help="Retention: delete what the study protocol keeps no longer.")
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("apply")
+def retention_apply(
+    *,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted; change nothing.")
+    ] = False,
+) -> None:
+    """Apply the protocol's retention: section now (the bot also does it once a day)."""
+    from bot.research.retention import KINDS, apply_retention
+    from storage.clock import utcnow
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    retention = protocol.retention
+
+    async def job(session: Any) -> Any:
+        return await apply_retention(
+            session,
+            retention,
+            data_dir=settings.companion_data_dir,
+            now=utcnow(),
+            dry_run=dry_run,
+        )
+
+    try:
+        result = asyncio.run(_in_transaction(settings, job))
+    except (SQLAlchemyError, _SchemaBehindError, OSError) as exc:
+        raise _research_fail(
+            prompts.label("research.cli.no_database", reason=_reason(exc)), 1
+        ) from exc
+    days = retention.model_dump()
+    items = [
+        {
+            "count": result.counts[kind],
+            "words": prompts.label(f"research.retention.{kind}"),
+            "days": days[f"{kind}_days"],
+        }
+        for kind in KINDS
+    ]
+    typer.echo(prompts.text("research/retention", dry_run=dry_run, items=items))
+
+
 def main() -> None:
     """Entry point of the ``companion`` console script."""
     app()
