@@ -18,7 +18,13 @@ from pathlib import Path
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.protocol import StudyProtocol
-from bot.research.export import ExportError, ExportOptions, make_window, record_export
+from bot.research.export import (
+    ExportError,
+    ExportOptions,
+    ExportResult,
+    make_window,
+    record_export,
+)
 from bot.research.export import write_export as _write_export
 from bot.settings import Settings
 from bot.transport.outbox import enqueue
@@ -65,10 +71,10 @@ class Delivery:
     wake_sender: Callable[[], None] | None = None
 
 
-def _export_in_thread(delivery: Delivery, options: ExportOptions) -> object:
+def _export_in_thread(delivery: Delivery, options: ExportOptions) -> ExportResult:
     """Run the export on its own event loop and engine (called in a worker thread)."""
 
-    async def run() -> object:
+    async def run() -> ExportResult:
         db = Database(delivery.settings.database_url)
         try:
             key = delivery.settings.companion_secret_key
@@ -99,7 +105,7 @@ async def export_and_send(delivery: Delivery, period: str) -> None:
     options = ExportOptions(
         out=data_dir / relative, window=make_window(delivery.protocol, since=since)
     )
-    result = None
+    result: ExportResult | None = None
     problem = None
     try:
         result = await asyncio.to_thread(_export_in_thread, delivery, options)
