@@ -916,6 +916,65 @@ def export(
     )
 
 
+@app.command("report")
+def report(
+    *,
+    out: Annotated[Path, typer.Option(help="The HTML page to write.")],
+    pdf: Annotated[Path | None, typer.Option(help="Also write the report as a PDF.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+) -> None:
+    """Write the impact report (GRIPP2 short form, UK Standards for Public Involvement)."""
+    from bot.research import export as ex
+    from bot.research import report as rp
+    from storage.clock import utcnow
+    from storage.db import Database
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    try:
+        window = ex.make_window(
+            protocol, since=ex.parse_day("since", since), until=ex.parse_day("until", until)
+        )
+        for target in (out, pdf):
+            if target is not None and not target.parent.is_dir():
+                raise ex.ExportError(
+                    "unwritable", path=target, reason=f"the folder {target.parent} does not exist"
+                )
+    except ex.ExportError as exc:
+        raise _research_fail(exc.sentence(prompts)) from exc
+
+    async def build() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await rp.make_report(db, settings, protocol, prompts, window, made=utcnow())
+        finally:
+            await db.dispose()
+
+    try:
+        made = asyncio.run(build())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _research_fail(
+            prompts.label("research.cli.no_database", reason=_reason(exc)), 1
+        ) from exc
+    try:
+        out.write_text(rp.render_html(made, prompts), encoding="utf-8")
+        if pdf is not None:
+            rp.render_pdf(made, prompts, pdf)
+    except OSError as exc:
+        raise _research_fail(
+            prompts.label("research.cli.unwritable", path=out, reason=_reason(exc)), 1
+        ) from exc
+    typer.echo(prompts.label("research.cli.reported", path=out))
+    if pdf is not None:
+        typer.echo(prompts.label("research.cli.reported_pdf", path=pdf))
+
+
 retention_app = typer.Typer(help="Retention: delete what the study protocol keeps no longer.")
 app.add_typer(retention_app, name="retention")
 
