@@ -14,8 +14,8 @@ def commands_for(prompts: Prompts, role: str | None) -> dict[str, str]:
         return prompts.labels("commands.default")
     if role == Role.CONNECTOR:
         return {**prompts.labels("commands.connector"), **prompts.labels("commands.staff")}
-    if role in (Role.CONNECTOR, Role.RESEARCHER):
-        return prompts.labels("commands.staff")
+    if role == Role.RESEARCHER:
+        return {**prompts.labels("commands.researcher"), **prompts.labels("commands.staff")}
     return prompts.labels("commands.member")
 
 

@@ -218,6 +218,43 @@ class Safeguarding(_Strict):
     thresholds: list[Threshold] = Field(default_factory=list)
 
 
+class Retention(_Strict):
+    """How long each kind of data is kept, in days (None: for as long as the study runs).
+
+    ``companion retention apply`` and the scheduler's daily run delete what is older.
+    """
+
+    answers_days: int | None = Field(default=None, ge=1)
+    voice_notes_days: int | None = Field(default=None, ge=1)
+    relay_messages_days: int | None = Field(default=None, ge=1)
+    exports_days: int = Field(default=2, ge=1, le=365)
+    outbox_payloads_days: int | None = Field(default=30, ge=1)
+    # Telegram may send an update again for a day; its id must be remembered longer than that.
+    inbox_ids_days: int | None = Field(default=30, ge=2)
+
+    @model_validator(mode="after")
+    def _voice_not_longer_than_answers(self) -> Retention:
+        if (
+            self.answers_days is not None
+            and self.voice_notes_days is not None
+            and self.voice_notes_days > self.answers_days
+        ):
+            raise ValueError(
+                "voice_notes_days cannot be longer than answers_days "
+                "(a voice note goes with its answer)"
+            )
+        return self
+
+
+class Research(_Strict):
+    """What researchers get: small-number protection and who may export."""
+
+    # Figures about fewer people than this are not shown in the report (disclosure control).
+    min_group_size: int = Field(default=5, ge=1, le=50)
+    # Whether connectors may use /export as well as researchers.
+    connectors_may_export: bool = False
+
+
 class StudyProtocol(_Strict):
     """The whole protocol file."""
 
@@ -234,6 +271,8 @@ class StudyProtocol(_Strict):
     meetings: Meetings = Meetings()
     crisis_resources: list[str] = Field(min_length=1)
     safeguarding: Safeguarding
+    retention: Retention = Retention()
+    research: Research = Research()
 
     @model_validator(mode="after")
     def _references(self) -> StudyProtocol:

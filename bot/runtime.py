@@ -146,6 +146,7 @@ class Companion:
             # Ten seconds of sending ahead: a bigger wave is opened as the sender catches up.
             queue_limit=int(settings.companion_global_rate * 10),
             clock=clock,
+            daily=[self.apply_retention],
         )
         self.services.scheduler = self.scheduler
         self._unsubscribe_clock = clock.subscribe(self.sender.wake)
@@ -157,6 +158,19 @@ class Companion:
         self.leadership = Leadership(self.db.url, retry_seconds=settings.companion_leader_retry)
         self._runners: list[web.AppRunner] = []
         self.webhook: WebhookOptions | None = None
+
+    async def apply_retention(self) -> None:
+        """The daily retention pass (the protocol's ``retention:``); a failure is logged."""
+        from bot.research.retention import run_daily
+
+        try:
+            result = await run_daily(
+                self.db, self.protocol.retention, self.settings.companion_data_dir
+            )
+        except Exception:
+            log.exception("the daily retention pass failed; it runs again tomorrow")
+            return
+        log.info("retention: %s", result.counts)
 
     async def _on_update_failed(
         self, session: AsyncSession, update_id: int, chat_id: int | None, error: BaseException

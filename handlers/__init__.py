@@ -15,6 +15,7 @@ from handlers import (
     checkin,
     enrol,
     errors,
+    export,
     fallback,
     gate,
     help,
@@ -53,6 +54,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             # /meeting (connectors, with its typed steps: connectors' text only, so it
             # must come before the fallback), /meetings and answer buttons (partners)
             *meetings.HANDLERS,
+            *export.HANDLERS,  # /export and its period buttons (researchers)
             *membership.HANDLERS,  # blocked / unblocked
             *fallback.HANDLERS,  # must stay last: anything no feature handled
         ]

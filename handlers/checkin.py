@@ -178,6 +178,7 @@ async def answer_voice(update: Update, context: BotContext) -> None:
                 data_dir=context.settings.companion_data_dir,
                 relative_path=checkins.voice_relative_path(person, result.answer),
                 answer_id=result.answer.id,
+                cipher=context.settings.text_cipher(),
             )
         )
     await _after_free_answer(update, context, result)

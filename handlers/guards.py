@@ -41,10 +41,7 @@ def requires_role(roles: Iterable[Role]) -> Callable[[Callback], Callback]:
                 or person.role not in allowed
                 or person.status == PersonStatus.WITHDRAWN
             ):
-                if update.callback_query is not None:
-                    context.answer_button(update, context.prompts.label("guards.not_for_you"))
-                elif update.effective_chat is not None:
-                    await context.send(update, not_for_you(context.prompts))
+                await _refuse(update, context)
                 return
             await callback(update, context)
 
@@ -52,6 +49,33 @@ def requires_role(roles: Iterable[Role]) -> Callable[[Callback], Callback]:
         return guarded
 
     return decorate
+
+
+async def _refuse(update: Update, context: BotContext) -> None:
+    """The guard's kind "not for you": a toast on a button, a reply to a command."""
+    if update.callback_query is not None:
+        context.answer_button(update, context.prompts.label("guards.not_for_you"))
+    elif update.effective_chat is not None:
+        await context.send(update, not_for_you(context.prompts))
+
+
+def researcher_only(callback: Callback) -> Callback:
+    """Researchers only; connectors too when the protocol's ``research.connectors_may_export``
+    says so (researchers' data is pseudonymised, but connectors know who is who)."""
+
+    @functools.wraps(callback)
+    async def checked(update: Update, context: BotContext) -> None:
+        person = context.person
+        if (
+            person is not None
+            and person.role == Role.CONNECTOR
+            and not context.protocol.research.connectors_may_export
+        ):
+            await _refuse(update, context)
+            return
+        await callback(update, context)
+
+    return requires_role([Role.RESEARCHER, Role.CONNECTOR])(checked)
 
 
 staff_only = requires_role([Role.CONNECTOR, Role.RESEARCHER])

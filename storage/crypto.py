@@ -31,11 +31,33 @@ class TextCipher:
         secrets = [s.strip() for s in (secret or "").split(",") if s.strip()]
         self._fernet = MultiFernet([_fernet_for(s) for s in secrets]) if secrets else None
 
+    @property
+    def enabled(self) -> bool:
+        """Whether a key is configured (text and voice notes are then encrypted)."""
+        return self._fernet is not None
+
     def encrypt(self, text: str) -> tuple[str, bool]:
         """``(stored_value, encrypted)`` for ``text``."""
         if self._fernet is None:
             return text, False
         return self._fernet.encrypt(text.encode("utf-8")).decode("ascii"), True
+
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        """``data`` encrypted (a voice note's audio); the caller checks :attr:`enabled`."""
+        if self._fernet is None:
+            raise ValueError("COMPANION_SECRET_KEY is not set")
+        return self._fernet.encrypt(data)
+
+    def decrypt_bytes(self, data: bytes) -> bytes:
+        """The original bytes; raises ValueError when the key that wrote them is gone."""
+        if self._fernet is None:
+            raise ValueError("these bytes are encrypted but COMPANION_SECRET_KEY is not set")
+        try:
+            return self._fernet.decrypt(data)
+        except InvalidToken as exc:
+            raise ValueError(
+                "these bytes were encrypted with a key that is no longer set"
+            ) from exc
 
     def decrypt(self, stored: str, encrypted: bool) -> str:
         """The original text; raises ValueError when the key that wrote it is gone."""

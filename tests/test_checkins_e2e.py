@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from bot.partners.checkins import expire_due
+from bot.partners.voice import read_voice
 from storage.clock import utcnow
 from storage.crypto import TextCipher
 from storage.models import Answer, Checkin, CheckinStatus, PartnerProfile, Person
@@ -112,9 +113,14 @@ async def test_a_full_checkin_with_buttons_text_voice_skip_and_a_change(
     assert TextCipher(SECRET).decrypt(helped.value_text, True) == "More time to read the papers."
     voice = rows[-1]
     assert voice.voice_file_id and voice.voice_duration == 7 and voice.value_text is None
-    assert voice.voice_path == f"voice/{person.pseudonym}/{voice.id}.ogg"
+    # Encrypted at rest like typed text: only the sealed copy is on disk, and it opens.
+    assert voice.voice_path == f"voice/{person.pseudonym}/{voice.id}.ogg.enc"
     saved = companion.settings.companion_data_dir / voice.voice_path
     assert saved.is_file() and saved.stat().st_size > 0
+    assert not saved.with_name(f"{voice.id}.ogg").exists()
+    sent = sandbox.files.get(voice.voice_file_id).data
+    assert sent not in saved.read_bytes()
+    assert read_voice(saved, TextCipher(SECRET)) == sent
     assert all(a.source_update_id for a in rows)
     [checkin] = await checkins(database)
     assert checkin.status == CheckinStatus.COMPLETED and checkin.completed_at is not None

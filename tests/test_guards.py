@@ -59,3 +59,10 @@ async def test_a_partner_who_tries_a_staff_command_is_told_kindly_and_nothing_ha
         replies = [m["text"] for m in sandbox.sent_to(PARTNER)[before:]]
         assert replies == [Prompts().render("guards/not_for_you")], (command, replies)
     assert await count(database, StaffDraft) == 0
+
+
+async def test_export_is_guarded_by_researcher_only(companion) -> None:
+    [handler] = [h for h in command_handlers(companion.application) if "export" in h.commands]
+    # Connectors pass the role check only to meet the protocol's connectors_may_export
+    # (off by default; tests/test_export_telegram_e2e.py shows them refused).
+    assert roles_of(handler.callback) == {Role.RESEARCHER, Role.CONNECTOR}

@@ -4,10 +4,15 @@ The answer row (with the Telegram file id and length) is committed first; the do
 after the commit (it can take seconds, and the inbox batch must not hold the database that
 long) and may fail (network, a file too big for the Bot API, a crash in between): the answer
 is then kept without a local copy, and the file id still lets the team fetch the audio later.
+
+With ``COMPANION_SECRET_KEY`` set, the audio is encrypted at rest like typed text: the file is
+kept as ``<name>.enc`` (Fernet) and :func:`read_voice` gives the audio back to whoever needs it
+(``/mydata``, the research export).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -15,37 +20,84 @@ from sqlalchemy import update
 from telegram import Bot
 from telegram.error import TelegramError
 
+from storage.crypto import TextCipher
 from storage.db import Database
 from storage.models import Answer
 
 log = logging.getLogger(__name__)
 
+ENCRYPTED_SUFFIX = ".enc"
 
-async def download_voice(bot: Bot, file_id: str, data_dir: Path, relative_path: str) -> str | None:
+
+def _encrypt_in_place(target: Path, cipher: TextCipher) -> Path:
+    """Replace the plain file ``target`` by its encrypted copy ``<target>.enc``."""
+    sealed = target.with_name(target.name + ENCRYPTED_SUFFIX)
+    partial = sealed.with_name(sealed.name + ".partial")
+    partial.write_bytes(cipher.encrypt_bytes(target.read_bytes()))
+    partial.replace(sealed)
+    target.unlink(missing_ok=True)
+    return sealed
+
+
+def read_voice(path: Path, cipher: TextCipher) -> bytes:
+    """The audio of a stored voice note, decrypted if it was kept encrypted.
+
+    Raises OSError when the file cannot be read and ValueError when its key is gone.
+    """
+    data = path.read_bytes()
+    if path.name.endswith(ENCRYPTED_SUFFIX):
+        return cipher.decrypt_bytes(data)
+    return data
+
+
+def audio_name(path: Path) -> str:
+    """The file name a person sees for a stored voice note (without ``.enc``)."""
+    return path.name.removesuffix(ENCRYPTED_SUFFIX)
+
+
+async def download_voice(
+    bot: Bot,
+    file_id: str,
+    data_dir: Path,
+    relative_path: str,
+    cipher: TextCipher | None = None,
+) -> str | None:
     """Save the voice note ``file_id`` to ``data_dir / relative_path``; None if it failed.
 
-    Returns ``relative_path`` on success, as stored in ``Answer.voice_path``.
+    Returns the path as stored in ``Answer.voice_path``: ``relative_path``, with ``.enc``
+    added when ``cipher`` has a key (the audio is then encrypted at rest).
     """
     target = data_dir / relative_path
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         telegram_file = await bot.get_file(file_id)
         await telegram_file.download_to_drive(target)
+        if cipher is not None and cipher.enabled:
+            await asyncio.to_thread(_encrypt_in_place, target, cipher)
+            return relative_path + ENCRYPTED_SUFFIX
     except (TelegramError, OSError) as exc:
+        target.unlink(missing_ok=True)
         log.warning("voice note download failed (%s); the answer is kept", type(exc).__name__)
         return None
     return relative_path
 
 
 async def fetch_voice_answer(
-    bot: Bot, db: Database, *, file_id: str, data_dir: Path, relative_path: str, answer_id: int
+    bot: Bot,
+    db: Database,
+    *,
+    file_id: str,
+    data_dir: Path,
+    relative_path: str,
+    answer_id: int,
+    cipher: TextCipher | None = None,
 ) -> None:
     """After the answer is committed: download its voice note and record where it is kept.
 
     If the answer has gone meanwhile (a withdrawal that deletes data), the file is removed
     again: nothing of theirs may stay behind.
     """
-    saved = await download_voice(bot, file_id, data_dir, relative_path)
+    saved = await download_voice(bot, file_id, data_dir, relative_path, cipher)
     if saved is None:
         return
     async with db.transaction() as session:

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.partners.voice import audio_name, read_voice
 from bot.privacy import views
 from prompts import Prompts
 from storage.clock import utcnow
@@ -343,8 +344,12 @@ def write_export(
     readme: str,
     about: dict[str, Any],
     voice_files: list[Path] | None = None,
+    cipher: TextCipher | None = None,
 ) -> Path:
-    """Write the zip at ``path``: JSON, one CSV per table, README and voice notes."""
+    """Write the zip at ``path``: JSON, one CSV per table, README and voice notes.
+
+    Voice notes kept encrypted are decrypted with ``cipher`` (one that cannot is left out).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -357,8 +362,11 @@ def write_export(
             # Excel opens UTF-8 CSV correctly only with a byte order mark.
             archive.writestr(f"{name}.csv", "\ufeff" + _csv(rows))
         for voice in voice_files or []:
-            if voice.is_file():
-                archive.write(voice, f"voice/{voice.name}")
+            try:
+                audio = read_voice(voice, cipher or TextCipher(None))
+            except (OSError, ValueError):
+                continue
+            archive.writestr(f"voice/{audio_name(voice)}", audio)
     partial.replace(path)
     return path
 
@@ -427,6 +435,7 @@ async def export_person(
         readme=readme,
         about={"pseudonym": person.pseudonym, "exported_at": now.isoformat()},
         voice_files=voices,
+        cipher=cipher,
     )
     await asyncio.to_thread(remove_old_exports, data_dir, person.pseudonym, path)
     session.add(

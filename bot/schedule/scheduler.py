@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -59,9 +59,11 @@ class Scheduler:
         on_queued: Callable[[], None] | None = None,
         queue_limit: int | None = None,
         clock: Clock = CLOCK,
+        daily: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self.db = db
         self.clock = clock
+        self.daily = tuple(daily)  # jobs run once a day (retention), first a minute after start
         self.protocol = protocol
         self.horizon = horizon
         self.tick = tick
@@ -280,6 +282,14 @@ class Scheduler:
             id="plan",
             **_JOB_OPTIONS,
         )
+        for index, job in enumerate(self.daily):
+            self._aps.add_job(
+                job,
+                IntervalTrigger(days=1),
+                id=f"daily-{index}",
+                next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+                **_JOB_OPTIONS,
+            )
         self._aps.start()
         unsubscribe = self.clock.subscribe(self._on_clock_moved)
         try:

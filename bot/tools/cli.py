@@ -798,6 +798,237 @@ def preview(
         server.server_close()
 
 
+# -- companion export / report / retention ----------------------------------------------------
+
+
+def _research_fail(sentence: str, code: int = 2) -> typer.Exit:
+    """Print one plain sentence on stderr; return the Exit to raise."""
+    typer.echo(sentence, err=True)
+    return typer.Exit(code)
+
+
+@app.command("export")
+def export(
+    *,
+    out: Annotated[Path, typer.Option(help="The zip file to write.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="csv (one file per table) or xlsx (one workbook).")
+    ] = "csv",
+    since: Annotated[
+        str | None, typer.Option(help="First day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(help="Only this group; repeat for more.")
+    ] = None,
+    no_free_text: Annotated[
+        bool, typer.Option("--no-free-text", help="Leave out what partners wrote.")
+    ] = False,
+    no_voice: Annotated[bool, typer.Option("--no-voice", help="Leave out voice notes.")] = False,
+) -> None:
+    """Export pseudonymised answers, check-ins and meetings, with a codebook, as one zip."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from bot.research import export as ex
+    from storage.db import Database
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    if fmt not in ("csv", "xlsx"):
+        raise _research_fail(prompts.label("research.cli.bad_format", value=fmt))
+    secret = settings.companion_secret_key
+    try:
+        window = ex.make_window(
+            protocol,
+            since=ex.parse_day("since", since),
+            until=ex.parse_day("until", until),
+            groups=group or [],
+        )
+        if secret is None or not secret.get_secret_value().strip():
+            raise ex.ExportError("no_key")
+        ex.check_destination(out)
+    except ex.ExportError as exc:
+        raise _research_fail(exc.sentence(prompts)) from exc
+    options = ex.ExportOptions(
+        out=out,
+        format="xlsx" if fmt == "xlsx" else "csv",
+        window=window,
+        free_text=not no_free_text,
+        voice=not no_voice,
+    )
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def progress(table: str, done: int, total: int | None) -> None:
+        if table not in tasks:
+            label = prompts.label("research.cli.progress", table=table)
+            tasks[table] = bar.add_task(label, total=total)
+        bar.update(tasks[table], completed=done)
+
+    async def write() -> Any:
+        db = Database(settings.database_url)
+        try:
+            result = await ex.write_export(
+                db,
+                protocol,
+                prompts,
+                options,
+                secret=secret.get_secret_value() if secret else None,
+                data_dir=settings.companion_data_dir,
+                study_file=settings.companion_study,
+                progress=progress,
+            )
+        finally:
+            await db.dispose()
+
+        async def audit(session: Any) -> None:
+            ex.record_export(session, result, via="cli")
+
+        await _in_transaction(settings, audit)
+        return result
+
+    try:
+        with bar:
+            result = asyncio.run(write())
+    except ex.ExportError as exc:
+        raise _research_fail(exc.sentence(prompts)) from exc
+    except OSError as exc:
+        raise _research_fail(
+            prompts.label("research.cli.unwritable", path=out, reason=_reason(exc)), 1
+        ) from exc
+    except (SQLAlchemyError, _SchemaBehindError) as exc:
+        raise _research_fail(
+            prompts.label("research.cli.no_database", reason=_reason(exc)), 1
+        ) from exc
+    typer.echo(
+        prompts.label(
+            "research.cli.exported",
+            path=result.path,
+            rows=sum(result.rows.values()),
+            tables=len(result.rows),
+            sha256=result.sha256,
+        )
+    )
+
+
+@app.command("report")
+def report(
+    *,
+    out: Annotated[Path, typer.Option(help="The HTML page to write.")],
+    pdf: Annotated[Path | None, typer.Option(help="Also write the report as a PDF.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day to include (YYYY-MM-DD, UTC).")
+    ] = None,
+) -> None:
+    """Write the impact report (GRIPP2 short form, UK Standards for Public Involvement)."""
+    from bot.research import export as ex
+    from bot.research import report as rp
+    from storage.clock import utcnow
+    from storage.db import Database
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    try:
+        window = ex.make_window(
+            protocol, since=ex.parse_day("since", since), until=ex.parse_day("until", until)
+        )
+        for target in (out, pdf):
+            if target is not None and not target.parent.is_dir():
+                raise ex.ExportError(
+                    "unwritable", path=target, reason=f"the folder {target.parent} does not exist"
+                )
+    except ex.ExportError as exc:
+        raise _research_fail(exc.sentence(prompts)) from exc
+
+    async def build() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await rp.make_report(db, settings, protocol, prompts, window, made=utcnow())
+        finally:
+            await db.dispose()
+
+    try:
+        made = asyncio.run(build())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _research_fail(
+            prompts.label("research.cli.no_database", reason=_reason(exc)), 1
+        ) from exc
+    try:
+        out.write_text(rp.render_html(made, prompts), encoding="utf-8")
+        if pdf is not None:
+            rp.render_pdf(made, prompts, pdf)
+    except OSError as exc:
+        raise _research_fail(
+            prompts.label("research.cli.unwritable", path=out, reason=_reason(exc)), 1
+        ) from exc
+    typer.echo(prompts.label("research.cli.reported", path=out))
+    if pdf is not None:
+        typer.echo(prompts.label("research.cli.reported_pdf", path=pdf))
+
+
+retention_app = typer.Typer(help="Retention: delete what the study protocol keeps no longer.")
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("apply")
+def retention_apply(
+    *,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted; change nothing.")
+    ] = False,
+) -> None:
+    """Apply the protocol's retention: section now (the bot also does it once a day)."""
+    from bot.research.retention import KINDS, apply_retention
+    from storage.clock import utcnow
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    retention = protocol.retention
+
+    async def job(session: Any) -> Any:
+        return await apply_retention(
+            session,
+            retention,
+            data_dir=settings.companion_data_dir,
+            now=utcnow(),
+            dry_run=dry_run,
+        )
+
+    try:
+        result = asyncio.run(_in_transaction(settings, job))
+    except (SQLAlchemyError, _SchemaBehindError, OSError) as exc:
+        raise _research_fail(
+            prompts.label("research.cli.no_database", reason=_reason(exc)), 1
+        ) from exc
+    days = retention.model_dump()
+    items = [
+        {
+            "count": result.counts[kind],
+            "words": prompts.label(f"research.retention.{kind}"),
+            "days": days[f"{kind}_days"],
+        }
+        for kind in KINDS
+    ]
+    typer.echo(prompts.text("research/retention", dry_run=dry_run, items=items))
+
+
 def main() -> None:
     """Entry point of the ``companion`` console script."""
     app()

@@ -1255,7 +1255,7 @@ def _extras(
     command_line: list[Step] = []
     homes = {"checkins": "during_checkins", "meetings": "meetings"}
     for relative in _uncovered(b, covered):
-        if relative.endswith(".txt.j2"):
+        if relative.endswith((".txt.j2", ".web.j2")):  # the impact report's page too
             command_line.append(_as_written(b, relative, when="command_line"))
             continue
         if not relative.endswith(".html.j2"):
