@@ -13,12 +13,14 @@ the code is not used up.
 
 from __future__ import annotations
 
+from functools import partial
+
 from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
-from bot.menu import commands_for
+from bot.menu import commands_for, publish_chat_menu
 from bot.partners import onboarding as ob
 from bot.partners.invites import RedeemOutcome, RedemptionThrottle, redeem
 from handlers.onboarding import send_step
@@ -68,6 +70,9 @@ async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
         context.send_unstored(chat.id, FAILURE_TEMPLATES[result.outcome])
         return
     throttle.forget(user.id)
+    context.after_commit(
+        partial(publish_chat_menu, context.bot, context.prompts, chat.id, result.person.role)
+    )
     scope = context.scope
     scope.person = result.person
     scope.profile = result.profile

@@ -12,6 +12,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, MessageHandler, filt
 
 from bot.context import BotContext
 from bot.partners import checkins, safeguarding
+from handlers.relay import relay_partner_message
 from storage.clock import utcnow
 from storage.models import PersonStatus, Role
 
@@ -42,6 +43,7 @@ async def unknown_message(update: Update, context: BotContext) -> None:
     if update.effective_chat is None or update.effective_chat.type != "private":
         return
     if await _screened(update, context, update.message):
+        await relay_partner_message(update, context)  # the crisis reply went; it still goes on
         return
     person, message = context.person, update.message
     text = message.text if message is not None else None
@@ -59,6 +61,8 @@ async def unknown_message(update: Update, context: BotContext) -> None:
         if asked is not None and asked.kind != "text":
             await context.reply(update, "checkins/use_buttons")
             return
+    if await relay_partner_message(update, context):  # to their connector
+        return
     await context.reply(update, "fallback/not_understood")
 
 

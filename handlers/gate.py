@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from functools import partial
 
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
 from bot.context import BotContext
+from bot.menu import publish_chat_menu
 from bot.partners.people import enrol_allow_listed
 from handlers.enrol import redeem_invite, start_payload
 from storage.models import PersonStatus
@@ -58,6 +60,11 @@ async def gate(update: Update, context: BotContext) -> None:
     scope = context.scope
     if scope.person is None and chat is not None and chat.type == ChatType.PRIVATE:
         scope.person = await enrol_allow_listed(context.session, context.settings, user, chat.id)
+        if scope.person is not None:  # just enrolled: their own command menu
+            role = scope.person.role
+            context.after_commit(
+                partial(publish_chat_menu, context.bot, context.prompts, chat.id, role)
+            )
     if scope.person is not None and scope.person.status == PersonStatus.WITHDRAWN:
         # Withdrawal stops all contact: no reply of any kind, old buttons just stop spinning.
         if update.callback_query is not None:
