@@ -225,7 +225,9 @@ async def test_each_role_gets_its_own_command_menu(sandbox, database, database_u
         async with bot.db.transaction() as session:
             from bot.partners.invites import create_invites
 
-            (made,) = await create_invites(session, bot.protocol, role="partner", group_key="north")
+            (made,) = await create_invites(
+                session, bot.protocol, role="partner", group_key="north"
+            )
         newcomer = sandbox.user(8698, "Nia")
         newcomer.send_command("start", made.code)
         await settle(bot, sandbox)
@@ -256,3 +258,46 @@ async def test_partners_and_outsiders_cannot_press_staff_buttons(
     assert sandbox.sent_to(8697) == [] and texts(sandbox, SAM) == []
     assert await count(database, StaffDraft) == 0 and await count(database, Invite) == 0
     assert await count(database, RelayedMessage) == 0
+
+
+async def test_the_conversation_is_in_mydata_and_deleted_on_withdrawal_when_asked(
+    sandbox, database, database_url, tmp_path
+) -> None:
+    from bot.privacy.mydata import cipher_for, collect
+    from bot.privacy.withdrawal import withdraw
+    from bot.protocol import Withdrawal
+    from storage.models import OutboxMessage, Person
+
+    sam = await partner(database, sandbox, SAM, "Sam")
+    connector = sandbox.user(CONNECTOR_ID, "Priya")
+    deleting = protocol().model_copy(update={"withdrawal": Withdrawal(data="delete")})
+    async with running_companion(
+        sandbox, database_url, tmp_path / "data", protocol=deleting
+    ) as bot:
+        connector.send_command("help")
+        await settle(bot, sandbox)
+        sam.send_text("My new number is on the form")
+        await settle(bot, sandbox)
+        relayed = sandbox.sent_to(CONNECTOR_ID)[-1]
+        connector.send_text("Got it, thank you", reply_to=relayed["message_id"])
+        await settle(bot, sandbox)
+        async with bot.db.transaction() as session:
+            person = (
+                await session.execute(select(Person).where(Person.role == "partner"))
+            ).scalar_one()
+            tables = await collect(session, person, cipher_for(bot.settings))
+            assert [(r["from"], r["text"]) for r in tables["messages_with_your_connector"]] == [
+                ("you", "My new number is on the form"),
+                ("your connector", "Got it, thank you"),
+            ]
+            await withdraw(
+                session, person, protocol=deleting, prompts=bot.prompts, data_dir=tmp_path / "d"
+            )
+    assert await count(database, RelayedMessage) == 0
+    async with database.sessions() as session:
+        copies = (
+            (await session.execute(select(OutboxMessage).where(OutboxMessage.kind == "relay")))
+            .scalars()
+            .all()
+        )
+    assert copies and all("new number" not in json.dumps(c.payload) for c in copies)
