@@ -18,8 +18,14 @@ from bot.partners.people import new_pseudonym
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.clock import utcnow
-from storage.models import OutboxMessage, OutboxStatus, PartnerProfile, Person, Role
-from storage.models import TelegramIdentity
+from storage.models import (
+    OutboxMessage,
+    OutboxStatus,
+    PartnerProfile,
+    Person,
+    Role,
+    TelegramIdentity,
+)
 from tests.support import kill_after_each, start_companion_process
 
 PARTNERS = 500
