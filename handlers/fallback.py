@@ -43,7 +43,7 @@ async def unknown_message(update: Update, context: BotContext) -> None:
     if update.effective_chat is None or update.effective_chat.type != "private":
         return
     if await _screened(update, context, update.message):
-        await relay_partner_message(update, context)  # the crisis reply went; it still goes on
+        await relay_partner_message(update, context, acknowledge=False)  # it still goes on
         return
     person, message = context.person, update.message
     text = message.text if message is not None else None

@@ -39,8 +39,12 @@ def incoming_of(message: Message) -> Incoming | None:
     return None
 
 
-async def relay_partner_message(update: Update, context: BotContext) -> bool:
-    """Send a partner's message to their connector(s); True if it went (the caller stops)."""
+async def relay_partner_message(
+    update: Update, context: BotContext, *, acknowledge: bool = True
+) -> bool:
+    """Send a partner's message to their connector(s); True if it went (the caller stops).
+
+    ``acknowledge=False`` when the partner was answered already (the crisis reply)."""
     person, profile, message = context.person, context.profile, update.message
     if (
         person is None
@@ -65,6 +69,7 @@ async def relay_partner_message(update: Update, context: BotContext) -> bool:
         chat_id=message.chat_id,
         update_id=context.scope.update_id,
         now=utcnow(),
+        acknowledge=acknowledge,
     )
     return True
 

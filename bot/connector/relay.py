@@ -135,9 +135,13 @@ async def from_partner(
     chat_id: int,
     update_id: int,
     now: datetime,
+    acknowledge: bool = True,
 ) -> Relayed:
     """Keep a partner's message and queue a copy to each of their connectors, and the
-    partner's "sent" (or, the first time each day outside office hours, the away note)."""
+    partner's "sent" (or, the first time each day outside office hours, the away note).
+
+    ``acknowledge=False``: the partner has had a reply already (the crisis reply, which says
+    the connector will be in touch), so nothing more is sent to them."""
     stored, encrypted = (
         cipher_for(settings).encrypt(incoming.text) if incoming.text else (None, False)
     )
@@ -168,7 +172,7 @@ async def from_partner(
             session, copy_key(relayed.id, connector_chat), connector_chat, incoming, header
         )
     connector = group.connector if group is not None else ""
-    away = not in_office_hours(protocol, group, now)
+    away = acknowledge and not in_office_hours(protocol, group, now)
     noted = False
     if away:
         opening = next_opening(protocol, group, now)
@@ -190,7 +194,7 @@ async def from_partner(
             )
             is not None
         )
-    if not noted:
+    if acknowledge and not noted:
         await enqueue(
             session,
             key=f"{KIND}:sent:{relayed.id}",
