@@ -48,6 +48,9 @@ class StudyInfo(_Strict):
 
 Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+#: A connector named in the protocol: their numeric Telegram id, or "invite:<id>" for the
+#: person who joined with that staff invite.
+ConnectorRef = int | Annotated[str, Field(pattern=r"^invite:[0-9]{1,12}$")]
 
 
 class Group(_Strict):
@@ -57,6 +60,8 @@ class Group(_Strict):
     name: str = Field(min_length=1, max_length=80)
     timezone: str
     connector: str = Field(min_length=1, max_length=80)
+    #: Who reads this group's messages (empty: every connector).
+    connectors: list[ConnectorRef] = Field(default_factory=list, max_length=20)
 
     @field_validator("timezone")
     @classmethod
@@ -73,6 +78,27 @@ class Group(_Strict):
     def zone(self) -> ZoneInfo:
         """The group's time zone."""
         return ZoneInfo(self.timezone)
+
+
+class OfficeHours(_Strict):
+    """When someone in the team reads partners' messages (local time of the partner's group)."""
+
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1, max_length=7)
+    start: LocalTime = "09:00"
+    end: LocalTime = "17:00"
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, values: list[int]) -> list[int]:
+        if any(not 0 <= v <= 6 for v in values) or len(set(values)) != len(values):
+            raise ValueError("needs different weekdays from 0 (Monday) to 6 (Sunday)")
+        return sorted(values)
+
+    @model_validator(mode="after")
+    def _order(self) -> OfficeHours:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
 
 
 class ConsentItem(_Strict):
@@ -269,6 +295,7 @@ class StudyProtocol(_Strict):
     questions: list[Question] = Field(min_length=1)
     checkins: list[CheckinDef] = Field(min_length=1)
     meetings: Meetings = Meetings()
+    office_hours: OfficeHours = OfficeHours()
     crisis_resources: list[str] = Field(min_length=1)
     safeguarding: Safeguarding
     retention: Retention = Retention()

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import CompanionApplication, build_application, build_plain_bot, build_scheduler
 from bot.connector.failure_alerts import notify_staff_of_failure
+from bot.connector.progress import BroadcastProgress
 from bot.context import Services
 from bot.logs import quiet_http_libraries
 from bot.menu import publish_menu
@@ -149,6 +150,10 @@ class Companion:
             daily=[self.apply_retention],
         )
         self.services.scheduler = self.scheduler
+        # Edits go through the application's bot, so they wait for the same rate limits.
+        self.broadcasts = BroadcastProgress(
+            self.db, self.application.bot, self.prompts, on_queued=self.sender.wake
+        )
         self._unsubscribe_clock = clock.subscribe(self.sender.wake)
         self.poll_bot = build_plain_bot(settings, pool_size=1, read_timeout=40.0)
         self.poller = InboxPoller(
@@ -241,6 +246,7 @@ class Companion:
         self._tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
         self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
+        self._tasks.append(asyncio.create_task(self.broadcasts.run(), name="broadcasts"))
         if self.webhook is None:
             # A webhook left over from another deployment would make getUpdates fail; pending
             # updates are kept (never drop_pending_updates).

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     companion_locale: str = "en-GB"
     companion_connector_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     companion_researcher_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Whether connectors may make staff (connector, researcher) invites with /invite.
+    companion_staff_invites: bool = False
     companion_global_rate: float = Field(default=30.0, gt=0)
     companion_chat_rate: float = Field(default=1.0, gt=0)
     companion_group_per_minute: int = Field(default=20, gt=0)

@@ -12,13 +12,17 @@ from typing import Any
 from telegram.ext import Application
 
 from handlers import (
+    alerts,
+    broadcast,
     checkin,
+    desk,
     enrol,
     errors,
     export,
     fallback,
     gate,
     help,
+    invite,
     journey,
     meetings,
     membership,
@@ -26,6 +30,7 @@ from handlers import (
     onboarding,
     pause,
     preferences,
+    relay,
     safeguarding,
     start,
     withdraw,
@@ -45,6 +50,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *start.HANDLERS,  # /start: welcome back
             *help.HANDLERS,  # /help
             *safeguarding.HANDLERS,  # connectors' "I'm on it" on an alert
+            *relay.HANDLERS,  # /contact, and the partner's message after it
             *checkin.HANDLERS,  # /checkin, answer buttons, text and voice answers
             *journey.HANDLERS,  # /journey
             *mydata.HANDLERS,  # /mydata
@@ -53,6 +59,12 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *withdraw.HANDLERS,  # /withdraw
             # /meeting (connectors, with its typed steps: connectors' text only, so it
             # must come before the fallback), /meetings and answer buttons (partners)
+            *broadcast.HANDLERS,  # /broadcast (connectors) and its buttons
+            *alerts.HANDLERS,  # /alerts (connectors) and its buttons
+            *invite.HANDLERS,  # /invite (connectors) and its buttons
+            # The connector's messages: answers to partners, broadcast content, alert notes,
+            # then /meeting's typed steps (it must come before meetings' own text handler)
+            *desk.HANDLERS,
             *meetings.HANDLERS,
             *export.HANDLERS,  # /export and its period buttons (researchers)
             *membership.HANDLERS,  # blocked / unblocked

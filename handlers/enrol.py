@@ -13,11 +13,14 @@ the code is not used up.
 
 from __future__ import annotations
 
+from functools import partial
+
 from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.context import BotContext
+from bot.menu import publish_chat_menu
 from bot.partners.invites import RedeemOutcome, RedemptionThrottle, redeem
 from bot.partners.views import invites as views
 from handlers.onboarding import send_step
@@ -61,6 +64,9 @@ async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
         context.send_unstored(chat.id, views.refused(context.prompts, result.outcome))
         return
     throttle.forget(user.id)
+    context.after_commit(
+        partial(publish_chat_menu, context.bot, context.prompts, chat.id, result.person.role)
+    )
     scope = context.scope
     scope.person, scope.profile, scope.identity = result.person, result.profile, result.identity
     if result.profile is not None:

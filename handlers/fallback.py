@@ -14,6 +14,7 @@ from bot.context import BotContext
 from bot.partners import checkins, safeguarding
 from bot.partners.views.checkins import use_buttons
 from bot.partners.views.general import not_understood
+from handlers.relay import relay_partner_message
 from storage.clock import utcnow
 from storage.models import PersonStatus, Role
 
@@ -44,6 +45,7 @@ async def unknown_message(update: Update, context: BotContext) -> None:
     if update.effective_chat is None or update.effective_chat.type != "private":
         return
     if await _screened(update, context, update.message):
+        await relay_partner_message(update, context, acknowledge=False)  # it still goes on
         return
     person, message = context.person, update.message
     text = message.text if message is not None else None
@@ -61,6 +63,8 @@ async def unknown_message(update: Update, context: BotContext) -> None:
         if asked is not None and asked.kind != "text":
             await context.send(update, use_buttons(context.prompts))
             return
+    if await relay_partner_message(update, context):  # to their connector
+        return
     await context.send(update, not_understood(context.prompts))
 
 

@@ -10,11 +10,14 @@ written to the database; the throttles are in memory.
 
 from __future__ import annotations
 
+from functools import partial
+
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
 from bot.context import BotContext
+from bot.menu import publish_chat_menu
 from bot.partners.people import enrol_allow_listed
 from bot.partners.views import invites as views
 from handlers.enrol import redeem_invite, start_payload
@@ -30,6 +33,11 @@ async def gate(update: Update, context: BotContext) -> None:
     scope = context.scope
     if scope.person is None and chat is not None and chat.type == ChatType.PRIVATE:
         scope.person = await enrol_allow_listed(context.session, context.settings, user, chat.id)
+        if scope.person is not None:  # just enrolled: their own command menu
+            role = scope.person.role
+            context.after_commit(
+                partial(publish_chat_menu, context.bot, context.prompts, chat.id, role)
+            )
     if scope.person is not None and scope.person.status == PersonStatus.WITHDRAWN:
         # Withdrawal stops all contact: no reply of any kind, old buttons just stop spinning.
         if update.callback_query is not None:

@@ -7,11 +7,13 @@ day: an old, stale or forged one answers politely and changes nothing. "No" chan
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
 from bot.context import BotContext
+from bot.menu import publish_chat_menu
 from bot.privacy import views
 from bot.privacy.withdrawal import withdraw
 from handlers.guards import partner_tool
@@ -64,6 +66,11 @@ async def withdraw_button(update: Update, context: BotContext) -> None:
         prompts=context.prompts,
         data_dir=context.settings.companion_data_dir,
     )
+    if update.effective_chat is not None:  # the default menu again
+        chat_id = update.effective_chat.id
+        context.after_commit(
+            partial(publish_chat_menu, context.bot, context.prompts, chat_id, None)
+        )
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [

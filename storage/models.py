@@ -168,6 +168,10 @@ class OutboxMessage(Base):
     #: step): if its outcome is unknown (a crash or a timeout mid-send) it is sent once more,
     #: so nobody is left waiting. Everything else (broadcasts, reminders, alerts) never is.
     conversation_step: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: The broadcast this row is one delivery of (its report is read from these rows).
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcast.id", ondelete="SET NULL"), default=None, index=True
+    )
 
 
 class AuditEvent(Base):
@@ -327,6 +331,9 @@ class SafeguardingAlert(Base):
     raised_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_by_person_id: Mapped[int | None] = mapped_column(default=None)
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_by_person_id: Mapped[int | None] = mapped_column(default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolution_note: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class OccurrenceKind(enum.StrEnum):
@@ -463,11 +470,80 @@ class StaffDraft(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Broadcast(Base):
+    """One message a connector sent to many partners; its deliveries are outbox rows.
+
+    The text itself is not kept here (it is in the outbox rows until they are cleared):
+    the row records who sent it, to whom, and the counts its report starts from.
+    """
+
+    __tablename__ = "broadcast"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by_person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: {"groups": [...], "meeting_id": id or None, "said_yes": bool}; no groups = everyone.
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    content_kind: Mapped[str] = mapped_column(String(16), default="text")
+    urgent: Mapped[bool] = mapped_column(default=False)
+    recipients: Mapped[int] = mapped_column(default=0)
+    #: Who was left out and why: {"paused": n, "withdrawn": n, "unreachable": n, ...}.
+    left_out: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The connector's chat that sees its progress and report (None: sent from the CLI).
+    progress_chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    progress_edited_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RelayedMessage(Base):
+    """One message between a partner and their connector(s), relayed by the bot.
+
+    ``direction`` "in" is from the partner, "out" a connector's answer. Free text is
+    encrypted at rest like answers; files are kept as Telegram file ids only.
+    """
+
+    __tablename__ = "relayed_message"
+    __table_args__ = (Index("ix_relayed_message_person_at", "person_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    connector_person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL"), default=None
+    )
+    direction: Mapped[str] = mapped_column(String(8))
+    content_kind: Mapped[str] = mapped_column(String(16), default="text")
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    text_encrypted: Mapped[bool] = mapped_column(default=False)
+    file_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source_update_id: Mapped[int | None] = mapped_column(BigInteger, default=None, unique=True)
+
+
+class StaffNotice(Base):
+    """A "not reachable" notice for the connectors, which they pick up and resolve."""
+
+    __tablename__ = "staff_notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32), default="unreachable")
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_by_person_id: Mapped[int | None] = mapped_column(default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_by_person_id: Mapped[int | None] = mapped_column(default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolution_note: Mapped[str | None] = mapped_column(Text, default=None)
+
+
 __all__ = [
     "Answer",
     "AppendOnlyError",
     "AuditEvent",
     "Base",
+    "Broadcast",
     "Checkin",
     "CheckinStatus",
     "ConsentDecision",
@@ -486,8 +562,10 @@ __all__ = [
     "PartnerProfile",
     "Person",
     "PersonStatus",
+    "RelayedMessage",
     "Role",
     "SafeguardingAlert",
     "StaffDraft",
+    "StaffNotice",
     "TelegramIdentity",
 ]

@@ -20,6 +20,7 @@ from storage.models import (
     OutboxStatus,
     Person,
     PersonStatus,
+    StaffNotice,
 )
 from storage.queries.people import chat_ids_of, connector_chat_ids
 
@@ -53,6 +54,7 @@ async def mark_unreachable(
         )
         .values(status=OutboxStatus.FAILED, last_error="unreachable")
     )
+    session.add(StaffNotice(person_id=person.id, kind="unreachable", raised_at=now))  # /alerts
     session.add(
         AuditEvent(
             action="person.unreachable",

@@ -38,6 +38,7 @@ from storage.models import (
     OutboxMessage,
     PartnerProfile,
     Person,
+    RelayedMessage,
     SafeguardingAlert,
 )
 from storage.queries.people import identity_of
@@ -314,6 +315,21 @@ async def collect(
             "text": (m.payload or {}).get("text") or (m.payload or {}).get("caption"),
         }
         for m in messages
+    ]
+
+    relayed = await session.execute(
+        select(RelayedMessage)
+        .where(RelayedMessage.person_id == pid)
+        .order_by(RelayedMessage.created_at, RelayedMessage.id)
+    )
+    tables["messages_with_your_connector"] = [
+        {
+            "from": "you" if r.direction == "in" else "your connector",
+            "kind": r.content_kind,
+            "text": _decrypted(cipher, r.text, r.text_encrypted),
+            "created_at": _value(r.created_at),
+        }
+        for r in relayed.scalars()
     ]
     return tables
 

@@ -55,6 +55,7 @@ from storage.models import (
     PartnerProfile,
     Person,
     PersonStatus,
+    RelayedMessage,
     SafeguardingAlert,
 )
 from storage.queries.people import identity_of
@@ -253,6 +254,31 @@ async def withdraw(
             identity.preferred_name = None
             identity.language_code = None
             deleted["names"] = 1
+        # What they wrote to their connector, and the connectors' copies of it.
+        relayed_ids = (
+            (
+                await session.execute(
+                    select(RelayedMessage.id).where(RelayedMessage.person_id == pid)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        copies = [OutboxMessage.idempotency_key.like(f"relay:{i}:%") for i in relayed_ids]
+        if copies:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.kind == "relay", or_(*copies))
+                .values(payload=REDACTED_PAYLOAD)
+                .execution_options(synchronize_session=False)
+            )
+        deleted["relayed_messages"] = _rowcount(
+            await session.execute(
+                delete(RelayedMessage)
+                .where(RelayedMessage.person_id == pid)
+                .execution_options(synchronize_session=False)
+            )
+        )
         deleted["message_texts"] = _rowcount(
             await session.execute(
                 update(OutboxMessage)

@@ -104,7 +104,13 @@ def add_control_routes(app: web.Application, sb: SandboxTelegram) -> None:  # no
             text = body.get("text")
             if not isinstance(text, str) or not text:
                 raise ControlError("text is required")
-            return answer(user.send_text(text))
+            reply_to = body.get("reply_to")
+            if reply_to is not None:
+                reply_to = _int_arg(reply_to, "reply_to")
+            try:
+                return answer(user.send_text(text, reply_to=reply_to))
+            except ValueError as exc:
+                raise ControlError(str(exc)) from exc
         if action == "command":
             command = body.get("command")
             if not isinstance(command, str) or not command:

@@ -101,15 +101,41 @@ class SandboxUser(_Sender):
         """Whether this user has blocked the bot."""
         return self.chat.blocked
 
-    def _send(self, content: JsonDict) -> JsonDict:
+    def _send(self, content: JsonDict, reply_to: int | None = None) -> JsonDict:
         if self.chat.blocked:
             self.unblock()  # like pressing "Restart" in the app
+        if reply_to is not None:
+            replied = self.chat.messages.get(reply_to)
+            if replied is None:
+                raise ValueError(f"chat {self.id} has no message {reply_to} to reply to")
+            replied = copy.deepcopy(replied)
+            replied.pop("reply_to_message", None)
+            content = {**content, "reply_to_message": replied}
         message = self._message(self.chat, self.user_object, content)
         return self._update("message", message)
 
-    def send_text(self, text: str) -> JsonDict:
-        """Send ``text`` (auto-detected entities like Telegram's); return the update."""
-        return self._send(self._text_content(text))
+    def send_text(self, text: str, *, reply_to: int | None = None) -> JsonDict:
+        """Send ``text`` (auto-detected entities like Telegram's), as a reply to the message
+        ``reply_to`` if given; return the update."""
+        return self._send(self._text_content(text), reply_to)
+
+    def send_document(
+        self, data: bytes = b"%PDF-1.4 sandbox", caption: str | None = None
+    ) -> JsonDict:
+        """Send a document (a small PDF-looking file); return the update."""
+        stored = self._sb.files.add(data, "documents", ".pdf", mime_type="application/pdf")
+        content: JsonDict = {
+            "document": {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_name": "leaflet.pdf",
+                "mime_type": "application/pdf",
+                "file_size": stored.size,
+            }
+        }
+        if caption:
+            content["caption"] = caption
+        return self._send(content)
 
     def send_command(self, command: str, payload: str | None = None) -> JsonDict:
         """Send ``/command [payload]`` with a ``bot_command`` entity; return the update."""

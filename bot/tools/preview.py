@@ -54,7 +54,9 @@ from markupsafe import Markup, escape
 from telegram import InlineKeyboardMarkup
 
 from bot.calendar.words import (
+    day_words,
     slot_words,
+    time_words,
 )
 from bot.connector import views as connector_views
 from bot.meetings import views as meeting_views
@@ -946,6 +948,32 @@ def _help(b: _Builder) -> Stage:
     return stage
 
 
+# -- messages with their connector (issue 11) ---------------------------------------------------
+
+
+def _contact(b: _Builder) -> Stage:
+    """A partner writes to their connector, outside and inside office hours, and is answered."""
+    stage = Stage("contact")
+    group = b.protocol.groups[0]
+    connector = {"connector": group.connector}
+    stage.steps.append(_partner(text="/contact"))
+    _add(stage.steps, b.message("relay/contact", values=connector))
+    stage.steps.append(_partner(text=b.example("contact_message", "Can I bring my daughter?")))
+    _add(stage.steps, b.message("relay/sent", values=connector))
+    answer = b.example("connector_answer", "Of course, she is very welcome.")
+    values = {"connector": group.connector, "kind": "text", "text": answer}
+    _add(stage.steps, b.message("relay/from_connector", values=values))
+    away = {
+        **connector,
+        "day": day_words(b.prompts, EXAMPLE_MOMENT, group.zone),
+        "time": time_words(b.prompts, b.protocol.office_hours.start),
+        "resources": b.protocol.crisis_resources,
+    }
+    _add(stage.sometimes, b.message("relay/away", when="out_of_hours", values=away))
+    _add(stage.sometimes, b.message("relay/cannot_send", when="sticker"))
+    return stage
+
+
 def _example_journey(b: _Builder, texts: Iterator[str]) -> Journey:
     """A journey of three check-ins a fortnight apart, from the protocol's scale questions."""
     names = b.prompts.labels("tools.journey.lines")
@@ -1315,7 +1343,8 @@ def build_preview(
     stages.append(_during_checkins(b))
     if not placed:
         stages.append(meetings)
-    stages += [_safeguarding(b), _help(b), _journey(b, texts, chart=chart), _mydata(b)]
+    stages += [_safeguarding(b), _help(b), _contact(b), _journey(b, texts, chart=chart)]
+    stages += [_mydata(b)]
     stages += [_settings(b), _pause(b), _withdraw(b), _other_replies(b)]
     staff = _staff(b) + _meeting_staff(b)
     shown = {t for stage in stages for s in stage.bubbles for t in s.templates}

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import segno
-
-PNG_SCALE = 10  # pixels per module: prints sharply on A6 and scans from a phone at arm's length
+from bot.connector.invites import qr_png_bytes
 
 
 def write_qr_png(link: str, path: Path) -> Path:
     """Write ``link`` as a QR code PNG at ``path`` (medium error correction); return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    segno.make(link, error="m", micro=False).save(str(path), kind="png", scale=PNG_SCALE, border=4)
+    path.write_bytes(qr_png_bytes(link))
     return path
 
 

@@ -24,8 +24,16 @@ from storage.models import OutboxMessage, OutboxStatus
 log = logging.getLogger(__name__)
 
 #: Bot API methods the sender knows how to make, and the payload field holding the file.
-FILE_FIELDS: dict[str, str] = {"sendDocument": "document", "sendPhoto": "photo"}
+FILE_FIELDS: dict[str, str] = {
+    "sendDocument": "document",
+    "sendPhoto": "photo",
+    "sendVoice": "voice",
+}
 SUPPORTED_METHODS: frozenset[str] = frozenset({"sendMessage", *FILE_FIELDS})
+
+#: ``last_error`` of a row that failed because its person cannot be reached (403, blocked):
+#: exactly this for rows held back, this and Telegram's reason for the row that got the 403.
+UNREACHABLE = "unreachable"
 
 #: Statuses in which a row still has to be sent (and holds back later rows to its chat).
 OPEN_STATUSES = (OutboxStatus.PENDING, OutboxStatus.SENDING)
@@ -47,6 +55,7 @@ def _outbox_values(
     kind: str,
     not_before: datetime | None,
     conversation_step: bool = False,
+    broadcast_id: int | None = None,
 ) -> dict[str, Any]:
     """The column values of a validated, pending outbox row (see :func:`enqueue`)."""
     if method not in SUPPORTED_METHODS:
@@ -76,6 +85,7 @@ def _outbox_values(
         "next_attempt_at": not_before or now,
         "created_at": now,
         "conversation_step": conversation_step,
+        "broadcast_id": broadcast_id,
     }
 
 
@@ -148,6 +158,26 @@ async def enqueue(
     )
     result = await session.execute(_insert_if_new(session.get_bind().dialect.name), values)
     return result.scalar_one_or_none()
+
+
+async def enqueue_new(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Queue many messages whose keys cannot exist yet, in one statement (executemany).
+
+    Each item holds :func:`enqueue`'s keyword arguments (``key`` and ``chat_id`` at least),
+    plus ``broadcast_id`` for the deliveries of a broadcast. Like :func:`add_reply`, a key
+    that exists after all fails the caller's transaction loudly.
+    """
+    defaults: dict[str, Any] = {
+        "text": None,
+        "method": "sendMessage",
+        "payload": None,
+        "reply_markup": None,
+        "person_id": None,
+        "kind": "message",
+        "not_before": None,
+    }
+    if rows:
+        await session.execute(_INSERT_ROW, [_outbox_values(**(defaults | row)) for row in rows])
 
 
 async def add_reply(

@@ -39,7 +39,13 @@ from tenacity.wait import wait_base, wait_exponential_jitter
 
 from bot.transport.batching import Coalescer
 from bot.transport.delivery_errors import Classification, Outcome, classify
-from bot.transport.outbox import _OUTBOX, FILE_FIELDS, OPEN_STATUSES, OutboxPayloadError
+from bot.transport.outbox import (
+    _OUTBOX,
+    FILE_FIELDS,
+    OPEN_STATUSES,
+    UNREACHABLE,
+    OutboxPayloadError,
+)
 from bot.transport.ratelimit import SendLimiter, Slot, slot_already_reserved
 from storage.clock import utcnow
 from storage.db import Database
@@ -467,7 +473,7 @@ class OutboxSender:
                     )
             for ids_, values in (
                 (withdrawn, {"status": OutboxStatus.CANCELLED, "last_error": "withdrawn"}),
-                (unreachable, {"status": OutboxStatus.FAILED, "last_error": "unreachable"}),
+                (unreachable, {"status": OutboxStatus.FAILED, "last_error": UNREACHABLE}),
                 (
                     list(claimed),
                     {"status": OutboxStatus.SENDING, "attempts": _OUTBOX.c.attempts + 1},
@@ -508,6 +514,14 @@ class OutboxSender:
         parse_mode = data.pop("parse_mode", None)
 
         async def send_file() -> telegram.Message:
+            if claimed.method == "sendVoice":
+                return await bot.send_voice(
+                    chat_id=claimed.chat_id,
+                    voice=media,
+                    caption=caption,
+                    parse_mode=parse_mode,
+                    api_kwargs=data or None,
+                )
             if claimed.method == "sendPhoto":
                 return await bot.send_photo(
                     chat_id=claimed.chat_id,
@@ -688,7 +702,10 @@ class OutboxSender:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == claimed.id)
-                .values(status=OutboxStatus.FAILED, last_error=description)
+                .values(
+                    status=OutboxStatus.FAILED,
+                    last_error=f"{UNREACHABLE}: {description}"[:_LAST_ERROR_LENGTH],
+                )
                 .execution_options(synchronize_session=False)
             )
             # Nothing else queued for this chat (or this person) can be delivered either.
@@ -698,7 +715,7 @@ class OutboxSender:
             held = await session.execute(
                 update(OutboxMessage)
                 .where(others, OutboxMessage.status == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.FAILED, last_error="unreachable")
+                .values(status=OutboxStatus.FAILED, last_error=UNREACHABLE)
                 .execution_options(synchronize_session=False)
             )
             held_count = int(getattr(held, "rowcount", 0) or 0)

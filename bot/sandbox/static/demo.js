@@ -401,6 +401,15 @@
       bubble.append(text);
     }
 
+    if (fromBot && (message.text || message.caption || "").startsWith("\u{1F4AC}")) {
+      // A partner's relayed message: the connector answers by replying to it.
+      const reply = el("button", { className: "reply-to", text: t("reply") });
+      reply.addEventListener("click", () => {
+        state.replyTo = message.message_id;
+        say(t("replying"));
+      });
+      bubble.append(reply);
+    }
     const meta = el("p", { className: "meta" });
     meta.append(el("time", { datetime: new Date(message.date * 1000).toISOString(), text: formatTime(message.date) }));
     if (message.edit_date) meta.append(` · ${t("edited")}`);
@@ -543,7 +552,10 @@
     if (command) {
       await send("command", { command: command[1], payload: command[2] ? command[2].trim() : null });
     } else {
-      await send("text", { text });
+      const body = { text };
+      if (state.replyTo) body.reply_to = state.replyTo;
+      state.replyTo = null;
+      await send("text", body);
     }
   }
 

@@ -1,0 +1,308 @@
+"""Two-way messages between a partner and their connector, relayed by the bot.
+
+* :func:`from_partner`: a partner's message (text, voice note, photo or document) is kept
+  (free text encrypted at rest, like answers), and one copy goes to each of their connectors
+  (the group's ``connectors:`` in the protocol, else every connector) with who it is from and
+  how to answer. Outside office hours the partner gets one kind note a day saying when it will
+  be read and where to get help now; otherwise a short "sent".
+* :func:`to_partner`: a connector's Telegram reply to a relayed copy goes to that partner,
+  from the connector by name. The copy is found through the Telegram message id the outbox
+  recorded when it was sent, so replies to old messages work after a restart.
+
+Nothing here logs what anyone wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.calendar.words import day_words, time_words
+from bot.calendar.zones import zone_named
+from bot.protocol import Group, StudyProtocol
+from bot.settings import Settings
+from bot.transport.outbox import enqueue
+from prompts import Prompts
+from storage.models import (
+    Invite,
+    OutboxMessage,
+    PartnerProfile,
+    Person,
+    PersonStatus,
+    RelayedMessage,
+    Role,
+    TelegramIdentity,
+)
+from storage.queries.people import connector_chat_ids, name_of
+
+KIND = "relay"
+IN, OUT = "in", "out"
+CAPTION_LIMIT = 1024
+METHODS = {"photo": "sendPhoto", "document": "sendDocument", "voice": "sendVoice"}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What someone sent: its kind, its text or caption (HTML), and its file, if any."""
+
+    kind: str  # "text", "photo", "document" or "voice"
+    text: str = ""
+    file_id: str | None = None
+
+
+def copy_key(relayed_id: int, chat_id: int) -> str:
+    """The outbox key of one connector's copy of a partner's message."""
+    return f"{KIND}:{relayed_id}:{chat_id}"
+
+
+def _relayed_id(key: str) -> int | None:
+    prefix, _, rest = key.partition(":")
+    number, _, _chat = rest.partition(":")
+    return int(number) if prefix == KIND and number.isdigit() else None
+
+
+async def connector_chats(
+    session: AsyncSession, protocol: StudyProtocol, group_key: str | None
+) -> list[int]:
+    """The chats of the connectors who read this group's messages (else every connector)."""
+    group = protocol.group(group_key)
+    named = list(group.connectors) if group is not None else []
+    if named:
+        telegram_ids = [ref for ref in named if isinstance(ref, int)]
+        invite_ids = [int(ref.split(":")[1]) for ref in named if isinstance(ref, str)]
+        by_invite = select(Invite.used_by_person_id).where(Invite.id.in_(invite_ids))
+        rows = await session.execute(
+            select(TelegramIdentity.chat_id)
+            .join(Person, Person.id == TelegramIdentity.person_id)
+            .where(
+                Person.role == Role.CONNECTOR,
+                Person.status == PersonStatus.ACTIVE,
+                TelegramIdentity.telegram_user_id.in_(telegram_ids)
+                | Person.id.in_(by_invite.scalar_subquery()),
+            )
+        )
+        chats = sorted(set(rows.scalars()))
+        if chats:
+            return chats
+    return await connector_chat_ids(session)
+
+
+def in_office_hours(protocol: StudyProtocol, group: Group | None, moment: datetime) -> bool:
+    """Whether someone in the team reads messages at ``moment`` (the group's local time)."""
+    hours = protocol.office_hours
+    local = moment.astimezone(group.zone if group is not None else zone_named(None))
+    start, end = (time.fromisoformat(hours.start), time.fromisoformat(hours.end))
+    return local.weekday() in hours.days and start <= local.time() < end
+
+
+def next_opening(protocol: StudyProtocol, group: Group | None, moment: datetime) -> datetime:
+    """When office hours next begin after ``moment`` (in the group's zone)."""
+    hours = protocol.office_hours
+    zone = group.zone if group is not None else zone_named(None)
+    local = moment.astimezone(zone)
+    start = time.fromisoformat(hours.start)
+    for days in range(8):
+        day = local.date() + timedelta(days=days)
+        opening = datetime.combine(day, start, tzinfo=zone)
+        if day.weekday() in hours.days and opening > local:
+            return opening
+    return local + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """What :func:`from_partner` did: the kept message, and whether it was out of hours."""
+
+    message: RelayedMessage
+    copies: int
+    away_note: bool
+
+
+async def from_partner(
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    *,
+    prompts: Prompts,
+    settings: Settings,
+    person: Person,
+    profile: PartnerProfile,
+    incoming: Incoming,
+    chat_id: int,
+    update_id: int,
+    now: datetime,
+    acknowledge: bool = True,
+) -> Relayed:
+    """Keep a partner's message and queue a copy to each of their connectors, and the
+    partner's "sent" (or, the first time each day outside office hours, the away note).
+
+    ``acknowledge=False``: the partner has had a reply already (the crisis reply, which says
+    the connector will be in touch), so nothing more is sent to them."""
+    stored, encrypted = (
+        settings.text_cipher().encrypt(incoming.text) if incoming.text else (None, False)
+    )
+    relayed = RelayedMessage(
+        person_id=person.id,
+        direction=IN,
+        content_kind=incoming.kind,
+        text=stored,
+        text_encrypted=encrypted,
+        file_id=incoming.file_id,
+        created_at=now,
+        source_update_id=update_id,
+    )
+    session.add(relayed)
+    await session.flush()
+    group = protocol.group(profile.group_key)
+    name = await name_of(session, person.id)
+    header = prompts.render(
+        "relay/to_connector",
+        name=name,
+        group=group.name if group is not None else "",
+        kind=incoming.kind,
+        text=incoming.text,
+    )
+    chats = await connector_chats(session, protocol, profile.group_key)
+    for connector_chat in chats:
+        await _queue_copy(
+            session, copy_key(relayed.id, connector_chat), connector_chat, incoming, header
+        )
+    connector = group.connector if group is not None else ""
+    away = acknowledge and not in_office_hours(protocol, group, now)
+    noted = False
+    if away:
+        opening = next_opening(protocol, group, now)
+        zone = group.zone if group is not None else zone_named(None)
+        noted = (
+            await enqueue(
+                session,
+                key=f"{KIND}:away:{person.id}:{now.astimezone(zone):%Y-%m-%d}",
+                chat_id=chat_id,
+                person_id=person.id,
+                kind="reply",
+                text=prompts.render(
+                    "relay/away",
+                    connector=connector,
+                    day=day_words(prompts, opening, zone),
+                    time=time_words(prompts, opening.time()),
+                    resources=protocol.crisis_resources,
+                ),
+            )
+            is not None
+        )
+    if acknowledge and not noted:
+        await enqueue(
+            session,
+            key=f"{KIND}:sent:{relayed.id}",
+            chat_id=chat_id,
+            person_id=person.id,
+            kind="reply",
+            text=prompts.render("relay/sent", connector=connector),
+        )
+    return Relayed(relayed, len(chats), noted)
+
+
+async def _queue_copy(
+    session: AsyncSession,
+    key: str,
+    chat_id: int,
+    incoming: Incoming,
+    text: str,
+    *,
+    person_id: int | None = None,
+) -> None:
+    if incoming.kind == "text" or incoming.file_id is None:
+        await enqueue(session, key=key, chat_id=chat_id, text=text, kind=KIND, person_id=person_id)
+        return
+    method = METHODS[incoming.kind]
+    field = method.removeprefix("send").lower()
+    await enqueue(
+        session,
+        key=key,
+        chat_id=chat_id,
+        method=method,
+        payload={field: incoming.file_id},
+        text=_fit_caption(text),
+        kind=KIND,
+        person_id=person_id,
+    )
+
+
+def _fit_caption(text: str) -> str:
+    """A caption Telegram accepts (long ones are cut; the whole text is kept in the record)."""
+    return text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "\u2026"
+
+
+async def replied_message(
+    session: AsyncSession, connector_chat_id: int, tg_message_id: int
+) -> RelayedMessage | None:
+    """The partner's message whose copy (in the connector's chat) has this Telegram id."""
+    rows = await session.execute(
+        select(OutboxMessage.idempotency_key).where(
+            OutboxMessage.chat_id == connector_chat_id,
+            OutboxMessage.tg_message_id == tg_message_id,
+            OutboxMessage.kind == KIND,
+        )
+    )
+    key = rows.scalars().first()
+    relayed_id = _relayed_id(key) if key is not None else None
+    if relayed_id is None:
+        return None
+    relayed = await session.get(RelayedMessage, relayed_id)
+    return relayed if relayed is not None and relayed.direction == IN else None
+
+
+async def to_partner(
+    session: AsyncSession,
+    prompts: Prompts,
+    *,
+    settings: Settings,
+    connector: Person,
+    original: RelayedMessage,
+    incoming: Incoming,
+    update_id: int,
+    now: datetime,
+) -> str | None:
+    """Send a connector's answer to the partner who wrote ``original``; return the partner's
+    name, or None when they can no longer be written to (withdrawn, or gone)."""
+    partner = await session.get(Person, original.person_id)
+    identity = (
+        await session.execute(
+            select(TelegramIdentity).where(TelegramIdentity.person_id == original.person_id)
+        )
+    ).scalar_one_or_none()
+    if partner is None or identity is None or partner.status == PersonStatus.WITHDRAWN:
+        return None
+    stored, encrypted = (
+        settings.text_cipher().encrypt(incoming.text) if incoming.text else (None, False)
+    )
+    answer = RelayedMessage(
+        person_id=partner.id,
+        connector_person_id=connector.id,
+        direction=OUT,
+        content_kind=incoming.kind,
+        text=stored,
+        text_encrypted=encrypted,
+        file_id=incoming.file_id,
+        created_at=now,
+        source_update_id=update_id,
+    )
+    session.add(answer)
+    await session.flush()
+    text = prompts.render(
+        "relay/from_connector",
+        connector=await name_of(session, connector.id),
+        kind=incoming.kind,
+        text=incoming.text,
+    )
+    await _queue_copy(
+        session,
+        f"{KIND}:answer:{answer.id}",
+        identity.chat_id,
+        incoming,
+        text,
+        person_id=partner.id,
+    )
+    return identity.preferred_name or identity.first_name or ""

@@ -1,0 +1,139 @@
+"""Two-way messages: a partner's message reaches their connector, and the connector answers.
+
+Thin: parse the update, call :mod:`bot.connector.relay`, reply.
+
+* :func:`relay_partner_message` is what the fallback calls for a partner's message that no
+  feature took (not a command, no open question): it goes to their connector(s).
+* ``/contact`` says who will read the next message; that message goes to the connector even
+  if a check-in question is open (``awaiting_input`` = "contact").
+* :func:`answer_partner`: a connector's Telegram reply to a relayed message goes back to the
+  partner (called by :mod:`handlers.desk`, which sorts the connector's messages).
+"""
+
+from __future__ import annotations
+
+from telegram import Message, Update
+from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
+
+from bot.connector import relay
+from bot.connector.relay import Incoming
+from bot.context import BotContext
+from handlers.filters import AwaitingInput
+from handlers.guards import partner_tool
+from storage.clock import utcnow
+from storage.models import PersonStatus, Role
+
+AWAITING_CONTACT = "contact"
+
+
+def incoming_of(message: Message) -> Incoming | None:
+    """What can be relayed of ``message`` (None: a sticker, a location, ...)."""
+    if message.voice is not None:
+        return Incoming("voice", message.caption_html or "", message.voice.file_id)
+    if message.photo:
+        return Incoming("photo", message.caption_html or "", message.photo[-1].file_id)
+    if message.document is not None:
+        return Incoming("document", message.caption_html or "", message.document.file_id)
+    if message.text is not None and not message.text.startswith("/"):
+        return Incoming("text", message.text_html)
+    return None
+
+
+async def relay_partner_message(
+    update: Update, context: BotContext, *, acknowledge: bool = True
+) -> bool:
+    """Send a partner's message to their connector(s); True if it went (the caller stops).
+
+    ``acknowledge=False`` when the partner was answered already (the crisis reply)."""
+    person, profile, message = context.person, context.profile, update.message
+    if (
+        person is None
+        or profile is None
+        or message is None
+        or person.role != Role.PARTNER
+        or person.status == PersonStatus.WITHDRAWN
+        or profile.onboarded_at is None
+    ):
+        return False
+    incoming = incoming_of(message)
+    if incoming is None:
+        return False
+    await relay.from_partner(
+        context.session,
+        context.protocol,
+        prompts=context.prompts,
+        settings=context.settings,
+        person=person,
+        profile=profile,
+        incoming=incoming,
+        chat_id=message.chat_id,
+        update_id=context.scope.update_id,
+        now=utcnow(),
+        acknowledge=acknowledge,
+    )
+    return True
+
+
+@partner_tool(onboarded=True)
+async def contact_command(update: Update, context: BotContext) -> None:
+    """``/contact``: the next message goes to the partner's connector."""
+    profile = context.profile
+    if profile is None:
+        return
+    profile.awaiting_input = AWAITING_CONTACT
+    group = context.protocol.group(profile.group_key)
+    await context.ask(update, "relay/contact", connector=group.connector if group else "")
+
+
+@partner_tool(onboarded=True)
+async def contact_message(update: Update, context: BotContext) -> None:
+    """The message after ``/contact``."""
+    profile = context.profile
+    if profile is None:
+        return
+    profile.awaiting_input = None
+    if not await relay_partner_message(update, context):
+        await context.reply(update, "relay/cannot_send")
+
+
+async def answer_partner(update: Update, context: BotContext) -> bool:
+    """A connector's reply to a relayed message: send it to the partner. False when the
+    replied-to message is not a relayed one (the caller decides what that means)."""
+    message, person = update.effective_message, context.person
+    replied = message.reply_to_message if message is not None else None
+    if message is None or person is None or replied is None:
+        return False
+    original = await relay.replied_message(context.session, message.chat_id, replied.message_id)
+    if original is None:
+        return False
+    incoming = incoming_of(message)
+    if incoming is None:
+        await context.reply(update, "relay/cannot_send")
+        return True
+    name = await relay.to_partner(
+        context.session,
+        context.prompts,
+        settings=context.settings,
+        connector=person,
+        original=original,
+        incoming=incoming,
+        update_id=context.scope.update_id,
+        now=utcnow(),
+    )
+    if name is None:
+        await context.reply(update, "relay/partner_gone")
+    else:
+        await context.reply(update, "relay/answer_sent", name=name)
+    return True
+
+
+HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
+    CommandHandler("contact", contact_command, filters=filters.ChatType.PRIVATE),
+    MessageHandler(
+        filters.UpdateType.MESSAGE
+        & filters.ChatType.PRIVATE
+        & ~filters.COMMAND
+        & AwaitingInput(AWAITING_CONTACT),
+        contact_message,
+    ),
+]
