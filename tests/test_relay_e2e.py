@@ -263,7 +263,7 @@ async def test_partners_and_outsiders_cannot_press_staff_buttons(
 async def test_the_conversation_is_in_mydata_and_deleted_on_withdrawal_when_asked(
     sandbox, database, database_url, tmp_path
 ) -> None:
-    from bot.privacy.mydata import cipher_for, collect
+    from bot.privacy.mydata import collect
     from bot.privacy.withdrawal import withdraw
     from bot.protocol import Withdrawal
     from storage.models import OutboxMessage, Person
@@ -285,7 +285,7 @@ async def test_the_conversation_is_in_mydata_and_deleted_on_withdrawal_when_aske
             person = (
                 await session.execute(select(Person).where(Person.role == "partner"))
             ).scalar_one()
-            tables = await collect(session, person, cipher_for(bot.settings))
+            tables = await collect(session, person, bot.settings.text_cipher())
             assert [(r["from"], r["text"]) for r in tables["messages_with_your_connector"]] == [
                 ("you", "My new number is on the form"),
                 ("your connector", "Got it, thank you"),
