@@ -234,6 +234,8 @@ class StudyProtocol(_Strict):
     meetings: Meetings = Meetings()
     crisis_resources: list[str] = Field(min_length=1)
     safeguarding: Safeguarding
+    #: Small groups are protected: any figure about fewer people is "too few to show".
+    min_group_size: int = Field(default=5, ge=2, le=100)
 
     @model_validator(mode="after")
     def _references(self) -> StudyProtocol:

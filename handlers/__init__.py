@@ -19,6 +19,7 @@ from handlers import (
     gate,
     help,
     journey,
+    log,
     meetings,
     membership,
     mydata,
@@ -26,6 +27,7 @@ from handlers import (
     pause,
     preferences,
     safeguarding,
+    staff_text,
     start,
     withdraw,
 )
@@ -50,6 +52,9 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *preferences.HANDLERS,  # /settings
             *pause.HANDLERS,  # /pause, /resume
             *withdraw.HANDLERS,  # /withdraw
+            *log.HANDLERS,  # /log, its buttons (partners lg:, connectors lc:, review iv:)
+            # connectors' typed text for an open draft (log, you said); else /meeting's
+            *staff_text.HANDLERS,
             # /meeting (connectors, with its typed steps: connectors' text only, so it
             # must come before the fallback), /meetings and answer buttons (partners)
             *meetings.HANDLERS,

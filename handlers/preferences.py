@@ -2,9 +2,10 @@
 
 Buttons (callback data, all validated; anything unknown answers politely and changes nothing):
 
-* ``set:menu:<name|group|tz|slot|quiet>`` opens one choice;
+* ``set:menu:<name|group|tz|slot|quiet|pay>`` opens one choice;
 * ``set:group:<group key>``, ``set:tz:<IANA zone from the offered list>``,
-  ``set:slot:<protocol slot key>``, ``set:quiet:<preset key>`` make a change;
+  ``set:slot:<protocol slot key>``, ``set:quiet:<preset key>``, ``set:pay:<choice>`` make a
+  change;
 * ``set:tz:type`` and ``set:menu:name`` wait for the next text (``awaiting_input`` is
   ``settings:tz`` / ``settings:name``); ``set:cancel`` stops waiting.
 
@@ -20,6 +21,8 @@ from bot.calendar.quiet import quiet_hours
 from bot.calendar.words import checkin_words, quiet_words, slot_words, time_words, timezone_words
 from bot.calendar.zones import resolve_timezone, zone_of
 from bot.context import BotContext
+from bot.involvement.payment import CHOICES as PAYMENT_CHOICES
+from bot.involvement.payment import payment_words, set_payment
 from bot.partners.preferences import (
     NAME_LIMIT,
     QUIET_PRESETS,
@@ -110,6 +113,13 @@ async def _open(update: Update, context: BotContext, item: str) -> None:
             reply_markup=markup,
             current=quiet_words(prompts, quiet_hours(profile, protocol)),
         )
+    elif item == "pay":
+        await context.reply(
+            update,
+            "settings/choose_payment",
+            reply_markup=markup,
+            current=payment_words(prompts, profile.payment_preference),
+        )
 
 
 async def _timezone_changed(update: Update, context: BotContext, zone: str) -> None:
@@ -137,6 +147,8 @@ def _valid(context: BotContext, what: str, value: str) -> bool:
         return checkin_slot(protocol, value) is not None
     if what == "quiet":
         return value in QUIET_PRESETS
+    if what == "pay":
+        return value in PAYMENT_CHOICES
     return False
 
 
@@ -190,6 +202,11 @@ async def settings_button(update: Update, context: BotContext) -> None:
         await context.reply(update, "settings/checkin_changed", checkin=slot_words(prompts, slot))
     if what in ("group", "tz", "slot"):
         await _replan(context, profile)
+    if what == "pay":
+        set_payment(profile, value)
+        await context.reply(
+            update, "settings/payment_changed", choice=payment_words(prompts, value)
+        )
     if what == "quiet":
         window = set_quiet_preset(profile, value)
         await context.reply(

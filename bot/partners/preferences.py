@@ -15,6 +15,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.calendar.quiet import NO_QUIET_HOURS, QuietHours, parse_hhmm
 from bot.calendar.words import slot_words
 from bot.calendar.zones import is_known_zone
+from bot.involvement.payment import payment_rows
 from bot.protocol import CheckinSlot, Group, StudyProtocol
 from prompts import Prompts
 from storage.models import PartnerProfile, TelegramIdentity
@@ -36,6 +37,7 @@ SETTINGS_MENU: dict[str, str] = {
     "tz": "timezone",
     "slot": "checkin",
     "quiet": "quiet",
+    "pay": "payment",
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
@@ -162,6 +164,8 @@ def settings_choice_keyboard(
     elif item == "quiet":
         words = prompts.labels("tools.settings.quiet_presets")
         rows = [_row(words[key], f"set:quiet:{key}") for key in QUIET_PRESETS]
+    elif item == "pay":
+        rows = payment_rows(prompts, "set:pay:")
     elif item != "name":
         raise ValueError(f"unknown setting {item!r}")
     rows.append(_row(prompts.label("tools.settings.cancel"), "set:cancel"))
