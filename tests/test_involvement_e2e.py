@@ -93,15 +93,23 @@ async def test_partner_logs_time_the_connector_corrects_it_and_the_claim_has_nam
     assert done.returncode == 0, done.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("# ") and "carries names" in lines[0]
-    assert lines[2].split(",") == ["Sam", partner.pseudonym, "north", "voucher", "0", "1.50", "4.20"]
+    assert lines[2].split(",") == [
+        "Sam",
+        partner.pseudonym,
+        "north",
+        "voucher",
+        "0",
+        "1.50",
+        "4.20",
+    ]
     # The payment preference can be changed in /settings, and is not asked again.
     sam.send_command("settings")
     menu = await latest(companion, sandbox, SAM)
     sam.press(menu, "set:menu:pay")
     choose = await latest(companion, sandbox, SAM)
-    assert "It is now <b>A voucher</b>" in choose["text"] and "benefits" in choose["text"]
+    assert "It is now A voucher" in choose["text"] and "benefits" in choose["text"]
     sam.press(choose, data_for(choose, "Paid"))
-    assert "We have noted: <b>Paid</b>" in (await latest(companion, sandbox, SAM))["text"]
+    assert "We have noted: Paid" in (await latest(companion, sandbox, SAM))["text"]
     sam.send_command("log")
     assert "What was the time given to" in (await latest(companion, sandbox, SAM))["text"]
     async with database.sessions() as session:
@@ -140,7 +148,7 @@ async def test_a_connector_logs_time_for_a_partner_and_others_cannot(
 
     priya.press(1, f"lc:new:{partner.id}")
     kind = await latest(companion, sandbox, CONNECTOR_ID)
-    assert "Logging time for <b>Ali</b>" in kind["text"] or "Ali" in kind["text"]
+    assert "Logging time for Ali" in kind["text"]
     priya.press(kind, data_for(kind, "Delivering training"))
     day = await latest(companion, sandbox, CONNECTOR_ID)
     priya.press(day, buttons(day)[0][1])
