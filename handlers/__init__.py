@@ -24,6 +24,7 @@ from handlers import (
     membership,
     mydata,
     onboarding,
+    partners,
     pause,
     preferences,
     safeguarding,
@@ -52,6 +53,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *preferences.HANDLERS,  # /settings
             *pause.HANDLERS,  # /pause, /resume
             *withdraw.HANDLERS,  # /withdraw
+            *partners.HANDLERS,  # /partners, the roster's pages and a partner's card (pt:)
             *log.HANDLERS,  # /log, its buttons (partners lg:, connectors lc:, review iv:)
             # connectors' typed text for an open draft (log, you said); else /meeting's
             *staff_text.HANDLERS,
