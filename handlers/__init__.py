@@ -30,6 +30,7 @@ from handlers import (
     safeguarding,
     staff_text,
     start,
+    stats,
     withdraw,
 )
 
@@ -54,6 +55,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *pause.HANDLERS,  # /pause, /resume
             *withdraw.HANDLERS,  # /withdraw
             *partners.HANDLERS,  # /partners, the roster's pages and a partner's card (pt:)
+            *stats.HANDLERS,  # /stats and its period buttons (st:)
             *log.HANDLERS,  # /log, its buttons (partners lg:, connectors lc:, review iv:)
             # connectors' typed text for an open draft (log, you said); else /meeting's
             *staff_text.HANDLERS,

@@ -212,7 +212,8 @@ def draw_lines(
     if scale.ticks:
         axes.yaxis.set_major_locator(FixedLocator(list(scale.ticks)))
     axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: words.value_format.format(v)))
-    _label_lines(axes, labels, scale)
+    if len(series) > 1:  # one line is named by the title; more are named on the lines
+        _label_lines(axes, labels, scale)
 
     figure.suptitle(words.title, fontsize=TITLE_PT, fontweight="bold", x=0.05, ha="left")
     if words.subtitle:
@@ -223,7 +224,10 @@ def draw_lines(
         spine.set_visible(name in ("left", "bottom"))
         spine.set_color("black")
         spine.set_linewidth(2)
-    figure.subplots_adjust(left=0.16, right=0.95, top=0.86, bottom=0.09)
+    widest = max((len(words.value_format.format(t)) for t in scale.ticks), default=1)
+    figure.subplots_adjust(
+        left=max(0.13, 0.05 + 0.036 * widest), right=0.95, top=0.86, bottom=0.09
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format=fmt, dpi=DPI, facecolor="white")
     return path
