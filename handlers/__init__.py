@@ -32,6 +32,7 @@ from handlers import (
     start,
     stats,
     withdraw,
+    yousaid,
 )
 
 GATE_GROUP = -2
@@ -56,6 +57,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *withdraw.HANDLERS,  # /withdraw
             *partners.HANDLERS,  # /partners, the roster's pages and a partner's card (pt:)
             *stats.HANDLERS,  # /stats and its period buttons (st:)
+            *yousaid.HANDLERS,  # /yousaid and its buttons (ys:)
             *log.HANDLERS,  # /log, its buttons (partners lg:, connectors lc:, review iv:)
             # connectors' typed text for an open draft (log, you said); else /meeting's
             *staff_text.HANDLERS,

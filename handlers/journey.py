@@ -14,6 +14,7 @@ from telegram.ext import BaseHandler, CommandHandler
 
 from bot.calendar.words import date_words
 from bot.calendar.zones import zone_of
+from bot.charts.page import draw_page
 from bot.context import BotContext
 from bot.partners.journey import (
     CHARTS_FOLDER,
@@ -22,6 +23,8 @@ from bot.partners.journey import (
     load_journey,
     render_chart,
 )
+from bot.partners.legacy import legacy_values, load_legacy
+from bot.partners.preferences import current_name
 from bot.privacy.mydata import cipher_for
 from bot.transport.outbox import enqueue
 from handlers.guards import partner_tool
@@ -29,11 +32,14 @@ from handlers.guards import partner_tool
 
 @partner_tool(onboarded=True)
 async def journey_command(update: Update, context: BotContext) -> None:
-    """Send the chart (if there are scale answers) and the summary."""
+    """Send the chart (if there are scale answers) and the summary; ``full``: the PDF."""
     person, chat = context.person, update.effective_chat
     if person is None or chat is None:
         return
     prompts = context.prompts
+    if context.args == ["full"]:
+        await _send_legacy_page(update, context, person.pseudonym, chat.id)
+        return
     journey = await load_journey(
         context.session,
         person.id,
@@ -79,6 +85,40 @@ async def journey_command(update: Update, context: BotContext) -> None:
         shared=journey.shared,
         since=date_words(prompts, journey.first_at, zone),
         quotes=[{"heading": q.heading, "text": q.text} for q in journey.quotes],
+    )
+    legacy = await load_legacy(context.session, person.id)
+    if not legacy.empty:
+        await context.reply(update, "journey/contribution", **legacy_values(prompts, legacy, zone))
+
+
+async def _send_legacy_page(
+    update: Update, context: BotContext, pseudonym: str, chat_id: int
+) -> None:
+    """``/journey full``: what they gave and what it changed, as a one-page PDF to keep."""
+    prompts, person = context.prompts, context.person
+    assert person is not None
+    zone = zone_of(context.profile)
+    legacy = await load_legacy(context.session, person.id)
+    name = await current_name(context.session, person.id) or ""
+    lines = prompts.text(
+        "journey/legacy_page", name=name, **legacy_values(prompts, legacy, zone)
+    ).splitlines()
+    relative = f"{CHARTS_FOLDER}/legacy-{pseudonym}.pdf"
+    await asyncio.to_thread(
+        draw_page,
+        prompts.label("tools.journey.legacy_title", name=name),
+        lines,
+        context.settings.companion_data_dir / relative,
+    )
+    await enqueue(
+        context.session,
+        key=f"journey:full:{context.scope.update_id}",
+        chat_id=chat_id,
+        method="sendDocument",
+        text=prompts.render("journey/legacy_caption"),
+        payload={"document": {"path": relative, "filename": "my-contribution.pdf"}},
+        person_id=person.id,
+        kind="journey",
     )
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, MessageHandler, filters
 
+from bot.connector import impact
 from bot.context import BotContext
 from bot.involvement import log as involvement_log
-from handlers import log, meetings
+from handlers import log, meetings, yousaid
 from handlers.filters import FromRole
 from handlers.guards import connector_only
 from storage.models import Role, StaffDraft
@@ -29,6 +30,8 @@ async def connector_text(update: Update, context: BotContext) -> None:
     kind = draft.kind if draft is not None else None
     if draft is not None and kind == involvement_log.DRAFT_KIND:
         await log.connector_text(update, context, draft)
+    elif draft is not None and kind == impact.DRAFT_KIND:
+        await yousaid.draft_text(update, context, draft)
     else:
         await meetings.draft_text(update, context)
 
