@@ -161,9 +161,13 @@ async def study_stats(
                 by_month[c.period][c.value] += c.answers
                 by_group[c.group][c.value] += c.answers
         month_people: dict[int, int] = defaultdict(int)
-        for (index, _group, key), n in people_by.items():
+        # Over the whole period, a group has at least as many people as in its fullest
+        # month: a safe lower bound (it can only hide a figure, never show a small one).
+        group_people: dict[str | None, int] = defaultdict(int)
+        for (index, group, key), n in people_by.items():
             if key == question.key and index >= 0:
                 month_people[index] += n  # a partner is in one group: the sums add up
+                group_people[group] = max(group_people[group], n)
         assert question.min is not None and question.max is not None
         scale_stats.append(
             ScaleStats(
@@ -177,7 +181,7 @@ async def study_stats(
                 groups=[
                     (
                         group_name(g),
-                        spread(by_group[g], people_by.get((-2, g, question.key), 0), least),
+                        spread(by_group[g], group_people.get(g, 0), least),
                     )
                     for g in sorted(by_group, key=str)
                 ],

@@ -31,12 +31,24 @@ from storage.types import UTCDateTime
 
 
 def period_of(column: Any, starts: Sequence[datetime]) -> ColumnElement[int]:
-    """The index of the period ``column`` falls in (``starts`` ascending; before: -1)."""
-    whens = [
-        (column >= literal(start, UTCDateTime()), index)
-        for index, start in reversed(list(enumerate(starts)))
-    ]
-    return case(*whens, else_=-1)
+    """The index of the period ``column`` falls in (``starts`` ascending; before: -1).
+
+    A balanced tree of ``CASE`` expressions: about log2(periods) comparisons a row instead of
+    one per period (a year of weeks: 6 instead of up to 53).
+    """
+
+    def within(low: int, high: int) -> ColumnElement[int]:  # the answer is in [low, high)
+        if high - low == 1:
+            return literal(low)
+        middle = (low + high) // 2
+        return case(
+            (column >= literal(starts[middle], UTCDateTime()), within(middle, high)),
+            else_=within(low, middle),
+        )
+
+    return case(
+        (column >= literal(starts[0], UTCDateTime()), within(0, len(starts))), else_=literal(-1)
+    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,7 @@ async def scale_counts(
 async def scale_people(
     session: AsyncSession, questions: Sequence[str], starts: Sequence[datetime]
 ) -> dict[tuple[int, str | None, str], int]:
-    """How many people answered each question, by period and group (``-2``: whole span)."""
+    """How many people answered each question, by period and group."""
     period = period_of(Answer.answered_at, starts).label("period")
     base = (
         select(
@@ -92,16 +104,13 @@ async def scale_people(
             Answer.answered_at >= starts[0],
         )
     )
-    found: dict[tuple[int, str | None, str], int] = {}
     by_period = base.add_columns(period).group_by(
         period, PartnerProfile.group_key, Answer.question_key
     )
-    for group, question, people, index in await session.execute(by_period):
-        found[(int(index), group, question)] = int(people)
-    whole = base.group_by(PartnerProfile.group_key, Answer.question_key)
-    for group, question, people in await session.execute(whole):
-        found[(-2, group, question)] = int(people)
-    return found
+    return {
+        (int(index), group, question): int(people)
+        for group, question, people, index in await session.execute(by_period)
+    }
 
 
 @dataclass(frozen=True)
