@@ -35,12 +35,14 @@ from storage.models import (
     Checkin,
     ConsentDecision,
     Invite,
+    Involvement,
     OutboxMessage,
     PartnerProfile,
     Person,
     SafeguardingAlert,
     TelegramIdentity,
 )
+from storage.queries.impact import changes_for
 
 EXPORTS_FOLDER = "exports"
 JSON_NAME = "my_data.json"
@@ -152,6 +154,7 @@ async def collect(
                     "enrolled_at",
                     "onboarded_at",
                     "withdrawn_at",
+                    "payment_preference",
                 ),
             )
         ]
@@ -325,7 +328,23 @@ async def collect(
         }
         for m in messages
     ]
+    tables.update(await _given_and_changed(session, pid))
     return tables
+
+
+async def _given_and_changed(session: AsyncSession, pid: int) -> dict[str, list[Row]]:
+    """The time they gave (the involvement log) and what they were told it changed."""
+    entries = await session.execute(
+        select(Involvement).where(Involvement.person_id == pid).order_by(Involvement.occurred_at)
+    )
+    columns = ("kind", "meeting_id", "attended", "minutes", "expenses_pence", "occurred_at")
+    changes = await changes_for(session, pid, limit=10_000)
+    return {
+        "time_given": [_row(e, (*columns, "status")) for e in entries.scalars()],
+        "what_changed": [
+            {"text": c.text, "created_at": _value(c.created_at)} for c in reversed(changes)
+        ],
+    }
 
 
 def _csv(rows: list[Row]) -> str:
