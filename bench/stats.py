@@ -59,7 +59,7 @@ CHUNK = 5_000
 
 
 async def _seed(url: str, partners: int, weeks: int) -> None:
-    if is_sqlite(url) is False:
+    if not is_sqlite(url):
         db = Database(url)
         async with db.transaction() as session:
             names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
@@ -150,6 +150,11 @@ async def _seed(url: str, partners: int, weeks: int) -> None:
             if len(answers) >= CHUNK * 4:
                 await flush()
     await flush()
+    if not is_sqlite(url):
+        # What autovacuum does soon after a bulk load; without it the planner thinks the
+        # tables are empty and joins them row by row.
+        async with db.transaction() as session:
+            await session.execute(text("ANALYZE"))
     await db.dispose()
 
 
