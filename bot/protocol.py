@@ -273,10 +273,8 @@ class Retention(_Strict):
 
 
 class Research(_Strict):
-    """What researchers get: small-number protection and who may export."""
+    """What researchers get: who may export (small numbers: ``StudyProtocol.min_group_size``)."""
 
-    # Figures about fewer people than this are not shown in the report (disclosure control).
-    min_group_size: int = Field(default=5, ge=1, le=50)
     # Whether connectors may use /export as well as researchers.
     connectors_may_export: bool = False
 
@@ -300,6 +298,8 @@ class StudyProtocol(_Strict):
     safeguarding: Safeguarding
     retention: Retention = Retention()
     research: Research = Research()
+    #: Small groups are protected: any figure about fewer people is "too few to show".
+    min_group_size: int = Field(default=5, ge=2, le=100)
 
     @model_validator(mode="after")
     def _references(self) -> StudyProtocol:

@@ -24,16 +24,20 @@ from handlers import (
     help,
     invite,
     journey,
+    log,
     meetings,
     membership,
     mydata,
     onboarding,
+    partners,
     pause,
     preferences,
     relay,
     safeguarding,
     start,
+    stats,
     withdraw,
+    yousaid,
 )
 
 GATE_GROUP = -2
@@ -57,14 +61,19 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             *preferences.HANDLERS,  # /settings
             *pause.HANDLERS,  # /pause, /resume
             *withdraw.HANDLERS,  # /withdraw
-            # /meeting (connectors, with its typed steps: connectors' text only, so it
-            # must come before the fallback), /meetings and answer buttons (partners)
+            *partners.HANDLERS,  # /partners, the roster's pages and a partner's card (pt:)
+            *stats.HANDLERS,  # /stats and its period buttons (st:)
+            *yousaid.HANDLERS,  # /yousaid and its buttons (ys:)
+            *log.HANDLERS,  # /log, its buttons (partners lg:, connectors lc:, review iv:)
             *broadcast.HANDLERS,  # /broadcast (connectors) and its buttons
             *alerts.HANDLERS,  # /alerts (connectors) and its buttons
             *invite.HANDLERS,  # /invite (connectors) and its buttons
             # The connector's messages: answers to partners, broadcast content, alert notes,
-            # then /meeting's typed steps (it must come before meetings' own text handler)
+            # the typed steps of /log and /yousaid drafts, then /meeting's (it must come
+            # before meetings' own text handler)
             *desk.HANDLERS,
+            # /meeting (connectors, with its typed steps: connectors' text only, so it
+            # must come before the fallback), /meetings and answer buttons (partners)
             *meetings.HANDLERS,
             *export.HANDLERS,  # /export and its period buttons (researchers)
             *membership.HANDLERS,  # blocked / unblocked

@@ -2,35 +2,26 @@
 
 A connector's message may be: a Telegram reply to a partner's relayed message (sent to that
 partner), the content of a ``/broadcast`` draft, the note that resolves an alert, the next
-step of a ``/meeting`` draft, or a reply to something else (one line says how answering
-works). Anything else gets the fallback's usual reply.
+step of a ``/meeting``, ``/log`` (for a partner) or ``/yousaid`` draft, or a reply to
+something else (one line says how answering works). Anything else gets the fallback's usual reply.
 """
 
 from __future__ import annotations
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.ext import BaseHandler, MessageHandler, filters
-from telegram.ext.filters import MessageFilter
 
-from bot.context import BotContext, current_scope
+from bot.connector import impact
+from bot.context import BotContext
+from bot.involvement import log as involvement_log
 from bot.meetings import draft as meeting_draft
-from handlers import alerts, fallback, meetings
+from handlers import alerts, fallback, log, meetings, yousaid
 from handlers import broadcast as broadcast_handlers
+from handlers.filters import FromRole
 from handlers.guards import connector_only
 from handlers.relay import answer_partner
 from storage.models import Role
 from storage.queries.drafts import staff_draft_of
-
-
-class FromConnector(MessageFilter):
-    """Matches a message from a connector (read from the update's scope, no query)."""
-
-    def filter(self, message: Message) -> bool:
-        """True when the sender is a connector."""
-        scope = current_scope.get()
-        return (
-            scope is not None and scope.person is not None and scope.person.role == Role.CONNECTOR
-        )
 
 
 @connector_only
@@ -47,6 +38,10 @@ async def connector_message(update: Update, context: BotContext) -> None:
         await broadcast_handlers.take_content(update, context, draft)
     elif draft is not None and kind == alerts.DRAFT_KIND:
         await alerts.take_note(update, context, draft)
+    elif draft is not None and kind == involvement_log.DRAFT_KIND and message.text is not None:
+        await log.connector_text(update, context, draft)
+    elif draft is not None and kind == impact.DRAFT_KIND and message.text is not None:
+        await yousaid.draft_text(update, context, draft)
     elif kind == meeting_draft.DRAFT_KIND and message.text is not None:
         await meetings.draft_text(update, context)
     elif message.reply_to_message is not None:
@@ -57,7 +52,10 @@ async def connector_message(update: Update, context: BotContext) -> None:
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
     MessageHandler(
-        filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE & ~filters.COMMAND & FromConnector(),
+        filters.UpdateType.MESSAGE
+        & filters.ChatType.PRIVATE
+        & ~filters.COMMAND
+        & FromRole(Role.CONNECTOR),
         connector_message,
     ),
 ]

@@ -37,3 +37,16 @@ class Onboarding(MessageFilter):
         return (
             scope is not None and scope.profile is not None and scope.profile.onboarded_at is None
         )
+
+
+class FromRole(MessageFilter):
+    """Matches a message from an enrolled person holding ``role`` (read from the scope)."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(name=f"FromRole({role})")
+        self.role = role
+
+    def filter(self, message: Message) -> bool:
+        """True when the sender holds the role."""
+        scope = current_scope.get()
+        return scope is not None and scope.person is not None and scope.person.role == self.role

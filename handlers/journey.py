@@ -13,8 +13,10 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
 from bot.calendar.zones import zone_of
+from bot.charts.page import draw_page
 from bot.context import BotContext
 from bot.partners.journey import CHARTS_FOLDER, chart_text, load_journey, render_chart
+from bot.partners.legacy import legacy_values, load_legacy
 from bot.partners.views import journey as views
 from bot.transport.outbox import enqueue
 from handlers.guards import partner_tool
@@ -27,6 +29,9 @@ async def journey_command(update: Update, context: BotContext) -> None:
     if person is None or chat is None:
         return
     prompts = context.prompts
+    if context.args == ["full"]:
+        await _send_legacy_page(update, context, person.pseudonym, chat.id)
+        return
     journey = await load_journey(
         context.session,
         person.id,
@@ -58,6 +63,40 @@ async def journey_command(update: Update, context: BotContext) -> None:
             kind="journey",
         )
     await context.send(update, views.summary(prompts, journey, zone))
+    legacy = await load_legacy(context.session, person.id)
+    if not legacy.empty:
+        await context.send(update, views.contribution(prompts, legacy, zone))
+
+
+async def _send_legacy_page(
+    update: Update, context: BotContext, pseudonym: str, chat_id: int
+) -> None:
+    """``/journey full``: what they gave and what it changed, as a one-page PDF to keep."""
+    prompts, person = context.prompts, context.person
+    assert person is not None
+    zone = zone_of(context.profile)
+    legacy = await load_legacy(context.session, person.id)
+    name = await context.sender_name()
+    lines = prompts.text(
+        "journey/legacy_page", name=name, **legacy_values(prompts, legacy, zone)
+    ).splitlines()
+    relative = f"{CHARTS_FOLDER}/legacy-{pseudonym}.pdf"
+    await asyncio.to_thread(
+        draw_page,
+        prompts.label("tools.journey.legacy_title", name=name),
+        lines,
+        context.settings.companion_data_dir / relative,
+    )
+    await enqueue(
+        context.session,
+        key=f"journey:full:{context.scope.update_id}",
+        chat_id=chat_id,
+        method="sendDocument",
+        text=prompts.render("journey/legacy_caption"),
+        payload={"document": {"path": relative, "filename": "my-contribution.pdf"}},
+        person_id=person.id,
+        kind="journey",
+    )
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [

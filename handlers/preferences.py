@@ -20,6 +20,8 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.calendar.zones import resolve_timezone
 from bot.context import BotContext
+from bot.involvement.payment import CHOICES as PAYMENT_CHOICES
+from bot.involvement.payment import set_payment
 from bot.partners import preferences
 from bot.partners.views import settings as views
 from bot.partners.views.general import not_understood
@@ -54,6 +56,8 @@ def _valid(context: BotContext, what: str, value: str) -> bool:
         return preferences.checkin_slot(protocol, value) is not None
     if what == "quiet":
         return value in preferences.QUIET_PRESETS
+    if what == "pay":
+        return value in PAYMENT_CHOICES
     return False
 
 
@@ -105,6 +109,9 @@ async def settings_button(update: Update, context: BotContext) -> None:
     elif what == "quiet":
         window = preferences.set_quiet_preset(profile, value)
         await context.send(update, views.quiet_changed(prompts, window))
+    elif what == "pay":
+        set_payment(profile, value)
+        await context.send(update, views.payment_changed(prompts, value))
 
 
 @partner_tool(onboarded=True)

@@ -238,6 +238,8 @@ class PartnerProfile(Base):
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     onboarded_at: Mapped[datetime | None] = mapped_column(default=None)
     withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: How they would like to be thanked for their time (None: not asked yet).
+    payment_preference: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class ConsentDecision(Base):
@@ -433,15 +435,34 @@ class MeetingResponse(Base):
     answered_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class InvolvementStatus(enum.StrEnum):
+    """Where one entry of the involvement log is."""
+
+    PENDING = "pending"  # logged by the partner, waiting for a connector to approve or correct
+    APPROVED = "approved"  # counts as time given (meeting attendance is approved as marked)
+
+
+class PaymentPreference(enum.StrEnum):
+    """How a partner would like to be thanked for their time (asked once, changeable)."""
+
+    PAID = "paid"
+    VOUCHER = "voucher"
+    DECLINED = "declined"
+
+
 class Involvement(Base):
     """Time a partner gave to the study (the involvement log NIHR asks studies to keep).
 
-    A meeting's attendance is one row per partner and meeting; other kinds of involvement can
-    be logged later without a meeting.
+    A meeting's attendance is one row per partner and meeting (approved as it is marked);
+    other kinds (training, reading papers, ...) are logged with ``/log`` by the partner, who
+    waits for a connector's approval, or by a connector for them. Expenses are in pence.
     """
 
     __tablename__ = "involvement"
-    __table_args__ = (UniqueConstraint("meeting_id", "person_id"),)
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "person_id"),
+        Index("ix_involvement_person_status", "person_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
@@ -454,10 +475,52 @@ class Involvement(Base):
     occurred_at: Mapped[datetime] = mapped_column()
     recorded_by_person_id: Mapped[int | None] = mapped_column(default=None)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(
+        String(16), default=InvolvementStatus.APPROVED, server_default="approved"
+    )
+    expenses_pence: Mapped[int | None] = mapped_column(default=None)
+    reviewed_by_person_id: Mapped[int | None] = mapped_column(default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ImpactEvent(Base):
+    """ "You said, we did": what changed because of partners' input, as a connector wrote it."""
+
+    __tablename__ = "impact_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    #: How the partners were picked: {"by": "group"|"meeting"|"word", "value": ...}.
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by_person_id: Mapped[int | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ImpactRecipient(Base):
+    """One partner told about an impact event, linked to the contribution it answers."""
+
+    __tablename__ = "impact_recipient"
+    __table_args__ = (
+        UniqueConstraint("event_id", "person_id"),
+        Index("ix_impact_recipient_person", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("impact_event.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("meeting.id", ondelete="SET NULL"), default=None
+    )
+    answer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("answer.id", ondelete="SET NULL"), default=None
+    )
 
 
 class StaffDraft(Base):
-    """A staff member's half-finished multi-step command (for example ``/meeting``)."""
+    """A half-finished multi-step command (``/meeting``, ``/yousaid``, ``/log``), one a person.
+
+    Staff use it for their commands; a partner's ``/log`` keeps its steps here too.
+    """
 
     __tablename__ = "staff_draft"
 
@@ -547,10 +610,13 @@ __all__ = [
     "Checkin",
     "CheckinStatus",
     "ConsentDecision",
+    "ImpactEvent",
+    "ImpactRecipient",
     "InboxStatus",
     "InboxUpdate",
     "Invite",
     "Involvement",
+    "InvolvementStatus",
     "Meeting",
     "MeetingAnswer",
     "MeetingResponse",
@@ -560,6 +626,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "PartnerProfile",
+    "PaymentPreference",
     "Person",
     "PersonStatus",
     "RelayedMessage",

@@ -359,4 +359,4 @@ async def test_the_command_writes_the_zip_and_says_so(database, database_url, tm
     assert result.stdout.startswith(f"Wrote {out} (")
     assert [r["value"] for r in table(read_zip(out), "responses")] == ["3"]
     assert Prompts().label("research.cli.progress", table="responses") == "Exporting responses"
-    assert protocol_with().research.min_group_size == 5
+    assert protocol_with().min_group_size == 5

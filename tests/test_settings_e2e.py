@@ -63,6 +63,7 @@ async def test_settings_menu_and_every_change(partner, sandbox, database, databa
             "set:menu:tz",
             "set:menu:slot",
             "set:menu:quiet",
+            "set:menu:pay",
         }
 
         # Name: the next text is the name.

@@ -86,3 +86,48 @@ def timezone_words(prompts: Prompts, zone: str) -> str:
 
 
 # -- buttons ------------------------------------------------------------------------------
+
+
+def duration_words(prompts: Prompts, minutes: int) -> str:
+    """A length of time in words: ``45 minutes``, ``1 hour``, ``2 hours 30 minutes``."""
+    hours, rest = divmod(minutes, 60)
+    if hours == 0:
+        return prompts.label("meetings.length.minutes", minutes=rest)
+    hour_words = prompts.label(
+        "meetings.length.one_hour" if hours == 1 else "meetings.length.hours", hours=hours
+    )
+    if rest == 0:
+        return hour_words
+    return prompts.label("meetings.length.and_minutes", hours=hour_words, minutes=rest)
+
+
+def hours_words(prompts: Prompts, minutes: int) -> str:
+    """Time given as hours, for lists and sums: ``0 hours``, ``1.5 hours``, ``12 hours``."""
+    hours = minutes / 60
+    shown = f"{hours:.1f}".removesuffix(".0")
+    return prompts.label("tools.dates.hours_one" if shown == "1" else "tools.dates.hours", n=shown)
+
+
+def ago_words(prompts: Prompts, when: datetime | None, now: datetime, zone: ZoneInfo) -> str:
+    """How long ago, kindly and roughly: ``today``, ``yesterday``, ``last week``, ``never``."""
+    if when is None:
+        return prompts.label("tools.ago.never")
+    days = (now.astimezone(zone).date() - when.astimezone(zone).date()).days
+    if days <= 0:
+        return prompts.label("tools.ago.today")
+    if days == 1:
+        return prompts.label("tools.ago.yesterday")
+    if days < 7:
+        return prompts.label("tools.ago.this_week")
+    if days < 14:
+        return prompts.label("tools.ago.last_week")
+    if days < 60:
+        return prompts.label("tools.ago.weeks", n=days // 7)
+    return prompts.label("tools.ago.months", n=days // 30)
+
+
+def money_words(prompts: Prompts, pence: int) -> str:
+    """An amount of money: ``£12.50``, ``£8``."""
+    pounds, rest = divmod(pence, 100)
+    amount = f"{pounds}" if rest == 0 else f"{pounds}.{rest:02d}"
+    return prompts.label("tools.dates.money", amount=amount)

@@ -1,19 +1,18 @@
 """A partner's journey: their scale answers over time as a chart, and what they contributed.
 
 :func:`load_journey` reads only the partner's CURRENT answers (``superseded_at IS NULL``; a
-changed answer counts once, as it is now). :func:`render_chart` draws the scale answers as a
-PNG made for a small phone screen (800 x 1000 px, big type, high contrast, one line per scale
-question with its own colour, marker and dash, so colour is never the only cue). It imports
-matplotlib lazily and uses no global pyplot state, so it can run in a worker thread and the
-bot starts light. :func:`chart_lines_for_caption` gives the same facts in words, for the
-caption that stands in for the picture (alt text).
+changed answer counts once, as it is now). :func:`render_chart` draws the scale answers with
+the phone-first line chart of :mod:`bot.charts.lines` (one labelled line per scale question,
+with its own colour, marker and dash, so colour is never the only cue).
+:func:`chart_lines_for_caption` gives the same facts in words, for the caption that stands in
+for the picture (alt text).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,20 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.words import date_words
+from bot.charts.lines import ChartWords, Scale, Series, draw_lines
 from bot.protocol import StudyProtocol
 from prompts import Prompts
 from storage.crypto import TextCipher
 from storage.models import Answer
 
-CHART_SIZE_PX = (800, 1000)
-CHART_DPI = 100
 QUOTE_LIMIT = 200
 CHARTS_FOLDER = "charts"
-
-# Okabe-Ito colours: told apart by people with colour-blindness, strong on white.
-_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-_DASHES = ("-", "--", "-.", ":")
 
 
 @dataclass(frozen=True)
@@ -202,88 +195,19 @@ def chart_lines_for_caption(
     return described
 
 
-def _local_day(when: datetime, zone: ZoneInfo) -> datetime:
-    """The start of ``when``'s local day: answers are plotted by day, in line with the ticks."""
-    local = when.astimezone(zone)
-    return datetime(local.year, local.month, local.day, tzinfo=zone)
-
-
 def render_chart(journey: Journey, path: Path, *, zone: ZoneInfo, text: ChartText) -> Path:
     """Draw ``journey``'s scale answers to the PNG ``path`` (folders made); return ``path``.
 
-    Blocking (about a tenth of a second): call it in a thread from async code.
+    The phone-first line chart of :mod:`bot.charts.lines`, one labelled line per scale
+    question. Blocking (about a tenth of a second): call it in a thread from async code.
     """
     if not journey.lines:
         raise ValueError("nothing to chart: no scale answers")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, date2num, num2date
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedLocator, FuncFormatter
-
-    width, height = CHART_SIZE_PX
-    figure = Figure(figsize=(width / CHART_DPI, height / CHART_DPI), dpi=CHART_DPI)
-    FigureCanvasAgg(figure)
-    figure.patch.set_facecolor("white")
-    axes = figure.add_subplot()
     low, high = journey.scale_range
-
-    for index, line in enumerate(journey.lines):
-        times = [_local_day(when, zone) for when, _ in line.points]
-        values = [value for _, value in line.points]
-        axes.plot(
-            times,  # type: ignore[arg-type]
-            values,
-            label=line.label,
-            color=_COLOURS[index % len(_COLOURS)],
-            marker=_MARKERS[index % len(_MARKERS)],
-            linestyle=_DASHES[index % len(_DASHES)],
-            linewidth=4,
-            markersize=16,
-            markeredgecolor="black",
-            markeredgewidth=1.5,
-        )
-
-    every_time = [_local_day(when, zone) for line in journey.lines for when, _ in line.points]
-    start, end = min(every_time), max(every_time)
-    margin = max((end - start) * 0.06, timedelta(days=2))
-    axes.set_xlim(start - margin, end + margin)  # type: ignore[arg-type]
-    axes.set_ylim(low - 0.4, high + 0.4)
-    axes.yaxis.set_major_locator(FixedLocator(list(range(low, high + 1))))
-
-    months = text.months_short
-
-    def day_month(value: float, _position: int | None = None) -> str:
-        local = num2date(value, tz=zone)
-        return f"{local.day} {months[str(local.month)]}"
-
-    days = sorted(set(every_time))
-    if len(days) <= 4:  # a few answers: a tick under each one
-        axes.xaxis.set_major_locator(FixedLocator([float(date2num(d)) for d in days]))
-    else:
-        axes.xaxis.set_major_locator(AutoDateLocator(tz=zone, minticks=2, maxticks=4))
-    axes.xaxis.set_major_formatter(FuncFormatter(day_month))
-
-    axes.set_title(text.title, fontsize=34, fontweight="bold", pad=24, color="black")
-    axes.set_ylabel(text.y_axis, fontsize=22, color="black", labelpad=14)
-    axes.tick_params(axis="both", labelsize=22, colors="black", length=8, width=2)
-    axes.grid(True, axis="y", color="#BBBBBB", linewidth=1.2)
-    for spine in axes.spines.values():
-        spine.set_color("black")
-        spine.set_linewidth(2)
-    axes.spines["top"].set_visible(False)
-    axes.spines["right"].set_visible(False)
-
-    legend_rows = len(journey.lines)
-    bottom = 0.1 + 0.055 * legend_rows
-    figure.subplots_adjust(left=0.15, right=0.95, top=0.9, bottom=bottom)
-    axes.legend(
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.07),
-        ncol=1,
-        fontsize=24,
-        frameon=False,
-        handlelength=3,
+    return draw_lines(
+        [Series(line.label, line.points) for line in journey.lines],
+        path,
+        words=ChartWords(text.title, text.months_short, subtitle=text.y_axis),
+        scale=Scale(low, high, tuple(range(low, high + 1))),
+        zone=zone,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=CHART_DPI, facecolor="white")
-    return path

@@ -41,6 +41,7 @@ SETTINGS_MENU: dict[str, str] = {
     "tz": "timezone",
     "slot": "checkin",
     "quiet": "quiet",
+    "pay": "payment",
 }
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")

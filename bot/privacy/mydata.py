@@ -35,12 +35,14 @@ from storage.models import (
     Checkin,
     ConsentDecision,
     Invite,
+    Involvement,
     OutboxMessage,
     PartnerProfile,
     Person,
     RelayedMessage,
     SafeguardingAlert,
 )
+from storage.queries.impact import changes_for
 from storage.queries.people import identity_of
 
 EXPORTS_FOLDER = "exports"
@@ -143,6 +145,7 @@ async def collect(
                     "enrolled_at",
                     "onboarded_at",
                     "withdrawn_at",
+                    "payment_preference",
                 ),
             )
         ]
@@ -331,7 +334,23 @@ async def collect(
         }
         for r in relayed.scalars()
     ]
+    tables.update(await _given_and_changed(session, pid))
     return tables
+
+
+async def _given_and_changed(session: AsyncSession, pid: int) -> dict[str, list[Row]]:
+    """The time they gave (the involvement log) and what they were told it changed."""
+    entries = await session.execute(
+        select(Involvement).where(Involvement.person_id == pid).order_by(Involvement.occurred_at)
+    )
+    columns = ("kind", "meeting_id", "attended", "minutes", "expenses_pence", "occurred_at")
+    changes = await changes_for(session, pid, limit=10_000)
+    return {
+        "time_given": [_row(e, (*columns, "status")) for e in entries.scalars()],
+        "what_changed": [
+            {"text": c.text, "created_at": _value(c.created_at)} for c in reversed(changes)
+        ],
+    }
 
 
 def _csv(rows: list[Row]) -> str:

@@ -3,7 +3,7 @@ Public Involvement, filled with what the bot recorded.
 
 :func:`gather` reads counts and monthly medians (never names, except for a quote whose author
 chose to be credited); any figure about fewer people than the protocol's
-``research.min_group_size`` is replaced by "fewer than N", in tables and charts alike.
+the protocol's ``min_group_size`` is replaced by "fewer than N", in tables and charts alike.
 :func:`build` turns them into sections of words from ``prompts/<locale>/labels/research.yaml``;
 :func:`render_html` lays them out with ``research/report.web.j2`` (self-contained: charts are
 inline SVG from matplotlib) and :func:`render_pdf` with ReportLab (charts as PNG).
@@ -100,7 +100,7 @@ async def gather(
     window: q.Window,
 ) -> Facts:
     """Counts, monthly medians and consented quotes for the report."""
-    size = protocol.research.min_group_size
+    size = protocol.min_group_size
     facts = Facts()
     partners = q.partners_in(window)
     groups = (
@@ -300,7 +300,7 @@ def build(
 ) -> Report:
     """The report's sections in words."""
     say = prompts.label
-    size = protocol.research.min_group_size
+    size = protocol.min_group_size
     shown = {
         name: _shown(prompts, getattr(facts, name), size)
         for name in ("partners", "withdrawn", "quote_ok", "credit_ok")

@@ -744,6 +744,51 @@ def meeting_change(
     )
 
 
+involvement_app = typer.Typer(help="The involvement log: time partners gave, for payment.")
+app.add_typer(involvement_app, name="involvement")
+
+
+@involvement_app.command("export")
+def involvement_export(
+    *,
+    month: Annotated[str, typer.Option(help="The month, YYYY-MM (in the study's time zone).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the CSV here (default: print it).")
+    ] = None,
+) -> None:
+    """A month's approved hours and expenses per partner, WITH NAMES, for a payment claim."""
+    from bot.involvement.export import claim_csv, month_rows, parse_month
+    from storage.clock import utcnow
+    from storage.models import AuditEvent
+
+    prompts = default_prompts()
+    settings = _settings_or_exit()
+    protocol = _meeting_protocol(settings)
+    period = parse_month(month, protocol.groups[0].zone)
+    if period is None:
+        typer.echo(prompts.label("involvement.export.bad_month"), err=True)
+        raise typer.Exit(2)
+
+    async def job(session: Any) -> str:
+        rows = await month_rows(session, *period)
+        session.add(
+            AuditEvent(
+                action="involvement.export",
+                detail={"month": month, "partners": len(rows), "names": True},
+                at=utcnow(),
+            )
+        )
+        return claim_csv(prompts, month, rows)
+
+    text = _in_meeting_transaction(settings, job)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    count = max(text.count("\n") - 2, 0)
+    typer.echo(prompts.label("involvement.export.written", count=count, month=month, path=out))
+
+
 @app.command("preview")
 def preview(
     study: Annotated[

@@ -1172,6 +1172,76 @@ def _pause(b: _Builder) -> Stage:
     return stage
 
 
+def _impact(b: _Builder) -> Stage:
+    """Time given (/log, the payment question, the connector's check) and "you said, we did"."""
+    from bot.involvement.buttons import step_keyboard
+    from bot.involvement.payment import payment_keyboard, payment_rows, payment_words
+
+    prompts = b.prompts
+    stage = Stage("impact")
+    entry = {
+        "kind": prompts.label("involvement.kinds.training"),
+        "day": day_words(prompts, EXAMPLE_MOMENT, b.zone),
+        "length": prompts.label("meetings.length.hours", hours=2),
+        "expenses": None,
+    }
+    stage.steps.append(_partner(text="/log"))
+    _add(stage.steps, b.message("involvement/ask_payment", lambda: payment_keyboard(prompts)))
+    chosen = payment_words(prompts, "voucher")
+    stage.steps.append(_partner(text=chosen))
+    _add(
+        stage.steps,
+        b.message("involvement/payment_saved", values={"choice": chosen, "declined": False}),
+    )
+    for step in ("kind", "day", "minutes", "expenses", "confirm"):
+        values = {"step": step, "name": None, **entry}
+        _add(
+            stage.steps,
+            b.message(
+                "involvement/ask",
+                partial(step_keyboard, prompts, "lg", step, b.zone, EXAMPLE_MOMENT),
+                values=values,
+            ),
+        )
+    _add(stage.steps, b.message("involvement/sent", values=entry))
+    _add(stage.steps, b.message("involvement/approved", values=entry))
+    _add(stage.sometimes, b.message("involvement/bad_amount", when="amount_unreadable"))
+    _add(stage.sometimes, b.message("involvement/old_draft", when="entry_gone"))
+    _add(
+        stage.sometimes,
+        b.message("involvement/logged_for_you", when="logged_for_them", values=entry),
+    )
+    _add(
+        stage.sometimes,
+        b.message(
+            "settings/choose_payment",
+            lambda: InlineKeyboardMarkup(payment_rows(prompts, "set:pay:")),
+            when="in_settings",
+            values={"current": chosen},
+        ),
+    )
+    _add(
+        stage.sometimes,
+        b.message("settings/payment_changed", when="in_settings", values={"choice": chosen}),
+    )
+    change = b.example("you_said", "Meetings now start at 6pm, as you asked.")
+    _add(stage.sometimes, b.message("yousaid/message", when="you_said", values={"text": change}))
+    legacy = {
+        "meetings": [{"title": b.example("meeting_title", "Planning day"), "day": entry["day"]}],
+        "activities": [{"kind": entry["kind"], "day": entry["day"], "hours": entry["length"]}],
+        "hours": prompts.label("tools.dates.hours", n="3.5"),
+        "changes": [{"date": entry["day"], "text": change}],
+    }
+    _add(stage.sometimes, b.message("journey/contribution", when="in_journey", values=legacy))
+    _add(
+        stage.sometimes,
+        b.message(
+            "journey/legacy_caption", when="journey_full", kind="document", filename="me.pdf"
+        ),
+    )
+    return stage
+
+
 def _withdraw(b: _Builder) -> Stage:
     protocol, prompts = b.protocol, b.prompts
     stage = Stage("withdraw", facts={"withdrawal": protocol.withdrawal.data})
@@ -1345,7 +1415,7 @@ def build_preview(
         stages.append(meetings)
     stages += [_safeguarding(b), _help(b), _contact(b), _journey(b, texts, chart=chart)]
     stages += [_mydata(b)]
-    stages += [_settings(b), _pause(b), _withdraw(b), _other_replies(b)]
+    stages += [_settings(b), _pause(b), _impact(b), _withdraw(b), _other_replies(b)]
     staff = _staff(b) + _meeting_staff(b)
     shown = {t for stage in stages for s in stage.bubbles for t in s.templates}
     shown |= {t for s in staff for t in s.templates}

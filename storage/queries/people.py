@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Person, PersonStatus, Role, TelegramIdentity
+from storage.models import PartnerProfile, Person, PersonStatus, Role, TelegramIdentity
 
 
 async def person_for_telegram_user(session: AsyncSession, telegram_user_id: int) -> Person | None:
@@ -50,3 +50,13 @@ async def connector_chat_ids(session: AsyncSession) -> list[int]:
     # Allow-listed connectors are enrolled on first contact, so the query covers them too;
     # one who never opened the bot has no chat the bot could write to.
     return sorted(set(result.scalars().all()))
+
+
+async def person_by_id(session: AsyncSession, person_id: int) -> Person | None:
+    """The person with this id, or None (a forged or stale button may name anyone)."""
+    return await session.get(Person, person_id)
+
+
+async def profile_of(session: AsyncSession, person_id: int) -> PartnerProfile | None:
+    """A partner's profile (None for staff, and for ids that are not partners)."""
+    return await session.get(PartnerProfile, person_id)

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from bot.calendar.words import date_words
 from bot.partners.journey import Journey, chart_lines_for_caption
+from bot.partners.legacy import Legacy, legacy_values
 from bot.transport.view import View, render_view
 from prompts import Prompts
 
@@ -33,6 +34,11 @@ def summary(prompts: Prompts, journey: Journey, zone: ZoneInfo) -> View:
         since=date_words(prompts, journey.first_at, zone),
         quotes=[{"heading": q.heading, "text": q.text} for q in journey.quotes],
     )
+
+
+def contribution(prompts: Prompts, legacy: Legacy, zone: ZoneInfo) -> View:
+    """What they took part in (meetings, activities, hours) and what changed because of them."""
+    return render_view(prompts, "journey/contribution", **legacy_values(prompts, legacy, zone))
 
 
 def empty(prompts: Prompts) -> View:

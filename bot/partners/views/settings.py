@@ -15,6 +15,7 @@ from bot.calendar.words import (
     timezone_words,
 )
 from bot.calendar.zones import zone_named
+from bot.involvement.payment import payment_rows, payment_words
 from bot.partners.preferences import NAME_LIMIT, QUIET_PRESETS, SETTINGS_MENU
 from bot.protocol import CheckinSlot, Group, StudyProtocol
 from bot.transport.view import View, render_view
@@ -58,6 +59,8 @@ def choice_keyboard(prompts: Prompts, protocol: StudyProtocol, item: str) -> Inl
     elif item == "quiet":
         words = prompts.labels("tools.settings.quiet_presets")
         rows = [_row(words[key], f"set:quiet:{key}") for key in QUIET_PRESETS]
+    elif item == "pay":
+        rows = payment_rows(prompts, "set:pay:")
     elif item != "name":
         raise ValueError(f"unknown setting {item!r}")
     rows.append(_row(prompts.label("tools.settings.cancel"), "set:cancel"))
@@ -102,6 +105,9 @@ def choices(prompts: Prompts, protocol: StudyProtocol, profile: PartnerProfile, 
     if item == "slot":
         current = checkin_words(prompts, profile, protocol)
         return render_view(prompts, "settings/choose_checkin", markup, current=current)
+    if item == "pay":
+        current = payment_words(prompts, profile.payment_preference)
+        return render_view(prompts, "settings/choose_payment", markup, current=current)
     current = quiet_words(prompts, quiet_hours(profile, protocol))
     return render_view(prompts, "settings/choose_quiet", markup, current=current)
 
@@ -147,6 +153,11 @@ def quiet_changed(prompts: Prompts, window: QuietHours | None) -> View:
     """Their quiet hours are now ``window`` (None: none at all)."""
     quiet = quiet_words(prompts, window) if window is not None else None
     return render_view(prompts, "settings/quiet_changed", quiet=quiet)
+
+
+def payment_changed(prompts: Prompts, choice: str) -> View:
+    """How they would like to be thanked for their time is now ``choice``."""
+    return render_view(prompts, "settings/payment_changed", choice=payment_words(prompts, choice))
 
 
 def name_changed(prompts: Prompts, name: str) -> View:

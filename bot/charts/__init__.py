@@ -1,0 +1,1 @@
+"""Charts drawn for a phone first: few series, large type, labels on the lines."""

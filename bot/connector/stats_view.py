@@ -1,0 +1,154 @@
+"""``/stats`` as pictures and words: one chart per figure, each with its numbers in the caption.
+
+:func:`stats_charts` lists what to send (a chart's series and its caption's values);
+:func:`draw_all` draws them (blocking: run it in a thread). Months and weeks with too few
+people are gaps in the lines, marked "too few to show", and say so in the captions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.calendar.words import date_words, day_words
+from bot.charts.lines import ChartWords, Scale, Series, draw_lines
+from bot.connector.stats import Spread, StudyStats
+from prompts import Prompts
+
+CAPTION_MONTHS = 12
+
+
+@dataclass(frozen=True)
+class StatsChart:
+    """One picture to send: what to draw, and the caption template with its values."""
+
+    name: str
+    series: list[Series]
+    words: ChartWords
+    scale: Scale
+    caption: str
+    values: dict[str, Any]
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def _spread_values(spread: Spread) -> dict[str, Any]:
+    if spread.median is None or spread.low is None or spread.high is None:
+        return {"median": None, "low": None, "high": None}
+    return {
+        "median": _number(spread.median),
+        "low": _number(spread.low),
+        "high": _number(spread.high),
+    }
+
+
+def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
+    """The charts of ``stats``: check-ins answered per week, then one per scale question."""
+    months_short = prompts.labels("tools.dates.months_short")
+    too_few = prompts.label("stats.too_few")
+    zone = stats.zone
+    charts = [
+        StatsChart(
+            name="checkins",
+            series=[
+                Series(
+                    prompts.label("stats.answered_line"),
+                    [(w, None if s is None else s * 100) for w, s in stats.weeks],
+                )
+            ],
+            words=ChartWords(
+                prompts.label("stats.checkins_title"),
+                months_short,
+                subtitle=prompts.label("stats.checkins_subtitle"),
+                too_few=too_few,
+                value_format="{:.0f}%",
+            ),
+            scale=Scale(0, 100, (0, 25, 50, 75, 100)),
+            caption="stats/checkins_caption",
+            values={
+                "sent": stats.sent,
+                "share": None
+                if stats.answered_share is None
+                else round(stats.answered_share * 100),
+                "weeks": [
+                    {
+                        "date": date_words(prompts, w, zone),
+                        "share": None if s is None else round(s * 100),
+                    }
+                    for w, s in stats.weeks[-6:]
+                ],
+            },
+        )
+    ]
+    names = prompts.labels("tools.journey.lines")
+    for scale in stats.scales:
+        label = names.get(scale.key, scale.key)
+        band = [
+            (m, s.low, s.high)
+            for m, s in scale.months
+            if s.median is not None and s.low is not None and s.high is not None
+        ]
+        charts.append(
+            StatsChart(
+                name=scale.key,
+                series=[Series(label, [(m, s.median) for m, s in scale.months], band=band)],
+                words=ChartWords(
+                    prompts.label("stats.scale_title", label=label),
+                    months_short,
+                    subtitle=prompts.label("stats.scale_subtitle", low=scale.low, high=scale.high),
+                    too_few=too_few,
+                ),
+                scale=Scale(scale.low, scale.high, tuple(range(scale.low, scale.high + 1))),
+                caption="stats/scale_caption",
+                values={
+                    "label": label,
+                    "low_end": scale.low,
+                    "high_end": scale.high,
+                    "months": [
+                        {
+                            "month": prompts.labels("tools.dates.months")[
+                                str(m.astimezone(zone).month)
+                            ],
+                            **_spread_values(s),
+                        }
+                        for m, s in scale.months[-CAPTION_MONTHS:]
+                    ],
+                    "groups": [{"name": g, **_spread_values(s)} for g, s in scale.groups],
+                },
+            )
+        )
+    return charts
+
+
+def summary_values(prompts: Prompts, stats: StudyStats) -> dict[str, Any]:
+    """The words of the summary message: people, meetings and hours (None: too few)."""
+    return {
+        "period": prompts.label(f"stats.periods.{stats.period}"),
+        "since": date_words(prompts, stats.since, stats.zone),
+        "people": [{"name": n, "count": c} for n, c in stats.people],
+        "people_total": stats.people_total,
+        "meetings": [
+            {"title": t, "day": day_words(prompts, at, stats.zone), "came": n}
+            for t, at, n in stats.meetings[-8:]
+        ],
+        "meetings_count": len(stats.meetings),
+        "hours": [{"name": n, "hours": None if h is None else _number(h)} for n, h in stats.hours],
+        "hours_total": None if stats.hours_total is None else _number(stats.hours_total),
+    }
+
+
+def draw_all(charts: list[StatsChart], folder: Path, stem: str, stats: StudyStats) -> list[Path]:
+    """Draw every chart under ``folder`` as ``<stem>-<name>.png`` (blocking)."""
+    return [
+        draw_lines(
+            chart.series,
+            folder / f"{stem}-{chart.name}.png",
+            words=chart.words,
+            scale=chart.scale,
+            zone=stats.zone,
+        )
+        for chart in charts
+    ]

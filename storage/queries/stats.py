@@ -1,0 +1,207 @@
+"""Aggregates for ``/stats``: counted in the database, grouped by period and group.
+
+Periods (weeks, months) are given as their start instants; a row falls in the last period
+that starts at or before it (a portable ``CASE``, the same on SQLite and PostgreSQL). Every
+count comes with how many people it is about, so the caller can protect small groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, distinct, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Answer,
+    Checkin,
+    CheckinStatus,
+    Involvement,
+    InvolvementStatus,
+    Meeting,
+    PartnerProfile,
+    Person,
+    PersonStatus,
+    Role,
+)
+from storage.types import UTCDateTime
+
+
+def period_of(column: Any, starts: Sequence[datetime]) -> ColumnElement[int]:
+    """The index of the period ``column`` falls in (``starts`` ascending; before: -1).
+
+    A balanced tree of ``CASE`` expressions: about log2(periods) comparisons a row instead of
+    one per period (a year of weeks: 6 instead of up to 53).
+    """
+
+    def within(low: int, high: int) -> ColumnElement[int]:  # the answer is in [low, high)
+        if high - low == 1:
+            return literal(low)
+        middle = (low + high) // 2
+        return case(
+            (column >= literal(starts[middle], UTCDateTime()), within(middle, high)),
+            else_=within(low, middle),
+        )
+
+    return case(
+        (column >= literal(starts[0], UTCDateTime()), within(0, len(starts))), else_=literal(-1)
+    )
+
+
+@dataclass(frozen=True)
+class ScaleCount:
+    """How many current answers gave ``value`` to ``question`` in a period and group."""
+
+    period: int
+    group: str | None
+    question: str
+    value: int
+    answers: int
+
+
+async def scale_counts(
+    session: AsyncSession, questions: Sequence[str], starts: Sequence[datetime]
+) -> list[ScaleCount]:
+    """Current scale answers counted by period, group, question and value."""
+    period = period_of(Answer.answered_at, starts).label("period")
+    rows = await session.execute(
+        select(
+            period,
+            PartnerProfile.group_key,
+            Answer.question_key,
+            Answer.value_number,
+            func.count(),
+        )
+        .join(PartnerProfile, PartnerProfile.person_id == Answer.person_id)
+        .where(
+            Answer.question_key.in_(list(questions)),
+            Answer.superseded_at.is_(None),
+            Answer.value_number.is_not(None),
+            Answer.answered_at >= starts[0],
+        )
+        .group_by(period, PartnerProfile.group_key, Answer.question_key, Answer.value_number)
+    )
+    return [ScaleCount(p, g, q, int(v or 0), int(n)) for p, g, q, v, n in rows]
+
+
+async def scale_people(
+    session: AsyncSession, questions: Sequence[str], starts: Sequence[datetime]
+) -> dict[tuple[int, str | None, str], int]:
+    """How many people answered each question, by period and group."""
+    period = period_of(Answer.answered_at, starts).label("period")
+    base = (
+        select(
+            PartnerProfile.group_key, Answer.question_key, func.count(distinct(Answer.person_id))
+        )
+        .join(PartnerProfile, PartnerProfile.person_id == Answer.person_id)
+        .where(
+            Answer.question_key.in_(list(questions)),
+            Answer.superseded_at.is_(None),
+            Answer.value_number.is_not(None),
+            Answer.answered_at >= starts[0],
+        )
+    )
+    by_period = base.add_columns(period).group_by(
+        period, PartnerProfile.group_key, Answer.question_key
+    )
+    return {
+        (int(index), group, question): int(people)
+        for group, question, people, index in await session.execute(by_period)
+    }
+
+
+@dataclass(frozen=True)
+class CheckinWeek:
+    """Check-ins sent and answered in one period, and to how many people."""
+
+    period: int
+    sent: int
+    answered: int
+    people: int
+
+
+async def checkin_periods(
+    session: AsyncSession, starts: Sequence[datetime], until: datetime
+) -> list[CheckinWeek]:
+    """Check-ins that went out (opened) by period, and how many of them were answered."""
+    period = period_of(Checkin.opened_at, starts).label("period")
+    rows = await session.execute(
+        select(
+            period,
+            func.count(),
+            func.sum(case((Checkin.status == CheckinStatus.COMPLETED, 1), else_=0)),
+            func.count(distinct(Checkin.person_id)),
+        )
+        .where(Checkin.opened_at >= starts[0], Checkin.opened_at < until)
+        .group_by(period)
+    )
+    return [CheckinWeek(int(p), int(s), int(a or 0), int(n)) for p, s, a, n in rows]
+
+
+async def taking_part_by_group(session: AsyncSession) -> dict[str | None, int]:
+    """Partners taking part now (set up, not withdrawn), by group."""
+    rows = await session.execute(
+        select(PartnerProfile.group_key, func.count())
+        .join(Person, Person.id == PartnerProfile.person_id)
+        .where(
+            Person.role == Role.PARTNER,
+            Person.status != PersonStatus.WITHDRAWN,
+            PartnerProfile.onboarded_at.is_not(None),
+        )
+        .group_by(PartnerProfile.group_key)
+    )
+    return {g: int(n) for g, n in rows}
+
+
+async def attendance(
+    session: AsyncSession, since: datetime, until: datetime
+) -> list[tuple[Meeting, int]]:
+    """Meetings held in the period (not cancelled), each with how many came."""
+    came = (
+        select(Involvement.meeting_id, func.count().label("came"))
+        .where(Involvement.attended.is_(True), Involvement.meeting_id.is_not(None))
+        .group_by(Involvement.meeting_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Meeting, func.coalesce(came.c.came, 0))
+        .outerjoin(came, came.c.meeting_id == Meeting.id)
+        .where(
+            Meeting.starts_at >= since,
+            Meeting.starts_at < until,
+            Meeting.cancelled_at.is_(None),
+        )
+        .order_by(Meeting.starts_at)
+    )
+    return [(m, int(n)) for m, n in rows]
+
+
+async def hours_by_group(
+    session: AsyncSession, since: datetime, until: datetime
+) -> dict[str | None, tuple[int, int]]:
+    """Approved minutes given in the period by group, with how many people gave them."""
+    rows = await session.execute(
+        select(
+            PartnerProfile.group_key,
+            func.sum(Involvement.minutes),
+            func.count(distinct(Involvement.person_id)),
+        )
+        .join(PartnerProfile, PartnerProfile.person_id == Involvement.person_id)
+        .where(
+            Involvement.status == InvolvementStatus.APPROVED,
+            Involvement.minutes > 0,
+            Involvement.occurred_at >= since,
+            Involvement.occurred_at < until,
+        )
+        .group_by(PartnerProfile.group_key)
+    )
+    return {g: (int(m or 0), int(n)) for g, m, n in rows}
+
+
+async def first_answer_at(session: AsyncSession) -> datetime | None:
+    """When the first check-in went out (the start of "all")."""
+    found = await session.execute(select(func.min(Checkin.opened_at)))
+    return found.scalar_one_or_none()
