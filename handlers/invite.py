@@ -1,8 +1,8 @@
 """``/invite`` (connectors): make an invite link with a QR code, list unused ones, revoke one.
 
 Thin: parse the update, call :mod:`bot.partners.invites` and :mod:`bot.connector.invites`,
-reply. Buttons: ``iv:p`` a partner invite (then ``iv:g:<group>``), ``iv:s:<role>`` a staff
-invite (only when ``COMPANION_STAFF_INVITES`` allows it), ``iv:x:<id>`` revoke. The link goes
+reply. Buttons: ``inv:p`` a partner invite (then ``inv:g:<group>``), ``inv:s:<role>`` a staff
+invite (only when ``COMPANION_STAFF_INVITES`` allows it), ``inv:x:<id>`` revoke. The link goes
 out through the outbox; the QR code image is sent after the commit, from memory, so the code
 is never written to disk (only its hash is kept).
 """
@@ -25,7 +25,7 @@ from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import Role
 
-PREFIX = "iv"
+PREFIX = "inv"  # not "iv": the involvement review uses it
 STAFF_ROLES = (Role.CONNECTOR, Role.RESEARCHER)
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ async def invite_command(update: Update, context: BotContext) -> None:
 
 @connector_only
 async def invite_button(update: Update, context: BotContext) -> None:
-    """A ``iv:`` button (see the module docstring)."""
+    """An ``inv:`` button (see the module docstring)."""
     query, person, label = update.callback_query, context.person, context.prompts.label
     parts = (query.data or "").split(":") if query is not None else []
     if person is None or len(parts) < 2:

@@ -246,7 +246,7 @@ async def test_partners_and_outsiders_cannot_press_staff_buttons(
 ) -> None:
     sam = await partner(database, sandbox, SAM, "Sam")
     outsider = sandbox.user(8697, "Stranger")
-    forged = ["bc:new", "bc:send", "bc:x:1", "al:r:s:1", "al:a:n:1", "iv:p", "iv:g:north"]
+    forged = ["bc:new", "bc:send", "bc:x:1", "al:r:s:1", "al:a:n:1", "inv:p", "inv:g:north"]
     async with running_companion(sandbox, database_url, tmp_path / "data") as bot:
         for data in forged:
             sam.press(1, data)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-import segno
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +21,8 @@ QR_SCALE = 10  # pixels per module: prints sharply on A6 and scans from a phone 
 def qr_png_bytes(link: str) -> bytes:
     """``link`` as a QR code PNG (medium error correction), in memory."""
     buffer = io.BytesIO()
+    import segno  # only when an invite is made: `companion run` does not load it
+
     segno.make(link, error="m", micro=False).save(buffer, kind="png", scale=QR_SCALE, border=4)
     return buffer.getvalue()
 
