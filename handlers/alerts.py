@@ -15,12 +15,13 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.calendar.words import day_words, time_words
-from bot.connector import alerts, drafts
+from bot.connector import alerts
 from bot.context import BotContext
 from bot.partners.views.safeguarding import ack_callback
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import StaffDraft
+from storage.queries import drafts
 
 PREFIX = "al"
 DRAFT_KIND = "alert_note"

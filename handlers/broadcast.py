@@ -25,7 +25,6 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filt
 
 from bot.calendar.words import day_words, time_words
 from bot.connector import broadcast as broadcasts
-from bot.connector import drafts
 from bot.connector.broadcast import Audience, BroadcastError, Content
 from bot.connector.progress import report_values
 from bot.context import BotContext
@@ -33,6 +32,7 @@ from bot.meetings import draft as meetings
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import Person, StaffDraft
+from storage.queries import drafts
 from storage.queries.broadcasts import recent_broadcasts
 
 PREFIX = "bc"

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -22,10 +23,10 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    func,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
-from sqlalchemy.sql.elements import ColumnElement
 
 from storage.clock import utcnow
 from storage.types import UTCDateTime
@@ -117,10 +118,20 @@ class TelegramIdentity(Base):
 
     person: Mapped[Person] = relationship(back_populates="identity", lazy="raise")
 
-    @property
+    @hybrid_property
     def called(self) -> str:
-        """The name we call them: the one they chose, else Telegram's first name, else ""."""
+        """The name we call them: the one they chose, else Telegram's first name, else "".
+
+        Also a SQL expression (``select(TelegramIdentity.called)``), the same rule in a query.
+        """
         return self.preferred_name or self.first_name or ""
+
+    @called.inplace.expression
+    @classmethod
+    def _called_expression(cls) -> ColumnElement[str]:
+        return func.coalesce(
+            func.nullif(cls.preferred_name, ""), func.nullif(cls.first_name, ""), ""
+        )
 
 
 class InboxUpdate(Base):

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.quiet import is_quiet, quiet_ends, quiet_hours
@@ -38,9 +38,9 @@ from storage.models import (
     StaffDraft,
     TelegramIdentity,
 )
+from storage.queries import drafts
 
 DRAFT_KIND = "yousaid"
-DRAFT_TTL = timedelta(days=1)
 TEXT_LIMIT = 1500
 WORD_LIMIT = 40
 EVERYONE = "*"
@@ -57,29 +57,17 @@ class Pick:
 
 async def start_draft(session: AsyncSession, person_id: int, *, now: datetime) -> StaffDraft:
     """Begin a "you said" draft (replacing any other draft of this connector)."""
-    await session.execute(delete(StaffDraft).where(StaffDraft.person_id == person_id))
-    draft = StaffDraft(person_id=person_id, kind=DRAFT_KIND, step="pick", data={}, updated_at=now)
-    session.add(draft)
-    await session.flush()
-    return draft
+    return await drafts.start(session, person_id, DRAFT_KIND, "pick", {}, now=now)
 
 
 async def get_draft(session: AsyncSession, person_id: int, *, now: datetime) -> StaffDraft | None:
     """The connector's unfinished "you said" message, if any (forgotten after a day)."""
-    draft = await session.get(StaffDraft, person_id)
-    if draft is None or draft.kind != DRAFT_KIND:
-        return None
-    if draft.updated_at < now - DRAFT_TTL:
-        await session.delete(draft)
-        return None
-    return draft
+    return await drafts.get(session, person_id, DRAFT_KIND, now=now)
 
 
 def save(draft: StaffDraft, step: str, *, now: datetime, **values: Any) -> None:
     """Move the draft to ``step`` with ``values`` added."""
-    draft.step = step
-    draft.data = {**draft.data, **values}
-    draft.updated_at = now
+    drafts.save(draft, step, now=now, **values)
 
 
 def clean(text: str | None, limit: int) -> str | None:

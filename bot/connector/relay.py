@@ -305,4 +305,4 @@ async def to_partner(
         text,
         person_id=partner.id,
     )
-    return identity.preferred_name or identity.first_name or ""
+    return identity.called

@@ -57,8 +57,7 @@ async def month_rows(session: AsyncSession, since: datetime, until: datetime) ->
         select(
             Person.id,
             Person.pseudonym,
-            TelegramIdentity.preferred_name,
-            TelegramIdentity.first_name,
+            TelegramIdentity.called,
             PartnerProfile.group_key,
             PartnerProfile.payment_preference,
         )
@@ -67,13 +66,13 @@ async def month_rows(session: AsyncSession, since: datetime, until: datetime) ->
         .where(Person.id.in_(list(given)))
     )
     found = []
-    for pid, pseudonym, preferred, first, group, payment in rows:
+    for pid, pseudonym, name, group, payment in rows:
         total = given[pid]
         if total.minutes == 0 and total.expenses_pence == 0:
             continue
         found.append(
             ClaimRow(
-                name=preferred or first or "",
+                name=name,
                 pseudonym=pseudonym,
                 group=group or "",
                 payment=payment or "",

@@ -16,13 +16,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEvent, Involvement, InvolvementStatus, StaffDraft
+from storage.queries import drafts
 
 DRAFT_KIND = "log"
-DRAFT_TTL = timedelta(days=1)
 KINDS = ("meeting", "training", "reading", "delivering", "other")
 DURATIONS = (30, 60, 90, 120, 180, 240, 360)
 DAYS_BACK = 7
@@ -48,44 +48,24 @@ async def start(
     session: AsyncSession, recorder_id: int, partner_id: int, *, now: datetime
 ) -> StaffDraft:
     """Begin logging time for ``partner_id`` (replacing any other draft of the recorder)."""
-    await session.execute(delete(StaffDraft).where(StaffDraft.person_id == recorder_id))
-    draft = StaffDraft(
-        person_id=recorder_id,
-        kind=DRAFT_KIND,
-        step="kind",
-        data={"partner_id": partner_id},
-        updated_at=now,
+    return await drafts.start(
+        session, recorder_id, DRAFT_KIND, "kind", {"partner_id": partner_id}, now=now
     )
-    session.add(draft)
-    await session.flush()
-    return draft
 
 
 async def current(session: AsyncSession, recorder_id: int, *, now: datetime) -> StaffDraft | None:
     """The recorder's unfinished entry, if any (one left over a day is forgotten)."""
-    draft = await session.get(StaffDraft, recorder_id)
-    if draft is None or draft.kind != DRAFT_KIND:
-        return None
-    if draft.updated_at < now - DRAFT_TTL:
-        await session.delete(draft)
-        return None
-    return draft
+    return await drafts.get(session, recorder_id, DRAFT_KIND, now=now)
 
 
 async def drop(session: AsyncSession, recorder_id: int) -> bool:
     """Forget the recorder's unfinished entry; True if there was one."""
-    draft = await session.get(StaffDraft, recorder_id)
-    if draft is None or draft.kind != DRAFT_KIND:
-        return False
-    await session.delete(draft)
-    return True
+    return await drafts.drop(session, recorder_id, DRAFT_KIND)
 
 
 def advance(draft: StaffDraft, step: str, *, now: datetime, **values: Any) -> None:
     """Move the draft to ``step`` with ``values`` added."""
-    draft.step = step
-    draft.data = {**draft.data, **values}  # a new dict, so the JSON column sees the change
-    draft.updated_at = now
+    drafts.save(draft, step, now=now, **values)
 
 
 def day_of(days_ago: int, zone: ZoneInfo, now: datetime) -> datetime:

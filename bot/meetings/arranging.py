@@ -71,7 +71,7 @@ async def _contacts(session: AsyncSession, person_ids: Iterable[int]) -> list[_C
         _Contact(
             identity.person_id,
             identity.chat_id,
-            identity.preferred_name or identity.first_name or "",
+            identity.called,
             zone_of(profile),
             profile,
         )

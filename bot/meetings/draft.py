@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.zones import zone_named
@@ -53,10 +52,10 @@ from bot.protocol import StudyProtocol
 from bot.transport.view import View
 from prompts import Prompts
 from storage.models import Meeting, Person, Role, StaffDraft
+from storage.queries import drafts
 from storage.queries import meetings as queries
 
 DRAFT_KIND = "meeting"
-DRAFT_TTL = timedelta(days=1)  # a /meeting left this long is forgotten
 UPCOMING_LISTED = 8
 RECENT_LISTED = 5
 
@@ -471,37 +470,21 @@ _ACTIONS: dict[tuple[str, int], Callable[[_Turn, list[str]], Awaitable[views.Rep
 
 async def get_draft(session: AsyncSession, person_id: int, *, now: datetime) -> StaffDraft | None:
     """The connector's unfinished ``/meeting``, if any (one left over a day is forgotten)."""
-    draft = await session.get(StaffDraft, person_id)
-    if draft is None or draft.kind != DRAFT_KIND:
-        return None
-    if draft.updated_at < now - DRAFT_TTL:
-        await session.delete(draft)
-        return None
-    return draft
+    return await drafts.get(session, person_id, DRAFT_KIND, now=now)
 
 
 async def start_draft(
     session: AsyncSession, person_id: int, step: str, data: dict[str, Any], *, now: datetime
 ) -> StaffDraft:
     """Begin a ``/meeting`` draft at ``step`` (replacing any other draft of this person)."""
-    await session.execute(delete(StaffDraft).where(StaffDraft.person_id == person_id))
-    draft = StaffDraft(person_id=person_id, kind=DRAFT_KIND, step=step, data=data, updated_at=now)
-    session.add(draft)
-    await session.flush()
-    return draft
+    return await drafts.start(session, person_id, DRAFT_KIND, step, data, now=now)
 
 
 def save_draft(draft: StaffDraft, step: str, *, now: datetime, **values: Any) -> None:
     """Move a draft to ``step`` with ``values`` added to its data."""
-    draft.step = step
-    draft.data = {**draft.data, **values}  # a new dict, so the JSON column sees the change
-    draft.updated_at = now
+    drafts.save(draft, step, now=now, **values)
 
 
 async def drop_draft(session: AsyncSession, person_id: int) -> bool:
     """Forget the connector's ``/meeting`` draft; True if there was one."""
-    draft = await session.get(StaffDraft, person_id)
-    if draft is None or draft.kind != DRAFT_KIND:
-        return False
-    await session.delete(draft)
-    return True
+    return await drafts.drop(session, person_id, DRAFT_KIND)

@@ -48,8 +48,7 @@ async def audience_members(
             Person.id,
             Person.status,
             TelegramIdentity.chat_id,
-            TelegramIdentity.preferred_name,
-            TelegramIdentity.first_name,
+            TelegramIdentity.called,
             PartnerProfile,
         )
         .join(TelegramIdentity, TelegramIdentity.person_id == Person.id)
@@ -74,8 +73,8 @@ async def audience_members(
             person_id=row[0],
             status=row[1],
             chat_id=row[2],
-            name=row[3] or row[4] or "",
-            profile=row[5],
+            name=row[3],
+            profile=row[4],
         )
         for row in rows
     ]

@@ -199,18 +199,14 @@ async def meetings_listed(
 
 
 async def names_of(session: AsyncSession, person_ids: Iterable[int]) -> dict[int, str]:
-    """The name we call each person (preferred name, else first name), by person id."""
+    """The name we call each person (``TelegramIdentity.called``), by person id."""
     ids = list(set(person_ids))
     if not ids:
         return {}
     rows = await session.execute(
-        select(
-            TelegramIdentity.person_id,
-            TelegramIdentity.preferred_name,
-            TelegramIdentity.first_name,
-        ).where(TelegramIdentity.person_id.in_(ids))
+        select(TelegramIdentity).where(TelegramIdentity.person_id.in_(ids))
     )
-    return {pid: preferred or first or "" for pid, preferred, first in rows}
+    return {identity.person_id: identity.called for identity in rows.scalars()}
 
 
 async def active_contacts(

@@ -51,8 +51,7 @@ async def partner_rows(
     query = (
         select(
             Person.id,
-            TelegramIdentity.preferred_name,
-            TelegramIdentity.first_name,
+            TelegramIdentity.called,
             PartnerProfile.group_key,
             Person.status,
             PartnerProfile.onboarded_at,
@@ -71,16 +70,14 @@ async def partner_rows(
     rows = [
         PartnerRow(
             person_id=pid,
-            name=preferred or first or "",
+            name=name,
             group_key=group,
             status=status,
             onboarded=onboarded is not None,
             paused_until=paused,
             last_checkin_at=at,
         )
-        for pid, preferred, first, group, status, onboarded, paused, at in await session.execute(
-            query
-        )
+        for pid, name, group, status, onboarded, paused, at in await session.execute(query)
     ]
     return sorted(rows, key=lambda r: (r.group_key or "~", r.name.casefold(), r.person_id))
 
