@@ -10,10 +10,12 @@ written to the database; the throttles are in memory.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
-from telegram import Update
+from telegram import Bot, ChatMember, Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 
 from bot.context import BotContext
@@ -23,11 +25,17 @@ from bot.partners.views import invites as views
 from handlers.enrol import redeem_invite, start_payload
 from storage.models import PersonStatus
 
+log = logging.getLogger(__name__)
+_GONE = {ChatMember.LEFT, ChatMember.BANNED}
+
 
 async def gate(update: Update, context: BotContext) -> None:
     """Let enrolled people through; answer outsiders neutrally and stop."""
     user = update.effective_user
     chat = update.effective_chat
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        _leave_group(update, context, chat.id)
+        raise ApplicationHandlerStop
     if user is None or user.is_bot:
         raise ApplicationHandlerStop
     scope = context.scope
@@ -56,6 +64,32 @@ async def gate(update: Update, context: BotContext) -> None:
         if context.services.outsider_replies.allow(user.id):
             context.send_unstored(chat.id, views.outsider(context.prompts))
     raise ApplicationHandlerStop
+
+
+def _leave_group(update: Update, context: BotContext, chat_id: int) -> None:
+    """The bot works in private chats only: nothing from a group, supergroup or channel is
+    taken as anyone's command or answer (a partner's /mydata there would post their data to
+    everyone), and membership changes there touch nobody's reachability.
+
+    Added to one, it says so once, with no study content, and leaves; anything else there
+    (from a group it was in before) makes it leave without a word.
+    """
+    if update.callback_query is not None:
+        context.answer_button(update)
+        return
+    member = update.my_chat_member
+    if member is not None and member.new_chat_member.status in _GONE:
+        return  # it has left (or was removed): nothing to do
+    if member is not None:
+        context.send_unstored(chat_id, views.private_only(context.prompts))
+    context.after_commit(partial(_leave, context.bot, chat_id))
+
+
+async def _leave(bot: Bot, chat_id: int) -> None:
+    try:
+        await bot.leave_chat(chat_id)
+    except TelegramError as exc:
+        log.info("could not leave a group (%s)", type(exc).__name__)
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [TypeHandler(Update, gate)]

@@ -138,6 +138,7 @@ class BotApiMethods:
             "deleteMessages",
             "answerCallbackQuery",
             "sendChatAction",
+            "leaveChat",
             "setMyCommands",
             "getMyCommands",
             "deleteMyCommands",
@@ -186,6 +187,8 @@ class BotApiMethods:
             raise _err("chat not found")
         if sending and chat.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if sending and chat.left:
+            raise ApiError(403, "Forbidden: bot is not a member of the group chat")
         return chat
 
     def _format(
@@ -529,6 +532,14 @@ class BotApiMethods:
             raise _err("MESSAGE_TOO_LONG")
         info.answered = True
         self.sb.callback_answers[query_id] = dict(params)
+        return True, None
+
+    async def m_leave_chat(self, params: JsonDict) -> tuple[Any, str | None]:
+        """leaveChat: the bot leaves a group (a private chat cannot be left)."""
+        chat = self._chat(params, sending=False)
+        if chat.type == "private":
+            raise _err("chat member status can't be changed in private chats")
+        chat.left = True
         return True, None
 
     async def m_send_chat_action(self, params: JsonDict) -> tuple[Any, str | None]:

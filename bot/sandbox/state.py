@@ -80,6 +80,7 @@ class ChatInfo:
     username: str | None = None
     language_code: str = "en"
     blocked: bool = False  # private chats: the user blocked the bot
+    left: bool = False  # groups: the bot left (leaveChat)
     next_message_id: int = 1
     messages: dict[int, JsonDict] = field(default_factory=dict)
     reply_keyboard: JsonDict | None = None

@@ -305,13 +305,20 @@ class SandboxGroup(_Sender):
 
     def add_bot(self, by_user: SandboxUser | int) -> JsonDict:
         """``by_user`` adds the bot to the group; return the ``my_chat_member`` update."""
+        return self._membership(by_user, "left", "member")
+
+    def remove_bot(self, by_user: SandboxUser | int) -> JsonDict:
+        """``by_user`` removes the bot from the group; return the ``my_chat_member`` update."""
+        return self._membership(by_user, "member", "left")
+
+    def _membership(self, by_user: SandboxUser | int, old: str, new: str) -> JsonDict:
         bot = copy.deepcopy(self._sb.bot_user)
         payload: JsonDict = {
             "chat": self.chat.chat_object(),
             "from": self._sender(by_user),
             "date": self._sb.unix_now(),
-            "old_chat_member": {"status": "left", "user": bot},
-            "new_chat_member": {"status": "member", "user": copy.deepcopy(bot)},
+            "old_chat_member": {"status": old, "user": bot},
+            "new_chat_member": {"status": new, "user": copy.deepcopy(bot)},
         }
         return self._update("my_chat_member", payload)
 

@@ -576,6 +576,8 @@ def _joining(b: _Builder) -> Stage:
     _add(stage.sometimes, b.show("invite/too_many", too_many, when="invite_too_many"))
     outsider = partial(invite_views.outsider, prompts)
     _add(stage.sometimes, b.show("start/outsider", outsider, when="no_invite"))
+    private_only = partial(invite_views.private_only, prompts)
+    _add(stage.sometimes, b.show("start/private_only", private_only, when="in_a_group"))
     enrolled = partial(invite_views.already_enrolled, prompts, name=b.name, staff=False)
     _add(stage.sometimes, b.show("invite/already_enrolled", enrolled, when="already_enrolled"))
     return stage

@@ -16,6 +16,11 @@ REFUSALS = {
 }
 
 
+def private_only(prompts: Prompts) -> View:
+    """Said once in a group the bot was added to, before it leaves: no study content."""
+    return render_view(prompts, "start/private_only")
+
+
 def outsider(prompts: Prompts) -> View:
     """The one short neutral reply to someone not enrolled."""
     return render_view(prompts, "start/outsider")
