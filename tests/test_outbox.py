@@ -627,7 +627,7 @@ async def test_not_before_is_respected(
             "key": "n1",
             "chat_id": 115,
             "text": "later",
-            "not_before": utcnow() + timedelta(seconds=0.6),
+            "not_before": utcnow() + timedelta(seconds=2.0),
         },
     )
     sender = make_sender()
