@@ -140,21 +140,15 @@ async def from_partner(
 
     ``acknowledge=False``: the partner has had a reply already (the crisis reply, which says
     the connector will be in touch), so nothing more is sent to them."""
-    stored, encrypted = (
-        settings.text_cipher().encrypt(incoming.text) if incoming.text else (None, False)
-    )
-    relayed = RelayedMessage(
+    relayed = await _keep(
+        session,
+        settings,
+        incoming,
         person_id=person.id,
         direction=IN,
-        content_kind=incoming.kind,
-        text=stored,
-        text_encrypted=encrypted,
-        file_id=incoming.file_id,
-        created_at=now,
-        source_update_id=update_id,
+        now=now,
+        update_id=update_id,
     )
-    session.add(relayed)
-    await session.flush()
     group = protocol.group(profile.group_key)
     name = await name_of(session, person.id)
     header = prompts.render(
@@ -275,22 +269,16 @@ async def to_partner(
     ).scalar_one_or_none()
     if partner is None or identity is None or partner.status == PersonStatus.WITHDRAWN:
         return None
-    stored, encrypted = (
-        settings.text_cipher().encrypt(incoming.text) if incoming.text else (None, False)
-    )
-    answer = RelayedMessage(
+    answer = await _keep(
+        session,
+        settings,
+        incoming,
         person_id=partner.id,
-        connector_person_id=connector.id,
         direction=OUT,
-        content_kind=incoming.kind,
-        text=stored,
-        text_encrypted=encrypted,
-        file_id=incoming.file_id,
-        created_at=now,
-        source_update_id=update_id,
+        now=now,
+        update_id=update_id,
+        connector_id=connector.id,
     )
-    session.add(answer)
-    await session.flush()
     text = prompts.render(
         "relay/from_connector",
         connector=await name_of(session, connector.id),
@@ -306,3 +294,34 @@ async def to_partner(
         person_id=partner.id,
     )
     return identity.called
+
+
+async def _keep(
+    session: AsyncSession,
+    settings: Settings,
+    incoming: Incoming,
+    *,
+    person_id: int,
+    direction: str,
+    now: datetime,
+    update_id: int,
+    connector_id: int | None = None,
+) -> RelayedMessage:
+    """Store one message of the conversation (its text encrypted at rest, like answers)."""
+    stored, encrypted = (
+        settings.text_cipher().encrypt(incoming.text) if incoming.text else (None, False)
+    )
+    kept = RelayedMessage(
+        person_id=person_id,
+        connector_person_id=connector_id,
+        direction=direction,
+        content_kind=incoming.kind,
+        text=stored,
+        text_encrypted=encrypted,
+        file_id=incoming.file_id,
+        created_at=now,
+        source_update_id=update_id,
+    )
+    session.add(kept)
+    await session.flush()
+    return kept

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.calendar.words import day_words, time_words, timezone_words
+from bot.calendar.words import day_words, duration_words, time_words, timezone_words
 from bot.calendar.zones import zone_named
 from bot.meetings.rules import ANSWERS
 from bot.protocol import StudyProtocol
@@ -21,15 +21,7 @@ from storage.models import Meeting
 
 def length_words(prompts: Prompts, minutes: int) -> str:
     """A meeting's length in words: ``1 hour``, ``2 hours``, ``1 hour 30 minutes``."""
-    hours, rest = divmod(minutes, 60)
-    if hours == 0:
-        return prompts.label("meetings.length.minutes", minutes=rest)
-    hour_words = prompts.label(
-        "meetings.length.one_hour" if hours == 1 else "meetings.length.hours", hours=hours
-    )
-    if rest == 0:
-        return hour_words
-    return prompts.label("meetings.length.and_minutes", hours=hour_words, minutes=rest)
+    return duration_words(prompts, minutes)
 
 
 def offset_words(prompts: Prompts, hours: int) -> str:
