@@ -27,6 +27,62 @@ async def test_datetimes_come_back_aware_and_in_utc(database: Database) -> None:
     assert row.received_at == local
 
 
+async def test_datetimes_keep_their_stored_text_order_and_read_older_forms(
+    database: Database,
+) -> None:
+    """Comparisons and ordering work on the stored values (SQLite compares text), and a value
+    written by another tool (no microseconds, or with an offset) still reads as aware UTC."""
+    base = datetime(2026, 10, 25, 0, 59, 59, 999_999, tzinfo=UTC)
+    async with database.transaction() as session:
+        for n, at in enumerate(
+            [base, base + timedelta(microseconds=1), base - timedelta(hours=3)]
+        ):
+            session.add(InboxUpdate(update_id=10 + n, payload="{}", received_at=at))
+    async with database.sessions() as session:
+        later = (
+            await session.scalars(
+                select(InboxUpdate.update_id)
+                .where(InboxUpdate.received_at > base)
+                .order_by(InboxUpdate.received_at)
+            )
+        ).all()
+        ordered = (
+            await session.scalars(
+                select(InboxUpdate.received_at).order_by(InboxUpdate.received_at)
+            )
+        ).all()
+    assert later == [11]
+    assert ordered == sorted(ordered) and ordered[0] == base - timedelta(hours=3)
+    if database.url.get_backend_name() == "sqlite":
+        async with database.transaction() as session:
+            for update_id in (20, 21):
+                session.add(InboxUpdate(update_id=update_id, payload="{}", received_at=base))
+        async with database.transaction() as session:
+            for update_id, stored in (
+                (20, "2026-01-01 12:00:00"),
+                (21, "2026-01-01 12:00:00+01:00"),
+            ):
+                await session.execute(
+                    text("UPDATE inbox_update SET received_at = :v WHERE update_id = :id"),
+                    {"v": stored, "id": update_id},
+                )
+        async with database.sessions() as session:
+            rows = dict(
+                (
+                    await session.execute(
+                        select(InboxUpdate.update_id, InboxUpdate.received_at).where(
+                            InboxUpdate.update_id >= 20
+                        )
+                    )
+                ).all()
+            )
+        assert rows == {
+            20: datetime(2026, 1, 1, 12, tzinfo=UTC),
+            21: datetime(2026, 1, 1, 11, tzinfo=UTC),
+        }
+        assert all(value.tzinfo is UTC for value in rows.values())
+
+
 async def test_a_naive_datetime_is_refused(database: Database) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with database.transaction() as session:

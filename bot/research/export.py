@@ -152,14 +152,16 @@ def _utc(value: datetime | None) -> str:
     """ISO 8601 in UTC with a Z, to the second (Table Schema's default datetime format)."""
     if value is None:
         return ""
-    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="seconds")[:19] + "Z"  # "+00:00" becomes "Z"
 
 
 def _local(value: datetime | None, zone: ZoneInfo) -> str:
     """ISO 8601 in ``zone``, with its offset, to the second."""
     if value is None:
         return ""
-    return value.astimezone(zone).replace(microsecond=0).isoformat()
+    return value.astimezone(zone).isoformat(timespec="seconds")
 
 
 def _bool(value: bool | None) -> str:

@@ -8,6 +8,7 @@ answers needs no more memory than one of a hundred.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,10 +57,25 @@ class Window:
 async def stream(
     session: AsyncSession, statement: Select, *, batch: int = BATCH
 ) -> AsyncIterator[Sequence[Any]]:
-    """The rows of ``statement``, a batch at a time, without loading them all."""
-    result = await session.stream(statement.execution_options(yield_per=batch))
-    async for rows in result.partitions(batch):
-        yield rows
+    """The rows of ``statement``, a batch at a time, without loading them all.
+
+    The statement runs on the session's connection as plain Core (these are column reads, so
+    the ORM's row loading would only cost time), and the next batch is fetched while the
+    caller works on this one: the driver's thread (SQLite) or the server (PostgreSQL) gets on
+    with the query instead of waiting for Python to format the rows.
+    """
+    connection = await session.connection()
+    result = await connection.stream(statement.execution_options(yield_per=batch))
+    batches = result.partitions(batch)
+    ahead = asyncio.ensure_future(anext(batches, None))
+    try:
+        while (rows := await ahead) is not None:
+            ahead = asyncio.ensure_future(anext(batches, None))
+            yield rows
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+        await result.close()
 
 
 def partners_in(window: Window) -> Select:
