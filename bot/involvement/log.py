@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.transport.callbacks import number
 from storage.models import AuditEvent, Involvement, InvolvementStatus, StaffDraft
 from storage.queries import drafts
 
@@ -79,10 +80,12 @@ def choose(draft: StaffDraft, what: str, value: str, zone: ZoneInfo, *, now: dat
     """Apply a button's choice to the step it belongs to; False when it is not one offered."""
     if what == "k" and draft.step == "kind" and value in KINDS:
         advance(draft, "day", now=now, kind=value)
-    elif what == "d" and draft.step == "day" and value.isdigit() and int(value) < DAYS_BACK:
-        advance(draft, "minutes", now=now, at=day_of(int(value), zone, now).isoformat())
-    elif what == "m" and draft.step == "minutes" and value.isdigit() and int(value) in DURATIONS:
-        advance(draft, "expenses", now=now, minutes=int(value))
+    elif what == "d" and draft.step == "day" and (days := number(value)) is not None:
+        if days >= DAYS_BACK:
+            return False
+        advance(draft, "minutes", now=now, at=day_of(days, zone, now).isoformat())
+    elif what == "m" and draft.step == "minutes" and number(value) in DURATIONS:
+        advance(draft, "expenses", now=now, minutes=number(value))
     elif what == "e" and draft.step == "expenses" and value == "0":
         advance(draft, "confirm", now=now, pence=0)
     else:
