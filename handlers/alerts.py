@@ -18,6 +18,7 @@ from bot.calendar.words import day_words, time_words
 from bot.connector import alerts
 from bot.context import BotContext
 from bot.partners.views.safeguarding import ack_callback
+from bot.text import clean_line
 from bot.transport.callbacks import fields, number
 from handlers.guards import connector_only
 from storage.clock import utcnow
@@ -109,7 +110,7 @@ async def take_note(update: Update, context: BotContext, draft: StaffDraft) -> N
     message, person = update.effective_message, context.person
     if message is None or person is None:
         return
-    note = alerts.clean_note(message.text)
+    note = clean_line(message.text, alerts.NOTE_LIMIT)
     if note is None:
         await context.reply(update, "alerts/bad_note", limit=alerts.NOTE_LIMIT)
         return

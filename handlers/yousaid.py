@@ -18,6 +18,7 @@ from bot.calendar.zones import zone_named
 from bot.connector import impact
 from bot.context import BotContext
 from bot.meetings import draft as meetings
+from bot.text import clean_line, clean_text
 from bot.transport.callbacks import fields, number
 from handlers.guards import connector_only
 from storage.clock import utcnow
@@ -80,7 +81,7 @@ async def draft_text(update: Update, context: BotContext, draft: StaffDraft) -> 
     if message is None or message.text is None:
         return
     if draft.step == "word":
-        word = impact.clean(message.text, impact.WORD_LIMIT)
+        word = clean_line(message.text, impact.WORD_LIMIT)
         if word is None:
             await context.reply(update, "yousaid/bad_text", limit=impact.WORD_LIMIT)
             return
@@ -89,7 +90,7 @@ async def draft_text(update: Update, context: BotContext, draft: StaffDraft) -> 
     if draft.step != "text":
         await context.reply(update, "yousaid/use_buttons")
         return
-    text = impact.clean(message.text, impact.TEXT_LIMIT)
+    text = clean_text(message.text, impact.TEXT_LIMIT)
     if text is None:
         await context.reply(update, "yousaid/bad_text", limit=impact.TEXT_LIMIT)
         return

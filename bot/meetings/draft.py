@@ -43,12 +43,12 @@ from bot.meetings.rules import (
     RECENT_DAYS,
     TITLE_LIMIT,
     MeetingError,
-    clean_text,
     meeting_zone,
     why_not_usable,
 )
 from bot.meetings.typed_dates import parse_start
 from bot.protocol import StudyProtocol
+from bot.text import clean_line
 from bot.transport.callbacks import number
 from bot.transport.view import View
 from prompts import Prompts
@@ -144,7 +144,7 @@ async def on_text(
     step = draft.step
     if step in ("title", "place"):
         limit = TITLE_LIMIT if step == "title" else PLACE_LIMIT
-        cleaned = clean_text(text, limit)
+        cleaned = clean_line(text, limit)
         if cleaned is None:
             return views.Reply(message=views.bad_text(prompts, limit))
         if step == "title":
