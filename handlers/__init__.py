@@ -1,7 +1,9 @@
 """python-telegram-bot handlers, one module per feature, registered in one ordered list.
 
 Order matters. Group -2: the gate, which stops updates from outsiders (an invite code is let
-through to enrolment). Group -1: onboarding, which takes over while a partner is setting up.
+through to enrolment). Group -1: a forwarded message while a question waits for a partner's
+own answer (it is not the answer), then onboarding, which takes over while a partner is setting
+up.
 Group 0: the features, first match wins; the fallback must stay last.
 """
 
@@ -20,6 +22,7 @@ from handlers import (
     errors,
     export,
     fallback,
+    forwarded,
     gate,
     help,
     invite,
@@ -47,7 +50,8 @@ ONBOARDING_GROUP = -1
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Attach every handler, in order, and the error handler."""
     application.add_handlers(gate.HANDLERS, group=GATE_GROUP)
-    application.add_handlers(onboarding.HANDLERS, group=ONBOARDING_GROUP)
+    # A forwarded message is no one's answer, not even a name at onboarding's name step.
+    application.add_handlers([*forwarded.HANDLERS, *onboarding.HANDLERS], group=ONBOARDING_GROUP)
     application.add_handlers(
         [
             *enrol.HANDLERS,  # /start CODE from someone already enrolled

@@ -18,6 +18,8 @@ from bot.calendar.words import day_words, time_words
 from bot.connector import alerts
 from bot.context import BotContext
 from bot.partners.views.safeguarding import ack_callback
+from bot.text import clean_line
+from bot.transport.callbacks import fields, number
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import StaffDraft
@@ -70,14 +72,15 @@ async def alerts_command(update: Update, context: BotContext) -> None:
 
 
 def _parse(data: str | None) -> tuple[str, str, int] | None:
-    parts = (data or "").split(":")
-    if len(parts) != 4 or parts[0] != PREFIX or parts[1] not in ("a", "r"):
+    parts = fields(data, PREFIX)
+    if parts is None or len(parts) != 3:
         return None
-    if parts[2] not in (alerts.ALERT, alerts.NOTICE) or not parts[3].isdigit():
+    action, kind, item_id = parts[0], parts[1], number(parts[2])
+    if action not in ("a", "r") or kind not in (alerts.ALERT, alerts.NOTICE) or item_id is None:
         return None
-    if len(parts[3]) > 12 or (parts[1] == "a" and parts[2] != alerts.NOTICE):
+    if action == "a" and kind != alerts.NOTICE:
         return None
-    return parts[1], parts[2], int(parts[3])
+    return action, kind, item_id
 
 
 @connector_only
@@ -107,7 +110,7 @@ async def take_note(update: Update, context: BotContext, draft: StaffDraft) -> N
     message, person = update.effective_message, context.person
     if message is None or person is None:
         return
-    note = alerts.clean_note(message.text)
+    note = clean_line(message.text, alerts.NOTE_LIMIT)
     if note is None:
         await context.reply(update, "alerts/bad_note", limit=alerts.NOTE_LIMIT)
         return

@@ -29,6 +29,7 @@ from bot.connector.broadcast import Audience, BroadcastError, Content
 from bot.connector.progress import report_values
 from bot.context import BotContext
 from bot.meetings import draft as meetings
+from bot.transport.callbacks import fields, number
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import Person, StaffDraft
@@ -117,8 +118,8 @@ async def broadcast_button(update: Update, context: BotContext) -> None:
     query, person = update.callback_query, context.person
     if query is None or person is None:
         return
-    parts = (query.data or "").split(":")
-    action, args = (parts[1], parts[2:]) if len(parts) >= 2 else ("", [])
+    parts = fields(query.data, PREFIX) or [""]
+    action, args = parts[0], parts[1:]
     handler = _ACTIONS.get((action, len(args)))
     if handler is None:
         context.answer_button(update, _toast(context, "out_of_date"))
@@ -211,17 +212,13 @@ def _meeting_action(said_yes: bool) -> Action:
         draft = await _draft_at(update, context, person, "audience")
         if draft is None:
             return
-        meeting_id = _parse_id(args[0])
+        meeting_id = number(args[0])
         if meeting_id is None:
             context.answer_button(update, _toast(context, "out_of_date"))
             return
         await _chosen(update, context, draft, Audience(meeting_id=meeting_id, said_yes=said_yes))
 
     return choose
-
-
-def _parse_id(value: str) -> int | None:
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else None
 
 
 def content_of(message: Message) -> Content | None:
@@ -336,7 +333,7 @@ async def _stop(update: Update, context: BotContext, person: Person, args: list[
 
 
 async def _cancel(update: Update, context: BotContext, person: Person, args: list[str]) -> None:
-    broadcast_id = _parse_id(args[0])
+    broadcast_id = number(args[0])
     stopped = (
         await broadcasts.cancel(
             context.session, broadcast_id, by_person_id=person.id, now=utcnow()
@@ -352,7 +349,7 @@ async def _cancel(update: Update, context: BotContext, person: Person, args: lis
 
 
 async def _report(update: Update, context: BotContext, person: Person, args: list[str]) -> None:
-    broadcast_id = _parse_id(args[0])
+    broadcast_id = number(args[0])
     current = (
         await broadcasts.report(context.session, broadcast_id, now=utcnow())
         if broadcast_id is not None

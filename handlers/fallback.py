@@ -19,7 +19,7 @@ from storage.clock import utcnow
 from storage.models import PersonStatus, Role
 
 
-async def _screened(update: Update, context: BotContext, message: Message | None) -> bool:
+async def screened(update: Update, context: BotContext, message: Message | None) -> bool:
     """Run safeguarding on a partner's message text or caption; True if it matched."""
     person = context.person
     if message is None or person is None or person.role != Role.PARTNER:
@@ -44,7 +44,7 @@ async def unknown_message(update: Update, context: BotContext) -> None:
     """Unknown commands, stickers, photos, long texts: one gentle reply, nothing stored."""
     if update.effective_chat is None or update.effective_chat.type != "private":
         return
-    if await _screened(update, context, update.message):
+    if await screened(update, context, update.message):
         await relay_partner_message(update, context, acknowledge=False)  # it still goes on
         return
     person, message = context.person, update.message
@@ -70,7 +70,7 @@ async def unknown_message(update: Update, context: BotContext) -> None:
 
 async def edited_message(update: Update, context: BotContext) -> None:
     """An edited message: checked by safeguarding; no reply unless it matched."""
-    await _screened(update, context, update.edited_message)
+    await screened(update, context, update.edited_message)
 
 
 async def unknown_button(update: Update, context: BotContext) -> None:

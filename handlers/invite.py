@@ -21,6 +21,7 @@ from bot.connector import invites as unused_invites
 from bot.connector.invites import qr_png_bytes
 from bot.context import BotContext
 from bot.partners.invites import InviteError, create_invites, deep_link
+from bot.transport.callbacks import fields, number
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import Role
@@ -66,11 +67,11 @@ async def invite_command(update: Update, context: BotContext) -> None:
 async def invite_button(update: Update, context: BotContext) -> None:
     """An ``inv:`` button (see the module docstring)."""
     query, person, label = update.callback_query, context.person, context.prompts.label
-    parts = (query.data or "").split(":") if query is not None else []
-    if person is None or len(parts) < 2:
+    parts = fields(query.data, PREFIX) if query is not None else None
+    if person is None or not parts:
         context.answer_button(update, label("invite.out_of_date"))
         return
-    action, args = parts[1], parts[2:]
+    action, args = parts[0], parts[1:]
     if action == "p" and not args:
         rows = [[_button(g.name, f"{PREFIX}:g:{g.key}")] for g in context.protocol.groups]
         context.answer_button(update)
@@ -84,9 +85,9 @@ async def invite_button(update: Update, context: BotContext) -> None:
         and args[0] in [str(r) for r in STAFF_ROLES]
     ):
         await _make(update, context, Role(args[0]), None)
-    elif action == "x" and len(args) == 1 and args[0].isdigit() and len(args[0]) <= 12:
+    elif action == "x" and len(args) == 1 and (invite_id := number(args[0])) is not None:
         done = await unused_invites.revoke(
-            context.session, int(args[0]), by_person_id=person.id, now=utcnow()
+            context.session, invite_id, by_person_id=person.id, now=utcnow()
         )
         context.answer_button(update, label("invite.revoked" if done else "invite.out_of_date"))
         if done:

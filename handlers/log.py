@@ -24,6 +24,7 @@ from bot.involvement import log
 from bot.involvement.buttons import correct_keyboard, step_keyboard
 from bot.involvement.payment import payment_keyboard, payment_words, set_payment
 from bot.involvement.review import ask_connectors_to_review, entry_values
+from bot.transport.callbacks import fields, number
 from bot.transport.outbox import enqueue
 from handlers.filters import AwaitingInput
 from handlers.guards import connector_only, partner_tool
@@ -34,10 +35,6 @@ from storage.queries.staff import looks_after
 
 AWAITING_EXPENSES = "log:expenses"
 PARTNER, CONNECTOR = "lg", "lc"
-
-
-def _parse_id(value: str) -> int | None:
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else None
 
 
 async def _partner_profile(context: BotContext, draft: StaffDraft) -> PartnerProfile | None:
@@ -136,18 +133,18 @@ async def _step(update: Update, context: BotContext, parts: list[str], prefix: s
     person = context.person
     assert person is not None
     prompts, now = context.prompts, utcnow()
-    if parts == [prefix, "x"]:
+    if parts == ["x"]:
         await _cancel(update, context)
         return
     draft = await log.current(context.session, person.id, now=now)
     if draft is None:
         context.answer_button(update, prompts.label("involvement.old_button"))
         return
-    if parts == [prefix, "ok"] and draft.step == "confirm":
+    if parts == ["ok"] and draft.step == "confirm":
         await _submit(update, context, draft, prefix)
         return
     profile = await _partner_profile(context, draft)
-    if len(parts) == 3 and log.choose(draft, parts[1], parts[2], zone_of(profile), now=now):
+    if len(parts) == 2 and log.choose(draft, parts[0], parts[1], zone_of(profile), now=now):
         if context.profile is not None and context.profile.awaiting_input == AWAITING_EXPENSES:
             context.profile.awaiting_input = None
         context.answer_button(update)
@@ -163,9 +160,9 @@ async def partner_button(update: Update, context: BotContext) -> None:
     query, person, profile = update.callback_query, context.person, context.profile
     if query is None or person is None or profile is None:
         return
-    parts = (query.data or "").split(":")
-    if len(parts) == 3 and parts[1] == "pay":
-        if not set_payment(profile, parts[2]):
+    parts = fields(query.data, PARTNER) or []
+    if len(parts) == 2 and parts[0] == "pay":
+        if not set_payment(profile, parts[1]):
             context.answer_button(update, context.prompts.label("involvement.old_button"))
             return
         context.answer_button(update, context.prompts.label("involvement.saved"))
@@ -173,8 +170,8 @@ async def partner_button(update: Update, context: BotContext) -> None:
         await context.reply(
             update,
             "involvement/payment_saved",
-            choice=payment_words(context.prompts, parts[2]),
-            declined=parts[2] == "declined",
+            choice=payment_words(context.prompts, parts[1]),
+            declined=parts[1] == "declined",
         )
         await _begin(update, context, person.id, PARTNER)
         return
@@ -187,9 +184,9 @@ async def connector_button(update: Update, context: BotContext) -> None:
     query, person = update.callback_query, context.person
     if query is None or person is None:
         return
-    parts = (query.data or "").split(":")
-    if len(parts) == 3 and parts[1] == "new":
-        partner_id = _parse_id(parts[2])
+    parts = fields(query.data, CONNECTOR) or []
+    if len(parts) == 2 and parts[0] == "new":
+        partner_id = number(parts[1])
         partner = await person_by_id(context.session, partner_id) if partner_id else None
         if (
             partner is None
@@ -247,24 +244,24 @@ async def review_button(update: Update, context: BotContext) -> None:
     if query is None or person is None:
         return
     session, prompts = context.session, context.prompts
-    parts = (query.data or "").split(":")
-    entry_id = _parse_id(parts[2]) if len(parts) in (3, 4) else None
+    parts = fields(query.data, "iv") or []
+    entry_id = number(parts[1]) if len(parts) in (2, 3) else None
     entry = await log.pending(session, entry_id) if entry_id is not None else None
     if entry is None or not await looks_after(session, person.id, entry.person_id):
         context.answer_button(update, prompts.label("involvement.already_reviewed"))
         context.edit_buttons(update, None)
         return
-    if parts[1] == "c" and len(parts) == 3:
+    if parts[0] == "c" and len(parts) == 2:
         context.answer_button(update)
         context.edit_buttons(update, correct_keyboard(prompts, entry.id))
         return
     minutes = None
-    if parts[1] == "m" and len(parts) == 4:
-        minutes = _parse_id(parts[3])
+    if parts[0] == "m" and len(parts) == 3:
+        minutes = number(parts[2])
         if minutes is None or minutes not in log.DURATIONS:
             context.answer_button(update, prompts.label("involvement.old_button"))
             return
-    elif not (parts[1] == "ok" and len(parts) == 3):
+    elif not (parts[0] == "ok" and len(parts) == 2):
         context.answer_button(update, prompts.label("involvement.old_button"))
         return
     approved = await log.review(session, entry.id, person.id, minutes=minutes, now=utcnow())

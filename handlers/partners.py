@@ -19,16 +19,13 @@ from bot.connector.card import partner_card
 from bot.connector.roster import roster_page
 from bot.context import BotContext
 from bot.partners.journey import CHARTS_FOLDER, chart_lines_for_caption, chart_text, render_chart
+from bot.transport.callbacks import fields, number
 from bot.transport.outbox import enqueue
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import Person, Role
 from storage.queries.people import person_by_id, profile_of
 from storage.queries.staff import connector_groups, looks_after
-
-
-def _number(value: str) -> int | None:
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else None
 
 
 async def _roster(update: Update, context: BotContext, page: int) -> None:
@@ -114,14 +111,14 @@ async def partners_button(update: Update, context: BotContext) -> None:
     query, person = update.callback_query, context.person
     if query is None or person is None:
         return
-    parts = (query.data or "").split(":")
-    number = _number(parts[2]) if len(parts) == 3 else None
-    if number is not None and parts[1] == "p":
+    parts = fields(query.data, "pt") or []
+    value = number(parts[1]) if len(parts) == 2 else None
+    if value is not None and parts[0] == "p":
         context.answer_button(update)
-        await _roster(update, context, number)
+        await _roster(update, context, value)
         return
-    if number is not None and parts[1] == "c":
-        partner = await person_by_id(context.session, number)
+    if value is not None and parts[0] == "c":
+        partner = await person_by_id(context.session, value)
         if (
             partner is not None
             and partner.role == Role.PARTNER

@@ -13,6 +13,7 @@ from bot.calendar.breaks import is_paused
 from bot.context import BotContext
 from bot.partners.pausing import pause, resume
 from bot.partners.views import pause as views
+from bot.transport.callbacks import fields, number
 from handlers.guards import partner_tool
 from storage.clock import utcnow
 
@@ -36,11 +37,11 @@ async def pause_button(update: Update, context: BotContext) -> None:
     profile = context.profile
     if query is None or profile is None:
         return
-    value = (query.data or "").removeprefix("pause:")
-    if value == "cancel":
+    parts = fields(query.data, "pause")
+    if parts == ["cancel"]:
         context.answer_button(update, context.prompts.label("tools.pause.cancelled"))
         return
-    days = int(value) if value.isdigit() and len(value) <= 4 else None
+    days = number(parts[0], digits=4) if parts and len(parts) == 1 else None
     if days is None or days not in context.protocol.pause_options_days:
         context.answer_button(update, context.prompts.label("tools.pause.old_button"))
         return

@@ -25,6 +25,7 @@ from bot.involvement.payment import set_payment
 from bot.partners import preferences
 from bot.partners.views import settings as views
 from bot.partners.views.general import not_understood
+from bot.text import clean_name
 from handlers.filters import AwaitingInput
 from handlers.guards import partner_tool
 from storage.clock import utcnow
@@ -122,7 +123,7 @@ async def settings_text(update: Update, context: BotContext) -> None:
         return
     prompts = context.prompts
     if profile.awaiting_input == preferences.AWAITING_NAME:
-        name = preferences.clean_name(message.text)
+        name = clean_name(message.text, preferences.NAME_LIMIT)
         if name is None:
             await context.send(update, views.name_bad(prompts))
             return

@@ -28,14 +28,18 @@ AWAITING_CONTACT = "contact"
 
 def incoming_of(message: Message) -> Incoming | None:
     """What can be relayed of ``message`` (None: a sticker, a location, ...)."""
+    forwarded = message.forward_origin is not None
     if message.voice is not None:
-        return Incoming("voice", message.caption_html or "", message.voice.file_id)
+        caption, file_id = message.caption_html or "", message.voice.file_id
+        return Incoming("voice", caption, file_id, forwarded)
     if message.photo:
-        return Incoming("photo", message.caption_html or "", message.photo[-1].file_id)
+        caption, file_id = message.caption_html or "", message.photo[-1].file_id
+        return Incoming("photo", caption, file_id, forwarded)
     if message.document is not None:
-        return Incoming("document", message.caption_html or "", message.document.file_id)
+        caption, file_id = message.caption_html or "", message.document.file_id
+        return Incoming("document", caption, file_id, forwarded)
     if message.text is not None and not message.text.startswith("/"):
-        return Incoming("text", message.text_html)
+        return Incoming("text", message.text_html, forwarded=forwarded)
     return None
 
 

@@ -16,6 +16,7 @@ from bot.context import BotContext
 from bot.menu import publish_chat_menu
 from bot.privacy import views
 from bot.privacy.withdrawal import withdraw
+from bot.transport.callbacks import fields, number
 from handlers.guards import partner_tool
 from storage.clock import utcnow
 
@@ -34,9 +35,9 @@ async def withdraw_command(update: Update, context: BotContext) -> None:
 
 def _fresh(stamp: str) -> bool:
     """Whether a confirm button's time is a number within the last day (not the future)."""
-    if not stamp.isdigit() or len(stamp) > 12:
+    offered = number(stamp)
+    if offered is None:
         return False
-    offered = int(stamp)
     now = utcnow().timestamp()
     return now - CONFIRM_VALID.total_seconds() <= offered <= now + _CLOCK_SKEW.total_seconds()
 
@@ -47,12 +48,12 @@ async def withdraw_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     if query is None:
         return
-    parts = (query.data or "").split(":")
-    if parts == ["wd", "no"]:
+    parts = fields(query.data, "wd")
+    if parts == ["no"]:
         context.answer_button(update)
         await context.send(update, views.kept_going(context.prompts))
         return
-    if len(parts) != 3 or parts[1] != "yes" or not _fresh(parts[2]):
+    if parts is None or len(parts) != 2 or parts[0] != "yes" or not _fresh(parts[1]):
         context.answer_button(update, context.prompts.label("tools.withdraw.old_button"))
         return
     context.answer_button(update)

@@ -18,6 +18,8 @@ from bot.calendar.zones import zone_named
 from bot.connector import impact
 from bot.context import BotContext
 from bot.meetings import draft as meetings
+from bot.text import clean_line, clean_text
+from bot.transport.callbacks import fields, number
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import StaffDraft
@@ -79,7 +81,7 @@ async def draft_text(update: Update, context: BotContext, draft: StaffDraft) -> 
     if message is None or message.text is None:
         return
     if draft.step == "word":
-        word = impact.clean(message.text, impact.WORD_LIMIT)
+        word = clean_line(message.text, impact.WORD_LIMIT)
         if word is None:
             await context.reply(update, "yousaid/bad_text", limit=impact.WORD_LIMIT)
             return
@@ -88,7 +90,7 @@ async def draft_text(update: Update, context: BotContext, draft: StaffDraft) -> 
     if draft.step != "text":
         await context.reply(update, "yousaid/use_buttons")
         return
-    text = impact.clean(message.text, impact.TEXT_LIMIT)
+    text = clean_text(message.text, impact.TEXT_LIMIT)
     if text is None:
         await context.reply(update, "yousaid/bad_text", limit=impact.TEXT_LIMIT)
         return
@@ -111,9 +113,9 @@ async def yousaid_button(update: Update, context: BotContext) -> None:
     if query is None or person is None:
         return
     session, now = context.session, utcnow()
-    parts = (query.data or "").split(":")
+    parts = fields(query.data, "ys") or []
     draft = await impact.get_draft(session, person.id, now=now)
-    if parts == ["ys", "x"]:
+    if parts == ["x"]:
         if draft is not None:
             await session.delete(draft)
         context.answer_button(update, _label(context, "stopped"))
@@ -123,8 +125,8 @@ async def yousaid_button(update: Update, context: BotContext) -> None:
         context.answer_button(update, _label(context, "out_of_date"))
         return
     scope = await connector_groups(session, person.id)
-    if draft.step == "pick" and len(parts) == 3 and parts[1] == "g":
-        key = parts[2]
+    if draft.step == "pick" and len(parts) == 2 and parts[0] == "g":
+        key = parts[1]
         known = (key == impact.EVERYONE and scope is None) or (
             context.protocol.group(key) is not None and (scope is None or key in scope)
         )
@@ -132,7 +134,7 @@ async def yousaid_button(update: Update, context: BotContext) -> None:
             context.answer_button(update)
             await _picked(update, context, draft, {"by": "group", "value": key})
             return
-    elif draft.step == "pick" and parts == ["ys", "m"]:
+    elif draft.step == "pick" and parts == ["m"]:
         context.answer_button(update)
         recent = await meetings.recent(session, now=now, days=90, limit=8)
         choices = [
@@ -151,20 +153,21 @@ async def yousaid_button(update: Update, context: BotContext) -> None:
             any=bool(choices),
         )
         return
-    elif draft.step == "pick" and len(parts) == 3 and parts[1] == "mm" and parts[2].isdigit():
-        meeting = await meeting_by_id(session, int(parts[2][:12]))
+    elif draft.step == "pick" and len(parts) == 2 and parts[0] == "mm":
+        meeting_id = number(parts[1])
+        meeting = await meeting_by_id(session, meeting_id) if meeting_id is not None else None
         if meeting is not None and meeting.cancelled_at is None:
             context.answer_button(update)
             await _picked(update, context, draft, {"by": "meeting", "value": meeting.id})
             return
-    elif draft.step == "pick" and parts == ["ys", "w"]:
+    elif draft.step == "pick" and parts == ["w"]:
         context.answer_button(update)
         impact.save(draft, "word", now=now)
         await context.ask(
             update, "yousaid/ask_word", reply_markup=_rows((_label(context, "cancel"), "ys:x"))
         )
         return
-    elif draft.step == "preview" and parts == ["ys", "ok"]:
+    elif draft.step == "preview" and parts == ["ok"]:
         selection, text = dict(draft.data["selection"]), str(draft.data["text"])
         picks = await impact.pick(session, context.settings.text_cipher(), selection, scope)
         await impact.send(

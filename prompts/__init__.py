@@ -55,6 +55,9 @@ class Prompts:
             lstrip_blocks=True,
         )
         self._labels: dict[str, Any] = _load_labels(folder)
+        # A person with no name we can show is called this in every template (``unnamed``).
+        unnamed = self._labels.get("people", {}).get("unnamed", "")
+        self._html.globals["unnamed"] = self._text.globals["unnamed"] = unnamed
 
     def render(self, name: str, /, **context: Any) -> str:
         """Render the Telegram message ``name`` (``"start/outsider"``) as HTML."""

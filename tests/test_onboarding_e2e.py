@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.partners import onboarding as ob
 from bot.partners.invites import create_invites
+from bot.text import clean_name
 from storage.models import (
     AuditEvent,
     ConsentDecision,
@@ -320,12 +321,12 @@ async def test_forged_and_stale_onboarding_buttons_change_nothing(companion, san
 
 
 def test_names_are_trimmed_and_checked() -> None:
-    assert ob.clean_name("  Sam   Jo \n") == "Sam Jo"
-    assert ob.clean_name("Zoë") == "Zoë"
-    assert ob.clean_name("Sam\u200b") == "Sam", "invisible format characters are dropped"
-    assert ob.clean_name("A" * 40) == "A" * 40
+    assert clean_name("  Sam   Jo \n", ob.NAME_MAX) == "Sam Jo"
+    assert clean_name("Zoë", ob.NAME_MAX) == "Zoë"
+    assert clean_name("Sam\u200b", ob.NAME_MAX) == "Sam", "invisible format characters are dropped"
+    assert clean_name("A" * 40, ob.NAME_MAX) == "A" * 40
     for bad in ("", "   ", "A" * 41, "<b>Sam</b>", "Sam > Tom", "/start", None):
-        assert ob.clean_name(bad) is None
+        assert clean_name(bad, ob.NAME_MAX) is None
 
 
 def test_callback_data_round_trips_and_fits() -> None:

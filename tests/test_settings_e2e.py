@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from bot.calendar.quiet import NO_QUIET_HOURS, QuietHours, is_quiet, quiet_hours
 from bot.calendar.zones import resolve_timezone
-from bot.partners.preferences import clean_name
+from bot.partners.preferences import NAME_LIMIT
 from bot.protocol import load_protocol
+from bot.text import clean_name
 from prompts import DEFAULT_STUDY_PATH
 from storage.models import PartnerProfile, TelegramIdentity
 from tests.factories import enrol
@@ -236,4 +237,4 @@ def test_typed_time_zones(typed: str, zone: str | None) -> None:
     [("  Sam  ", "Sam"), ("Mary Ann", "Mary Ann"), ("a\nb", None), ("", None), ("/start", None)],
 )
 def test_clean_name(typed: str, name: str | None) -> None:
-    assert clean_name(typed) == name
+    assert clean_name(typed, NAME_LIMIT) == name

@@ -110,12 +110,6 @@ async def pick_up_notice(
     return True
 
 
-def clean_note(text: str | None) -> str | None:
-    """A resolution note fit to keep (None: empty or too long)."""
-    note = " ".join((text or "").split())
-    return note if 0 < len(note) <= NOTE_LIMIT else None
-
-
 async def resolve(
     session: AsyncSession, kind: str, item_id: int, connector: Person, note: str, *, now: datetime
 ) -> bool:

@@ -70,12 +70,6 @@ def save(draft: StaffDraft, step: str, *, now: datetime, **values: Any) -> None:
     drafts.save(draft, step, now=now, **values)
 
 
-def clean(text: str | None, limit: int) -> str | None:
-    """Typed text trimmed, or None when empty or too long."""
-    cleaned = (text or "").strip()
-    return cleaned if cleaned and len(cleaned) <= limit else None
-
-
 async def _taking_part(
     session: AsyncSession, groups: frozenset[str] | None
 ) -> dict[int, PartnerProfile]:

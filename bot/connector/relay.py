@@ -46,11 +46,13 @@ METHODS = {"photo": "sendPhoto", "document": "sendDocument", "voice": "sendVoice
 
 @dataclass(frozen=True)
 class Incoming:
-    """What someone sent: its kind, its text or caption (HTML), and its file, if any."""
+    """What someone sent: its kind, its text or caption (HTML), its file, if any, and whether
+    it was forwarded from elsewhere (the connector is told)."""
 
     kind: str  # "text", "photo", "document" or "voice"
     text: str = ""
     file_id: str | None = None
+    forwarded: bool = False
 
 
 def copy_key(relayed_id: int, chat_id: int) -> str:
@@ -157,6 +159,7 @@ async def from_partner(
         group=group.name if group is not None else "",
         kind=incoming.kind,
         text=incoming.text,
+        forwarded=incoming.forwarded,
     )
     chats = await connector_chats(session, protocol, profile.group_key)
     for connector_chat in chats:

@@ -99,7 +99,12 @@ async def roster_page(
         values = line_values(prompts, row, given.get(row.person_id, Given()), zone, now)
         grouped[-1]["lines"].append(values)
     buttons = [
-        [InlineKeyboardButton(_short(r.name or "?"), callback_data=f"pt:c:{r.person_id}")]
+        [
+            InlineKeyboardButton(
+                _short(r.name or prompts.label("people.unnamed")),
+                callback_data=f"pt:c:{r.person_id}",
+            )
+        ]
         for r in shown
     ]
     nav = []

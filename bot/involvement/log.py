@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.transport.callbacks import number
 from storage.models import AuditEvent, Involvement, InvolvementStatus, StaffDraft
 from storage.queries import drafts
 
@@ -77,12 +78,13 @@ def day_of(days_ago: int, zone: ZoneInfo, now: datetime) -> datetime:
 
 def choose(draft: StaffDraft, what: str, value: str, zone: ZoneInfo, *, now: datetime) -> bool:
     """Apply a button's choice to the step it belongs to; False when it is not one offered."""
+    given = number(value)  # days back, or minutes; None when not a plain number
     if what == "k" and draft.step == "kind" and value in KINDS:
         advance(draft, "day", now=now, kind=value)
-    elif what == "d" and draft.step == "day" and value.isdigit() and int(value) < DAYS_BACK:
-        advance(draft, "minutes", now=now, at=day_of(int(value), zone, now).isoformat())
-    elif what == "m" and draft.step == "minutes" and value.isdigit() and int(value) in DURATIONS:
-        advance(draft, "expenses", now=now, minutes=int(value))
+    elif what == "d" and draft.step == "day" and given is not None and given < DAYS_BACK:
+        advance(draft, "minutes", now=now, at=day_of(given, zone, now).isoformat())
+    elif what == "m" and draft.step == "minutes" and given in DURATIONS:
+        advance(draft, "expenses", now=now, minutes=given)
     elif what == "e" and draft.step == "expenses" and value == "0":
         advance(draft, "confirm", now=now, pence=0)
     else:

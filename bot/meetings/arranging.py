@@ -35,12 +35,12 @@ from bot.meetings.rules import (
     MeetingError,
     check_groups,
     check_length,
-    clean_text,
     meeting_zone,
 )
 from bot.meetings.views import cancel_notice, change_notice
 from bot.protocol import StudyProtocol
 from bot.schedule import planner
+from bot.text import clean_line
 from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.clock import utcnow
@@ -134,10 +134,10 @@ async def create_meeting(
     length out of range, or a start that is not in the future.
     """
     now = now or utcnow()
-    clean_title = clean_text(title, TITLE_LIMIT)
+    clean_title = clean_line(title, TITLE_LIMIT)
     if clean_title is None:
         raise MeetingError("title", limit=TITLE_LIMIT)
-    clean_place = clean_text(place, PLACE_LIMIT)
+    clean_place = clean_line(place, PLACE_LIMIT)
     if clean_place is None:
         raise MeetingError("place", limit=PLACE_LIMIT)
     keys = check_groups(protocol, groups)
@@ -205,8 +205,8 @@ async def change_meeting(
     if meeting.starts_at <= now:
         raise MeetingError("started")
     result = ChangeResult()
-    new_title = None if title is None else clean_text(title, TITLE_LIMIT)
-    new_place = None if place is None else clean_text(place, PLACE_LIMIT)
+    new_title = None if title is None else clean_line(title, TITLE_LIMIT)
+    new_place = None if place is None else clean_line(place, PLACE_LIMIT)
     if title is not None and new_title is None:
         raise MeetingError("title", limit=TITLE_LIMIT)
     if place is not None and new_place is None:

@@ -8,16 +8,12 @@ read back is checked: a forged or truncated button reads as None.
 from __future__ import annotations
 
 from bot.meetings.rules import ANSWERS
+from bot.transport.callbacks import fields, number
 from prompts import CALLBACK_DATA_LIMIT
 
 CALLBACK_PREFIX = "mt"  # a partner's answer button: mt:<meeting id>:<yes|no|maybe>
 STAFF_PREFIX = "mc"  # a connector's /meeting button: mc:<action>[:<argument>...]
 EVERYONE = "*"  # mc:g:* chooses everyone instead of some groups
-
-
-def parse_id(value: str) -> int | None:
-    """A database id from button data, or None when it is not one."""
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else None
 
 
 def callback_data(meeting_id: int, answer: str) -> str:
@@ -29,15 +25,13 @@ def callback_data(meeting_id: int, answer: str) -> str:
 
 def parse_callback(data: str | None) -> tuple[int, str] | None:
     """``(meeting id, answer)`` from answer-button data, or None when it is not well formed."""
-    if not data or len(data.encode()) > CALLBACK_DATA_LIMIT:
+    parts = fields(data, CALLBACK_PREFIX)
+    if parts is None or len(parts) != 2:
         return None
-    parts = data.split(":")
-    if len(parts) != 3 or parts[0] != CALLBACK_PREFIX:
+    meeting_id = number(parts[0])
+    if meeting_id is None or parts[1] not in ANSWERS:
         return None
-    meeting_id = parse_id(parts[1])
-    if meeting_id is None or parts[2] not in ANSWERS:
-        return None
-    return meeting_id, parts[2]
+    return meeting_id, parts[1]
 
 
 def staff_data(action: str, *args: object) -> str:
@@ -47,5 +41,5 @@ def staff_data(action: str, *args: object) -> str:
 
 def parse_staff(data: str | None) -> tuple[str, list[str]]:
     """``(action, arguments)`` from a connector's button (``("", [])`` when there is none)."""
-    parts = (data or "").split(":")
-    return (parts[1], parts[2:]) if len(parts) >= 2 else ("", [])
+    parts = fields(data, STAFF_PREFIX)
+    return (parts[0], parts[1:]) if parts else ("", [])

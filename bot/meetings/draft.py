@@ -37,18 +37,19 @@ from bot.calendar.zones import zone_named
 from bot.meetings import views
 from bot.meetings.arranging import cancel_meeting, change_meeting, create_meeting
 from bot.meetings.attendance import attendance_sheet, mark_attendance
-from bot.meetings.callbacks import EVERYONE, parse_id, parse_staff
+from bot.meetings.callbacks import EVERYONE, parse_staff
 from bot.meetings.rules import (
     PLACE_LIMIT,
     RECENT_DAYS,
     TITLE_LIMIT,
     MeetingError,
-    clean_text,
     meeting_zone,
     why_not_usable,
 )
 from bot.meetings.typed_dates import parse_start
 from bot.protocol import StudyProtocol
+from bot.text import clean_line
+from bot.transport.callbacks import number
 from bot.transport.view import View
 from prompts import Prompts
 from storage.models import Meeting, Person, Role, StaffDraft
@@ -118,7 +119,7 @@ class _Turn:
 
     async def meeting(self, raw_id: str) -> Meeting | None:
         """The meeting a button names, or None."""
-        meeting_id = parse_id(raw_id)
+        meeting_id = number(raw_id)
         return (
             await queries.meeting_by_id(self.session, meeting_id)
             if meeting_id is not None
@@ -143,7 +144,7 @@ async def on_text(
     step = draft.step
     if step in ("title", "place"):
         limit = TITLE_LIMIT if step == "title" else PLACE_LIMIT
-        cleaned = clean_text(text, limit)
+        cleaned = clean_line(text, limit)
         if cleaned is None:
             return views.Reply(message=views.bad_text(prompts, limit))
         if step == "title":
@@ -269,7 +270,7 @@ async def _length(turn: _Turn, args: list[str]) -> views.Reply:
     draft = await turn.draft_at("length")
     if draft is None:
         return turn.out_of_date()
-    minutes = parse_id(args[0])
+    minutes = number(args[0])
     if minutes is None or minutes not in turn.protocol.meetings.length_choices_minutes:
         return turn.out_of_date()
     return _ask_typed(turn, draft, "place", length=minutes)
@@ -426,7 +427,7 @@ async def _attendance(turn: _Turn, args: list[str]) -> views.Reply:
 async def _toggle_attended(turn: _Turn, args: list[str]) -> views.Reply:
     meeting = await turn.meeting(args[0])
     problem = why_not_usable(meeting, turn.now, started=True)
-    partner_id = parse_id(args[1])
+    partner_id = number(args[1])
     partner = await turn.session.get(Person, partner_id) if partner_id is not None else None
     if problem is not None or meeting is None:
         return turn.problem(problem or "gone")

@@ -8,7 +8,6 @@ says that something cannot be done; and what a partner's answer button did
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +21,6 @@ TITLE_LIMIT = 200  # the column's length
 PLACE_LIMIT = 500
 MAX_LENGTH_MINUTES = 12 * 60
 RECENT_DAYS = 14  # attendance can be marked for meetings this recent
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 class MeetingError(ValueError):
@@ -71,16 +68,6 @@ def is_invited(meeting: Meeting, profile: PartnerProfile | None) -> bool:
     if profile is None or profile.onboarded_at is None:
         return False
     return not meeting.groups or profile.group_key in meeting.groups
-
-
-def clean_text(text: str | None, limit: int) -> str | None:
-    """One tidy line from what someone typed, or None (empty or longer than ``limit``)."""
-    if text is None:
-        return None
-    cleaned = " ".join(_CONTROL.sub("", text).split())
-    if not cleaned or len(cleaned) > limit:
-        return None
-    return cleaned
 
 
 def check_groups(protocol: StudyProtocol, groups: Iterable[str]) -> list[str]:

@@ -41,9 +41,10 @@ from bot.partners.safeguarding import screen_answer_value, screen_text
 from bot.partners.views import checkins as views
 from bot.partners.views.checkins import CALLBACK_PREFIX, CONFIDENCE_QUESTION, SKIP, keyboard
 from bot.protocol import CheckinDef, Question, StudyProtocol
+from bot.transport.callbacks import fields, number
 from bot.transport.outbox import add_reply, enqueue
 from bot.transport.view import View
-from prompts import CALLBACK_DATA_LIMIT, Prompts
+from prompts import Prompts
 from storage.crypto import TextCipher
 from storage.models import (
     Answer,
@@ -116,20 +117,13 @@ class ParsedCallback:
 
 def parse_callback(data: str | None) -> ParsedCallback | None:
     """Parse ``ci:<id>:<question>:<value>``; None when it is not well formed."""
-    if not data or len(data.encode()) > CALLBACK_DATA_LIMIT:
+    parts = fields(data, CALLBACK_PREFIX)
+    if parts is None or len(parts) != 3:
         return None
-    parts = data.split(":")
-    if len(parts) != 4 or parts[0] != CALLBACK_PREFIX:
+    checkin_id, question, value = number(parts[0]), parts[1], parts[2]
+    if checkin_id is None or not question or not value:
         return None
-    _, checkin_id, question, value = parts
-    if (
-        not (checkin_id.isascii() and checkin_id.isdigit())
-        or len(checkin_id) > 12
-        or not question
-        or not value
-    ):
-        return None
-    return ParsedCallback(int(checkin_id), question, value)
+    return ParsedCallback(checkin_id, question, value)
 
 
 def _resolve(
@@ -137,20 +131,20 @@ def _resolve(
 ) -> tuple[Question, str] | None:
     """The question and option key a callback refers to, or None when they do not exist."""
     if ref.startswith("#"):
-        index = ref[1:]
-        if not index.isdigit() or int(index) >= len(definition.questions):
+        index = number(ref[1:])
+        if index is None or index >= len(definition.questions):
             return None
-        key = definition.questions[int(index)]
+        key = definition.questions[index]
     elif ref in definition.questions:
         key = ref
     else:
         return None
     question = protocol.question(key)
     if question.kind == "choice" and value.startswith("#"):
-        index = value[1:]
-        if not index.isdigit() or int(index) >= len(question.options):
+        index = number(value[1:])
+        if index is None or index >= len(question.options):
             return None
-        value = question.options[int(index)].key
+        value = question.options[index].key
     return question, value
 
 
@@ -168,7 +162,8 @@ def _valid_value(question: Question, value: str) -> bool:
         return question.optional or question.kind == "text"
     if question.kind == "scale":
         assert question.min is not None and question.max is not None
-        return value.isascii() and value.isdigit() and question.min <= int(value) <= question.max
+        given = number(value)
+        return given is not None and question.min <= given <= question.max
     if question.kind == "choice":
         return value in {o.key for o in question.options}
     return False
@@ -232,9 +227,10 @@ def parse_awaiting(value: str | None) -> tuple[int, str] | None:
     if not value or not value.startswith(AWAITING_PREFIX):
         return None
     checkin_id, _, question = value.removeprefix(AWAITING_PREFIX).partition(":")
-    if not checkin_id.isdigit() or not question:
+    parsed = number(checkin_id)
+    if parsed is None or not question:
         return None
-    return int(checkin_id), question
+    return parsed, question
 
 
 async def _set_awaiting(session: AsyncSession, checkin: Checkin, value: str | None) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.partners.people import new_pseudonym
 from bot.protocol import StudyProtocol
+from bot.text import telegram_name
 from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
@@ -219,8 +220,8 @@ async def redeem(
         person_id=person.id,
         telegram_user_id=telegram_user_id,
         chat_id=chat_id,
-        first_name=first_name[:128] if first_name else None,
-        username=username[:64] if username else None,
+        first_name=telegram_name(first_name),
+        username=telegram_name(username),
         language_code=language_code[:16] if language_code else None,
         created_at=at,
     )

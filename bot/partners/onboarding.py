@@ -16,8 +16,6 @@ check-ins once they are set up. :mod:`bot.partners.views.onboarding` words each 
 from __future__ import annotations
 
 import enum
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.partners.preferences import set_checkin_slot, set_group
 from bot.protocol import CheckinSlot, ConsentItem, StudyProtocol
 from bot.schedule.planner import schedule_changed
+from bot.text import clean_name
 from storage.clock import utcnow
 from storage.models import ConsentDecision, PartnerProfile, Person, TelegramIdentity
 
@@ -157,23 +156,6 @@ def current_step(protocol: StudyProtocol, profile: PartnerProfile) -> str:
     return restart(profile)
 
 
-def clean_name(text: str | None) -> str | None:
-    """A name fit to store and show, or None: trimmed, one space between words, 1-40 characters.
-
-    Control and formatting characters are dropped; angle brackets are refused (the templates
-    escape anyway, but a name is never markup).
-    """
-    if text is None:
-        return None
-    kept = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
-    name = re.sub(r"\s+", " ", kept).strip()
-    if not name or len(name) > NAME_MAX or "<" in name or ">" in name:
-        return None
-    if name.startswith("/"):
-        return None
-    return name
-
-
 def slot_of(protocol: StudyProtocol, profile: PartnerProfile) -> CheckinSlot | None:
     """The protocol slot matching the partner's check-in day and time, if any."""
     return next(
@@ -199,7 +181,7 @@ def set_name(
     """
     if profile.onboarding_step != NAME:
         return None
-    name = clean_name(text)
+    name = clean_name(text, NAME_MAX)
     if name is None:
         return None
     identity.preferred_name = name
@@ -259,7 +241,7 @@ async def apply_choice(
         )
         next_step = DECLINED if item.required and not granted else _after(protocol, profile, step)
     elif step == NAME:
-        name = clean_name(identity.first_name if identity is not None else None)
+        name = clean_name(identity.first_name if identity is not None else None, NAME_MAX)
         if value != USE_TELEGRAM_NAME or identity is None or name is None:
             return ChoiceResult(ChoiceOutcome.INVALID, previous, previous)
         identity.preferred_name = name

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import User
 
 from bot.settings import Settings
+from bot.text import telegram_name
 from storage.clock import utcnow
 from storage.models import AuditEvent, Person, PersonStatus, Role, TelegramIdentity
 
@@ -42,8 +43,8 @@ async def enrol_allow_listed(
             person_id=person.id,
             telegram_user_id=user.id,
             chat_id=chat_id,
-            first_name=user.first_name,
-            username=user.username,
+            first_name=telegram_name(user.first_name),
+            username=telegram_name(user.username),
         )
     )
     session.add(

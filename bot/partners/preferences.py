@@ -8,8 +8,6 @@ in :mod:`bot.partners.views.settings`.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,18 +41,6 @@ SETTINGS_MENU: dict[str, str] = {
     "quiet": "quiet",
     "pay": "payment",
 }
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def clean_name(text: str) -> str | None:
-    """A usable preferred name from what someone typed, or None (empty, too long, lines)."""
-    if "\n" in text.strip():
-        return None
-    name = " ".join(_CONTROL.sub("", text).split())
-    if not name or len(name) > NAME_LIMIT or name.startswith("/"):
-        return None
-    return name
 
 
 async def set_name(session: AsyncSession, person_id: int, name: str) -> None:

@@ -34,6 +34,7 @@ from bot.calendar.zones import zone_of
 from bot.partners.views import safeguarding as views
 from bot.partners.views.safeguarding import ACK_PREFIX
 from bot.protocol import StudyProtocol, Threshold
+from bot.transport.callbacks import number
 from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.models import (
@@ -112,8 +113,7 @@ def parse_ack_callback(data: str | None) -> int | None:
     """The alert id in "I'm on it" callback data, or None when it is not well formed."""
     if not data or not data.startswith(ACK_PREFIX):
         return None
-    tail = data.removeprefix(ACK_PREFIX)
-    return int(tail) if tail.isdigit() and len(tail) <= 12 else None
+    return number(data.removeprefix(ACK_PREFIX))
 
 
 async def _zone(session: AsyncSession, person_id: int) -> ZoneInfo:

@@ -131,6 +131,19 @@ def add_control_routes(app: web.Application, sb: SandboxTelegram) -> None:  # no
                 raise ControlError("data_base64 is not valid base64") from exc
             duration = _int_arg(body.get("duration", 5), "duration")
             return answer(user.send_voice(duration, data, body.get("caption")))
+        if action == "forward":
+            text, voice = body.get("text"), body.get("voice")
+            if (not isinstance(text, str) or not text) and voice is None:
+                raise ControlError("text or voice is required")
+            author_id = body.get("author_id")
+            return answer(
+                user.forward(
+                    text if isinstance(text, str) else None,
+                    voice=None if voice is None else _int_arg(voice, "voice"),
+                    author=str(body.get("author") or "Alex"),
+                    author_id=None if author_id is None else _int_arg(author_id, "author_id"),
+                )
+            )
         if action == "sticker":
             return answer(user.send_sticker())
         if action == "photo":

@@ -19,6 +19,9 @@ Control API (JSON in and out; errors are ``{"error": "..."}`` with status 400/40
 * ``POST /control/users/{user_id}/command`` ``{"command": "start", "payload": str|null}``
 * ``POST /control/users/{user_id}/press`` ``{"message_id": int, "data": str}``
 * ``POST /control/users/{user_id}/voice`` ``{"duration": 5, "data_base64": str?, "caption"?}``
+* ``POST /control/users/{user_id}/forward`` ``{"text": str?, "voice": seconds?, "author": str?,
+  "author_id": int?}`` (someone else's message forwarded: ``forward_origin`` is a hidden user,
+  or a known user when ``author_id`` is given)
 * ``POST /control/users/{user_id}/sticker`` ``{}``
 * ``POST /control/users/{user_id}/photo`` ``{"caption": str?}``
 * ``POST /control/users/{user_id}/edit`` ``{"message_id": int, "text": str}``

@@ -169,9 +169,15 @@ class SandboxUser(_Sender):
         self, duration: int = 5, data: bytes | None = None, caption: str | None = None
     ) -> JsonDict:
         """Send a voice note (bytes downloadable through getFile); return the update."""
+        content = self._voice_content(duration, data)
+        if caption:
+            content["caption"] = caption
+        return self._send(content)
+
+    def _voice_content(self, duration: int, data: bytes | None = None) -> JsonDict:
         payload = data if data is not None else synth_ogg(duration)
         stored = self._sb.files.add(payload, "voice", ".oga", mime_type="audio/ogg")
-        content: JsonDict = {
+        return {
             "voice": {
                 "file_id": stored.file_id,
                 "file_unique_id": stored.file_unique_id,
@@ -180,8 +186,32 @@ class SandboxUser(_Sender):
                 "file_size": stored.size,
             }
         }
-        if caption:
-            content["caption"] = caption
+
+    def forward(
+        self,
+        text: str | None = None,
+        *,
+        voice: int | None = None,
+        author: str = "Alex",
+        author_id: int | None = None,
+    ) -> JsonDict:
+        """Forward someone else's message into this chat: ``text``, or a voice note ``voice``
+        seconds long. Its ``forward_origin`` is a ``MessageOriginUser`` when ``author_id`` is
+        given, else a ``MessageOriginHiddenUser`` (an author who hides their account, shown by
+        name only); return the update."""
+        content = (
+            self._voice_content(voice) if voice is not None else self._text_content(text or "")
+        )
+        sent = self._sb.unix_now() - 3600
+        if author_id is not None:
+            user = {"id": author_id, "is_bot": False, "first_name": author}
+            content["forward_origin"] = {"type": "user", "date": sent, "sender_user": user}
+        else:
+            content["forward_origin"] = {
+                "type": "hidden_user",
+                "date": sent,
+                "sender_user_name": author,
+            }
         return self._send(content)
 
     def send_sticker(self) -> JsonDict:

@@ -1268,6 +1268,8 @@ def _other_replies(b: _Builder) -> Stage:
     _add(stage.sometimes, b.show("start/welcome_back", welcome_back, when="start_again"))
     not_understood = partial(general_views.not_understood, prompts)
     _add(stage.sometimes, b.show("fallback/not_understood", not_understood, when="not_understood"))
+    own_words = partial(general_views.own_words, prompts, voice=True)
+    _add(stage.sometimes, b.show("fallback/own_words", own_words, when="forwarded"))
     not_for_you = partial(general_views.not_for_you, prompts)
     _add(stage.sometimes, b.show("guards/not_for_you", not_for_you, when="staff_only"))
     sorry = partial(connector_views.sorry, prompts)

@@ -9,7 +9,7 @@ import contextlib
 import httpx
 import telegram
 
-from bot.sandbox import SandboxTelegram
+from bot.sandbox import BotApiSpec, SandboxTelegram
 
 
 async def test_user_actions_over_http(sandbox: SandboxTelegram, bot: telegram.Bot) -> None:
@@ -137,3 +137,26 @@ async def test_answered_counts_successes_and_waits_for_more(
         )
         assert timed_out.json() == {"count": 3}
         assert (await client.get("/control/answered")).status_code == 400
+
+
+async def test_a_forwarded_message_over_http_is_spec_shaped(
+    sandbox: SandboxTelegram, bot: telegram.Bot, api_spec: BotApiSpec
+) -> None:
+    async with httpx.AsyncClient(base_url=sandbox.url) as client:
+        hidden = await client.post(
+            "/control/users/7/forward", json={"text": "news", "author": "Paper"}
+        )
+        known = await client.post(
+            "/control/users/7/forward", json={"voice": 3, "author": "Alex", "author_id": 42}
+        )
+        bad = await client.post("/control/users/7/forward", json={})
+    assert bad.status_code == 400
+    first = telegram.Update.de_json(hidden.json()["update"], bot).message
+    second = telegram.Update.de_json(known.json()["update"], bot).message
+    assert isinstance(first.forward_origin, telegram.MessageOriginHiddenUser)
+    assert first.forward_origin.sender_user_name == "Paper" and first.text == "news"
+    assert isinstance(second.forward_origin, telegram.MessageOriginUser)
+    assert second.forward_origin.sender_user.id == 42 and second.voice is not None
+    for update in (hidden.json()["update"], known.json()["update"]):
+        update.setdefault("update_id", 1)
+        assert api_spec.check_object("Update", update, "Update") == []

@@ -1,4 +1,5 @@
-"""Replies that belong to no one feature: welcome back, help, not understood, not for you."""
+"""Replies that belong to no one feature: welcome back, help, not understood, "in your own
+words" (a forwarded message is no answer), not for you."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def help_message(prompts: Prompts, protocol: StudyProtocol, role: str | None) ->
 def not_understood(prompts: Prompts) -> View:
     """Anything no feature handles: a kind pointer to /help."""
     return render_view(prompts, "fallback/not_understood")
+
+
+def own_words(prompts: Prompts, *, voice: bool) -> View:
+    """A forwarded message while a question waits for the partner's own answer: asked to type
+    it (or, where a voice note is an answer, say it) in their own words."""
+    return render_view(prompts, "fallback/own_words", voice=voice)
 
 
 def not_for_you(prompts: Prompts) -> View:

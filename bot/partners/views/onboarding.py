@@ -10,6 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.partners import onboarding as ob
 from bot.protocol import ConsentItem, StudyProtocol
+from bot.text import clean_name
 from bot.transport.view import View, render_view
 from prompts import Prompts
 from storage.models import PartnerProfile, TelegramIdentity
@@ -45,7 +46,7 @@ def step_keyboard(
             ]
         )
     if step == ob.NAME:
-        first = ob.clean_name(first_name)
+        first = clean_name(first_name, ob.NAME_MAX)
         if first is None:
             return None
         label = prompts.label("onboarding.use_telegram_name", name=first)
