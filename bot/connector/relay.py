@@ -176,6 +176,7 @@ async def from_partner(
                 chat_id=chat_id,
                 person_id=person.id,
                 kind="reply",
+                conversation_step=True,
                 text=prompts.render(
                     "relay/away",
                     connector=connector,
@@ -193,6 +194,7 @@ async def from_partner(
             chat_id=chat_id,
             person_id=person.id,
             kind="reply",
+            conversation_step=True,
             text=prompts.render("relay/sent", connector=connector),
         )
     return Relayed(relayed, len(chats), noted)

@@ -219,6 +219,7 @@ async def screen_text(
         text=views.crisis(prompts, protocol, name=await name_of(session, person.id)).text,
         person_id=person.id,
         kind="safeguarding",
+        conversation_step=True,  # in place of the next question: never lost in a crash
     )
     return alert
 

@@ -47,7 +47,7 @@ Control API (JSON in and out; errors are ``{"error": "..."}`` with status 400/40
   Benchmarks wait with it instead of polling ``/control/state`` from the measured process.
 * ``POST /control/faults`` - any of ``{"slow_seconds": float, "fail_next": {"n", "status",
   "method"}, "network_drop_next": {"n", "method"}, "hang_after_accept": {"n", "seconds",
-  "method"}, "limits": {"enforce", "global_per_second", "per_chat_per_second",
+  "method"}, "hang_before_accept": {"n", "seconds", "method"}, "limits": {"enforce", "global_per_second", "per_chat_per_second",
   "group_per_minute"}, "clear": true}``.
 * ``POST /control/updates`` - a raw Update (``update_id`` assigned if missing).
 
@@ -595,6 +595,13 @@ class SandboxTelegram:
                 record, bad_request(f"method {canonical} is not supported by the sandbox")
             )
         await self._pause(self.faults.slow_seconds)
+        stall = self.faults.take_stall(record.method)
+        if stall:
+            await self._pause(stall)
+            if request.transport is None or request.transport.is_closing():
+                record.status = 0
+                record.description = "caller gone before it was accepted"
+                return web.Response(status=500)
         if self.faults.take_drop(record.method):
             record.status = 0
             record.description = "connection dropped"
