@@ -188,3 +188,24 @@ def test_the_protocol_explains_a_bad_retention_section(tmp_path, change, expecte
         load_protocol(path)
     assert expected in str(caught.value)
     assert str(caught.value).startswith(f"{path}:"), "it says which line"
+
+
+async def test_journey_charts_and_pages_go_with_the_exports(database, tmp_path):
+    """A /journey full page quotes the partner's reflections: like a /mydata zip, it is made
+    to be sent once and is removed after ``exports_days``."""
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    old_page, old_chart, new_page = (
+        charts / "legacy-old.pdf",
+        charts / "old.png",
+        charts / "legacy-new.pdf",
+    )
+    for path in (old_page, old_chart, new_page):
+        path.write_bytes(b"their words")
+    three_days_ago = (utcnow() - timedelta(days=3)).timestamp()
+    for path in (old_page, old_chart):
+        os.utime(path, (three_days_ago, three_days_ago))
+    async with database.transaction() as session:
+        done = await apply_retention(session, POLICY, data_dir=tmp_path, now=utcnow())
+    assert done.counts["exports"] == 2
+    assert sorted(p.name for p in charts.iterdir()) == ["legacy-new.pdf"]

@@ -210,7 +210,15 @@ async def _queue_copy(
     person_id: int | None = None,
 ) -> None:
     if incoming.kind == "text" or incoming.file_id is None:
-        await enqueue(session, key=key, chat_id=chat_id, text=text, kind=KIND, person_id=person_id)
+        await enqueue(
+            session,
+            key=key,
+            chat_id=chat_id,
+            text=text,
+            kind=KIND,
+            person_id=person_id,
+            quotes=True,
+        )
         return
     method = METHODS[incoming.kind]
     field = method.removeprefix("send").lower()
@@ -223,6 +231,7 @@ async def _queue_copy(
         text=_fit_caption(text),
         kind=KIND,
         person_id=person_id,
+        quotes=True,
     )
 
 

@@ -179,6 +179,7 @@ async def raise_alert(
             text=view.text,
             reply_markup=view.markup,
             kind="alert",
+            quotes=True,  # what matched, and who wrote it
         )
     return alert
 

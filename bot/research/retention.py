@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.partners.journey import CHARTS_FOLDER
 from bot.privacy.mydata import EXPORTS_FOLDER
 from bot.privacy.withdrawal import remove_after_commit
 from bot.protocol import Retention
+from bot.transport.outbox import SETTLED_STATUSES
 from storage.clock import CLOCK
 from storage.models import (
     Answer,
@@ -27,16 +29,8 @@ from storage.models import (
     InboxStatus,
     InboxUpdate,
     OutboxMessage,
-    OutboxStatus,
 )
 
-#: Outbox rows whose delivery is settled: their text is no longer needed to send them.
-SETTLED = (
-    OutboxStatus.SENT,
-    OutboxStatus.FAILED,
-    OutboxStatus.CANCELLED,
-    OutboxStatus.UNKNOWN,
-)
 KINDS = ("answers", "voice_notes", "relay_messages", "exports", "outbox_payloads", "inbox_ids")
 
 
@@ -58,14 +52,22 @@ def _inside(root: Path, stored: str) -> Path | None:
 
 
 def old_export_files(data_dir: Path, cutoff: datetime) -> list[Path]:
-    """Export zips (research and /mydata) in the data folder written before ``cutoff``."""
-    folder = data_dir / EXPORTS_FOLDER
-    if not folder.is_dir():
-        return []
+    """Files made to be sent once, written before ``cutoff``: export zips (research and
+    /mydata), and the /journey charts and pages (a page quotes the partner's reflections)."""
     # File times are system time; the one clock may be ahead of it (the demo, tests).
     limit = cutoff.timestamp() - CLOCK.offset.total_seconds()
     found = []
-    for path in folder.glob("*.zip"):
+    candidates = [
+        path
+        for folder, pattern in (
+            (EXPORTS_FOLDER, "*.zip"),
+            (CHARTS_FOLDER, "*.png"),
+            (CHARTS_FOLDER, "*.pdf"),
+        )
+        if (data_dir / folder).is_dir()
+        for path in (data_dir / folder).glob(pattern)
+    ]
+    for path in candidates:
         try:
             if path.stat().st_mtime < limit:
                 found.append(path)
@@ -126,7 +128,7 @@ async def apply_retention(
         if cutoff is None:
             continue
         where = [
-            OutboxMessage.status.in_(SETTLED),
+            OutboxMessage.status.in_(SETTLED_STATUSES),
             OutboxMessage.created_at < cutoff,
             _payload_kept(),
         ]
