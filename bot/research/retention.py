@@ -29,6 +29,7 @@ from storage.models import (
     InboxStatus,
     InboxUpdate,
     OutboxMessage,
+    RelayedMessage,
 )
 
 KINDS = ("answers", "voice_notes", "relay_messages", "exports", "outbox_payloads", "inbox_ids")
@@ -82,6 +83,18 @@ async def _count(session: AsyncSession, query: Any) -> int:
 
 def _payload_kept() -> Any:
     return cast(OutboxMessage.payload, Text) != "{}"
+
+
+async def _clear_relayed(session: AsyncSession, cutoff: datetime, *, dry_run: bool) -> int:
+    """Clear the text of relayed messages kept since before ``cutoff`` (the kept copy,
+    encrypted at rest; the outbox copies are cleared with the other payloads)."""
+    kept = (RelayedMessage.created_at < cutoff) & RelayedMessage.text.is_not(None)
+    found = await _count(session, select(func.count()).select_from(RelayedMessage).where(kept))
+    if found and not dry_run:
+        await session.execute(
+            update(RelayedMessage).where(kept).values(text=None, text_encrypted=False)
+        )
+    return found
 
 
 async def apply_retention(
@@ -140,6 +153,10 @@ async def apply_retention(
         )
         if not dry_run:
             await session.execute(update(OutboxMessage).where(*where).values(payload={}))
+
+    cutoff = _cutoff(now, retention.relay_messages_days)
+    if cutoff is not None:
+        counts["relay_messages"] += await _clear_relayed(session, cutoff, dry_run=dry_run)
 
     cutoff = _cutoff(now, retention.inbox_ids_days)
     if cutoff is not None:
