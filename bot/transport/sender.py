@@ -14,7 +14,9 @@
   connection failures that prove the request never left are retried with exponential backoff
   and jitter, an ambiguous timeout is recorded as ``unknown``, 403 marks the person unreachable
   and tells the staff (through this same outbox), 400 fails the row with Telegram's reason;
-* a withdrawn person is never sent anything: the row is cancelled at the last moment.
+* a withdrawn person is never sent anything: the row is cancelled at the last moment;
+* a row marked as quoting someone's own words loses its text in the commit that settles it
+  (:func:`bot.transport.outbox.clear_quoted_words`).
 
 Logs name the outbox id, kind, chat id and status, never the message text or the token.
 """
