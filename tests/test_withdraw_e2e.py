@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import JSON, String, Text, func, select
 
-from bot.privacy.withdrawal import goodbye_key, withdraw
+from bot.privacy.withdrawal import forget_names, goodbye_key, withdraw
 from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.clock import utcnow
@@ -400,3 +400,30 @@ async def test_withdraw_delete_leaves_their_name_nowhere(
             kept.resolution_note
             == f"Rang {zeb.pseudonym}; {zeb.pseudonym} is safe and has support"
         )
+
+
+async def test_forgetting_a_name_matches_whole_words_in_any_script(database):
+    """The pseudonym stands in for the name as a whole word, whatever its case or script (a
+    name JSON escapes is still found); other words that contain it are left alone."""
+    async with database.transaction() as session:
+        for key, text in (
+            ("a1", "<b>Zoë</b> (P-1) wrote words that match"),
+            ("a2", "Call Samaritans on 116 123"),
+            ("a3", "Sam and ZOË both came; Zoey did not"),
+        ):
+            await enqueue(session, key=key, chat_id=1, text=text)
+    async with database.transaction() as session:
+        changed = await forget_names(session, ["Zoë", "Sam", None], "P-1")
+    async with database.sessions() as session:
+        texts = [
+            p["text"]
+            for p in (
+                await session.execute(select(OutboxMessage.payload).order_by(OutboxMessage.id))
+            ).scalars()
+        ]
+    assert changed == 2
+    assert texts == [
+        "<b>P-1</b> (P-1) wrote words that match",
+        "Call Samaritans on 116 123",
+        "P-1 and P-1 both came; Zoey did not",
+    ]

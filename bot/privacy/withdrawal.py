@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import String, cast, delete, event, literal, or_, select, update
+from sqlalchemy import String, Text, cast, delete, event, literal, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -156,13 +156,25 @@ def remove_after_commit(session: AsyncSession, paths: list[Path]) -> None:
     event.listen(sync, "after_transaction_end", on_end)
 
 
-def _name_pattern(names: Iterable[str | None]) -> re.Pattern[str] | None:
-    """A whole-word, case-blind match of any of ``names`` (as typed, or HTML-escaped)."""
-    forms = {form for name in names if name for form in (name, html.escape(name)) if form.strip()}
-    if not forms:
-        return None
+def _name_forms(names: Iterable[str | None]) -> set[str]:
+    """Each name as typed and as HTML-escaped (the way it appears in a message)."""
+    return {form for name in names if name for form in (name, html.escape(name)) if form.strip()}
+
+
+def _name_pattern(forms: set[str]) -> re.Pattern[str]:
+    """A whole-word, case-blind match of any of ``forms``."""
     alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def _may_mention(column: Any, forms: set[str]) -> Any:
+    """A cheap SQL filter for rows that may hold one of ``forms`` (the pattern decides), so a
+    large outbox is not read whole; none (every row) for a name SQL could not match plainly
+    (JSON escapes anything but plain ASCII, and LIKE has its own wildcards)."""
+    if not all(f.isascii() and not set(f) & set('%_\\"') for f in forms):
+        return true()
+    text = cast(column, Text)
+    return or_(*(text.ilike(f"%{form}%") for form in forms))
 
 
 def _scrub(value: Any, pattern: re.Pattern[str], stand_in: str) -> Any:
@@ -184,9 +196,10 @@ async def forget_names(session: AsyncSession, names: Iterable[str | None], stand
     Read and rewritten in Python (portable, and names may need HTML escaping or case folding
     that SQL would not do the same way everywhere); withdrawals are rare.
     """
-    pattern = _name_pattern(names)
-    if pattern is None:
+    forms = _name_forms(names)
+    if not forms:
         return 0
+    pattern = _name_pattern(forms)
     changed = 0
     for model, column in (
         (OutboxMessage, OutboxMessage.payload),
@@ -195,7 +208,9 @@ async def forget_names(session: AsyncSession, names: Iterable[str | None], stand
         (StaffNotice, StaffNotice.resolution_note),
     ):
         key = model.__mapper__.primary_key[0]
-        rows = await session.execute(select(key, column).where(column.is_not(None)))
+        rows = await session.execute(
+            select(key, column).where(column.is_not(None), _may_mention(column, forms))
+        )
         for row_id, value in rows.all():
             scrubbed = _scrub(value, pattern, stand_in)
             if scrubbed != value:
