@@ -21,8 +21,9 @@ from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.clock import utcnow
 from storage.models import Answer, OutboxMessage, OutboxStatus
+from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
-from tests.support import data_for, start_companion_process, wait_until
+from tests.support import data_for, settle, start_companion_process, wait_until
 
 PARTNER = 720_001
 OTHER = 720_002
@@ -126,3 +127,48 @@ async def test_a_checkin_question_caught_by_a_kill_is_sent_again_a_broadcast_is_
     assert len(got) == (1 if accepted else 0)
     (step,) = [r for r in rows if NEXT_QUESTION in str(r.payload.get("text", ""))]
     assert step.status == OutboxStatus.SENT and not step.conversation_step, "sent again once"
+
+
+async def newest(database, chat_id: int) -> OutboxMessage:
+    async with database.sessions() as session:
+        return (
+            await session.execute(
+                select(OutboxMessage)
+                .where(OutboxMessage.chat_id == chat_id)
+                .order_by(OutboxMessage.id.desc())
+                .limit(1)
+            )
+        ).scalar_one()
+
+
+async def test_what_a_conversation_waits_on_is_a_step_and_nothing_else_is(
+    companion, sandbox, database
+):
+    """Onboarding, /log, a partner's message (its "sent"), /meeting, /broadcast and /yousaid
+    wait on the bot's next message: each is a conversation step. /help is an answer, not a
+    step, and the copy of a partner's message to the connector is never sent twice."""
+    newcomer = 720_011
+    await enrol(database, newcomer, name="Ada", onboarded=False)
+    await enrol(database, PARTNER, name="Sam")
+    staff = sandbox.user(CONNECTOR_ID, "Jo")
+    staff.send_command("help")
+    await settle(companion, sandbox)
+    assert not (await newest(database, CONNECTOR_ID)).conversation_step
+
+    sandbox.user(newcomer, "Ada").send_text("hello")
+    sam = sandbox.user(PARTNER, "Sam")
+    sam.send_command("log")
+    await settle(companion, sandbox)
+    assert (await newest(database, newcomer)).conversation_step, "onboarding"
+    assert (await newest(database, PARTNER)).conversation_step, "/log"
+    sam.send_text("Could we meet somewhere quieter?")
+    await settle(companion, sandbox)
+    sent = await newest(database, PARTNER)
+    assert sent.conversation_step and "Sent to" in sent.payload["text"]
+    copy = await newest(database, CONNECTOR_ID)
+    assert copy.kind == "relay" and not copy.conversation_step
+
+    for command in ("meeting", "broadcast", "yousaid"):
+        staff.send_command(command)
+        await settle(companion, sandbox)
+        assert (await newest(database, CONNECTOR_ID)).conversation_step, command
