@@ -140,7 +140,9 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         view = render_view(self.prompts, template, reply_markup, **values)
         await self.send(update, view, conversation_step=True)
 
-    async def send(self, update: Update, view: View, *, conversation_step: bool = False) -> None:
+    async def send(
+        self, update: Update, view: View, *, conversation_step: bool = False, quotes: bool = False
+    ) -> None:
         """Queue ``view`` as a reply to the update's chat, in this transaction.
 
         The reply is sent by the outbox sender right after the transaction commits; its key is
@@ -148,6 +150,8 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         ``conversation_step``: the person must answer it to go on, so if a crash or a timeout
         leaves its delivery unknown it is sent once more (see
         ``OutboxMessage.conversation_step``), and nobody is left waiting for the bot.
+        ``quotes``: the text quotes someone's own words, cleared once sent (see
+        :func:`bot.transport.outbox.enqueue`).
         """
         chat = update.effective_chat
         if chat is None:
@@ -163,6 +167,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
             reply_markup=view.markup,
             person_id=person.id if person is not None else None,
             conversation_step=conversation_step,
+            quotes=quotes,
         )
 
     def after_commit(self, call: AfterCommit) -> None:

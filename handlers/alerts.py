@@ -112,7 +112,7 @@ async def take_note(update: Update, context: BotContext, draft: StaffDraft) -> N
         return
     note = clean_line(message.text, alerts.NOTE_LIMIT)
     if note is None:
-        await context.reply(update, "alerts/bad_note", limit=alerts.NOTE_LIMIT)
+        await context.ask(update, "alerts/bad_note", limit=alerts.NOTE_LIMIT)
         return
     await drafts.drop(context.session, person.id, DRAFT_KIND)
     done = await alerts.resolve(
@@ -123,7 +123,7 @@ async def take_note(update: Update, context: BotContext, draft: StaffDraft) -> N
         note,
         now=utcnow(),
     )
-    await context.reply(update, "alerts/resolved" if done else "alerts/already_resolved")
+    await context.ask(update, "alerts/resolved" if done else "alerts/already_resolved")
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [

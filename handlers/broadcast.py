@@ -83,7 +83,7 @@ async def broadcast_command(update: Update, context: BotContext) -> None:
             rows.append(
                 [_button(_label(context, "cancel_one", id=item.id), f"{PREFIX}:x:{item.id}")]
             )
-    await context.reply(
+    await context.ask(
         update, "broadcast/menu", reply_markup=InlineKeyboardMarkup(rows), broadcasts=listed
     )
 
@@ -170,7 +170,7 @@ async def _chosen(
         planned = await broadcasts.plan(context.session, context.protocol, audience, now=utcnow())
     except BroadcastError as exc:
         context.answer_button(update)
-        await context.reply(update, "broadcast/problem", reason=exc.reason, **exc.values)
+        await context.ask(update, "broadcast/problem", reason=exc.reason, **exc.values)
         return
     drafts.save(draft, "content", now=utcnow(), audience=audience.to_json())
     context.answer_button(update)
@@ -239,18 +239,18 @@ async def take_content(update: Update, context: BotContext, draft: StaffDraft) -
         return
     content = content_of(message)
     if content is None:
-        await context.reply(update, "broadcast/problem", reason="unsupported")
+        await context.ask(update, "broadcast/problem", reason="unsupported")
         return
     try:
         broadcasts.check_content(content)
         audience = Audience.from_json(draft.data["audience"])
         planned = await broadcasts.plan(context.session, context.protocol, audience, now=utcnow())
     except BroadcastError as exc:
-        await context.reply(update, "broadcast/problem", reason=exc.reason, **exc.values)
+        await context.ask(update, "broadcast/problem", reason=exc.reason, **exc.values)
         return
     if not planned.recipients:
         await drafts.drop(context.session, person.id, DRAFT_KIND)
-        await context.reply(update, "broadcast/problem", reason="nobody")
+        await context.ask(update, "broadcast/problem", reason="nobody")
         return
     drafts.save(draft, "confirm", now=utcnow(), content=content.to_json())
     await broadcasts.queue_preview(
@@ -319,7 +319,7 @@ def _send_action(urgent: bool) -> Action:
                 progress_chat_id=message.chat_id,
             )
         except BroadcastError as exc:
-            await context.reply(update, "broadcast/problem", reason=exc.reason, **exc.values)
+            await context.ask(update, "broadcast/problem", reason=exc.reason, **exc.values)
 
     return go
 
@@ -329,7 +329,7 @@ async def _stop(update: Update, context: BotContext, person: Person, args: list[
     context.answer_button(update, _toast(context, "stopped"))
     context.edit_buttons(update, None)
     if dropped:
-        await context.reply(update, "broadcast/discarded")
+        await context.ask(update, "broadcast/discarded")
 
 
 async def _cancel(update: Update, context: BotContext, person: Person, args: list[str]) -> None:

@@ -62,7 +62,7 @@ async def journey_command(update: Update, context: BotContext) -> None:
             person_id=person.id,
             kind="journey",
         )
-    await context.send(update, views.summary(prompts, journey, zone))
+    await context.send(update, views.summary(prompts, journey, zone), quotes=True)
     legacy = await load_legacy(context.session, person.id)
     if not legacy.empty:
         await context.send(update, views.contribution(prompts, legacy, zone))

@@ -105,10 +105,10 @@ async def _submit(update: Update, context: BotContext, draft: StaffDraft, prefix
     name = await name_of(session, entry.person_id)
     if prefix == PARTNER:
         await ask_connectors_to_review(session, prompts, entry, name, zone)
-        await context.reply(update, "involvement/sent", **entry_values(prompts, entry, zone))
+        await context.ask(update, "involvement/sent", **entry_values(prompts, entry, zone))
         return
     values = entry_values(prompts, entry, zone)
-    await context.reply(update, "involvement/saved", name=name, **values)
+    await context.ask(update, "involvement/saved", name=name, **values)
     await _tell_partner(context, entry, "involvement/logged_for_you")
 
 
@@ -167,7 +167,7 @@ async def partner_button(update: Update, context: BotContext) -> None:
             return
         context.answer_button(update, context.prompts.label("involvement.saved"))
         context.edit_buttons(update, None)
-        await context.reply(
+        await context.ask(
             update,
             "involvement/payment_saved",
             choice=payment_words(context.prompts, parts[1]),
@@ -210,11 +210,11 @@ async def _typed_expenses(
     if draft is None or draft.step != "expenses":
         if context.profile is not None:
             context.profile.awaiting_input = None
-        await context.reply(update, "involvement/old_draft")
+        await context.ask(update, "involvement/old_draft")
         return
     pence = log.parse_pounds(message.text)
     if pence is None:
-        await context.reply(update, "involvement/bad_amount")
+        await context.ask(update, "involvement/bad_amount")
         return
     if context.profile is not None:
         context.profile.awaiting_input = None

@@ -21,7 +21,7 @@ from telegram.ext.filters import MessageFilter
 from bot.context import BotContext, current_scope
 from bot.meetings import answers, draft
 from bot.meetings.callbacks import CALLBACK_PREFIX, STAFF_PREFIX
-from bot.meetings.views import Reply, View
+from bot.meetings.views import Reply
 from handlers import fallback
 from handlers.guards import connector_only, partner_tool
 from storage.clock import utcnow
@@ -39,24 +39,25 @@ class _FromConnector(MessageFilter):
         )
 
 
-async def _send(update: Update, context: BotContext, message: View) -> None:
-    await context.send(update, message)
+async def _answer(
+    update: Update, context: BotContext, reply: Reply, *, step: bool = False
+) -> None:
+    """Do what the meetings room answered: the pop-up, the pressed message's buttons, a reply.
 
-
-async def _answer(update: Update, context: BotContext, reply: Reply) -> None:
-    """Do what the meetings room answered: the pop-up, the pressed message's buttons, a reply."""
+    ``step``: the reply is a step of a connector's ``/meeting`` draft (sent again if a crash
+    leaves its delivery unknown)."""
     context.answer_button(update, reply.toast)
     if reply.change_buttons:
         context.edit_buttons(update, reply.buttons)
     if reply.message is not None:
-        await _send(update, context, reply.message)
+        await context.send(update, reply.message, conversation_step=step)
 
 
 @connector_only
 async def meeting_command(update: Update, context: BotContext) -> None:
     """The connector's meetings: plan a new one, change or cancel one, mark who came."""
     menu = await draft.connector_menu(context.session, context.prompts, now=utcnow())
-    await _send(update, context, menu)
+    await context.send(update, menu, conversation_step=True)
 
 
 @connector_only
@@ -71,7 +72,7 @@ async def draft_text(update: Update, context: BotContext) -> None:
     if reply is None:
         await fallback.unknown_message(update, context)
         return
-    await _answer(update, context, reply)
+    await _answer(update, context, reply, step=True)
 
 
 @connector_only
@@ -83,7 +84,7 @@ async def staff_button(update: Update, context: BotContext) -> None:
     reply = await draft.on_button(
         context.session, context.protocol, context.prompts, person, query.data, now=utcnow()
     )
-    await _answer(update, context, reply)
+    await _answer(update, context, reply, step=True)
 
 
 @partner_tool(onboarded=True)
@@ -95,7 +96,7 @@ async def meetings_command(update: Update, context: BotContext) -> None:
     for message in await answers.partner_meetings(
         context.session, context.prompts, person, profile, now=utcnow()
     ):
-        await _send(update, context, message)
+        await context.send(update, message)
 
 
 @partner_tool(onboarded=True)

@@ -40,12 +40,16 @@ async def send_step(
     *,
     resumed: bool = False,
 ) -> None:
-    """Send the message(s) (and buttons) for the partner's current onboarding step."""
+    """Send the message(s) (and buttons) for the partner's current onboarding step.
+
+    Each is a conversation step: the partner cannot go on without it, so one lost in a crash
+    is sent again at the restart.
+    """
     ob.current_step(context.protocol, profile)
     for view in views.step_views(
         context.prompts, context.protocol, profile, identity, resumed=resumed
     ):
-        await context.send(update, view)
+        await context.send(update, view, conversation_step=True)
 
 
 def _command(update: Update) -> str | None:
@@ -87,7 +91,7 @@ async def on_message(update: Update, context: BotContext) -> None:
         and identity is not None
         and ob.set_name(profile, identity, context.protocol, typed) is None
     ):
-        await context.send(update, views.name_invalid(context.prompts))
+        await context.send(update, views.name_invalid(context.prompts), conversation_step=True)
         raise ApplicationHandlerStop
     await send_step(update, context, profile, identity)
     raise ApplicationHandlerStop

@@ -21,6 +21,7 @@ from bot.context import BotContext
 from bot.partners.journey import CHARTS_FOLDER, chart_lines_for_caption, chart_text, render_chart
 from bot.transport.callbacks import fields, number
 from bot.transport.outbox import enqueue
+from bot.transport.view import render_view
 from handlers.guards import connector_only
 from storage.clock import utcnow
 from storage.models import Person, Role
@@ -102,7 +103,8 @@ async def _card(update: Update, context: BotContext, partner: Person) -> None:
             [InlineKeyboardButton(prompts.label("roster.back"), callback_data="pt:p:0")],
         ]
     )
-    await context.reply(update, "partners/card", reply_markup=markup, **card.values)
+    view = render_view(context.prompts, "partners/card", markup, **card.values)
+    await context.send(update, view, quotes=True)  # their reflections, in their words
 
 
 @connector_only

@@ -97,7 +97,7 @@ async def contact_message(update: Update, context: BotContext) -> None:
         return
     profile.awaiting_input = None
     if not await relay_partner_message(update, context):
-        await context.reply(update, "relay/cannot_send")
+        await context.ask(update, "relay/cannot_send")
 
 
 async def answer_partner(update: Update, context: BotContext) -> bool:
@@ -112,7 +112,7 @@ async def answer_partner(update: Update, context: BotContext) -> bool:
         return False
     incoming = incoming_of(message)
     if incoming is None:
-        await context.reply(update, "relay/cannot_send")
+        await context.ask(update, "relay/cannot_send")
         return True
     name = await relay.to_partner(
         context.session,
@@ -125,9 +125,9 @@ async def answer_partner(update: Update, context: BotContext) -> bool:
         now=utcnow(),
     )
     if name is None:
-        await context.reply(update, "relay/partner_gone")
+        await context.ask(update, "relay/partner_gone")
     else:
-        await context.reply(update, "relay/answer_sent", name=name)
+        await context.ask(update, "relay/answer_sent", name=name)
     return True
 
 

@@ -63,7 +63,7 @@ async def _picked(
     scope = await connector_groups(context.session, person.id)
     picks = await impact.pick(context.session, context.settings.text_cipher(), selection, scope)
     if not picks:
-        await context.reply(update, "yousaid/nobody")
+        await context.ask(update, "yousaid/nobody")
         return
     impact.save(draft, "text", now=utcnow(), selection=selection)
     await context.ask(
@@ -83,19 +83,19 @@ async def draft_text(update: Update, context: BotContext, draft: StaffDraft) -> 
     if draft.step == "word":
         word = clean_line(message.text, impact.WORD_LIMIT)
         if word is None:
-            await context.reply(update, "yousaid/bad_text", limit=impact.WORD_LIMIT)
+            await context.ask(update, "yousaid/bad_text", limit=impact.WORD_LIMIT)
             return
         await _picked(update, context, draft, {"by": "word", "value": word})
         return
     if draft.step != "text":
-        await context.reply(update, "yousaid/use_buttons")
+        await context.ask(update, "yousaid/use_buttons")
         return
     text = clean_text(message.text, impact.TEXT_LIMIT)
     if text is None:
-        await context.reply(update, "yousaid/bad_text", limit=impact.TEXT_LIMIT)
+        await context.ask(update, "yousaid/bad_text", limit=impact.TEXT_LIMIT)
         return
     impact.save(draft, "preview", now=utcnow(), text=text)
-    await context.reply(update, "yousaid/preview_intro")
+    await context.ask(update, "yousaid/preview_intro")
     await context.ask(
         update,
         "yousaid/message",
@@ -183,7 +183,7 @@ async def yousaid_button(update: Update, context: BotContext) -> None:
         await session.delete(draft)
         context.answer_button(update, _label(context, "sent_toast"))
         context.edit_buttons(update, None)
-        await context.reply(update, "yousaid/sent", count=len(picks))
+        await context.ask(update, "yousaid/sent", count=len(picks))
         return
     context.answer_button(update, _label(context, "out_of_date"))
 

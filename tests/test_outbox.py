@@ -695,3 +695,63 @@ async def test_cancelling_run_lets_in_flight_sends_finish(
     assert row.status == OutboxStatus.SENT
     async with database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+# -- quoted words ----------------------------------------------------------------------------
+
+
+async def test_quoted_words_are_cleared_once_sent_and_never_reach_telegram_as_a_field(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    """A row marked as quoting someone keeps its method and chat but loses its text once sent
+    (or failed); an ordinary row keeps its text; the mark itself is never sent."""
+    sb.user(130)
+    await queue(
+        database,
+        {"key": "w1", "chat_id": 130, "text": SECRET_TEXT, "quotes": True},
+        {"key": "w2", "chat_id": 130, "text": "an ordinary reply"},
+        {"key": "w3", "chat_id": 555_001, "text": SECRET_TEXT, "quotes": True},  # no such chat
+    )
+    sender = make_sender()
+    async with running(sender):
+        await sender.drain(10)
+    quoted, ordinary, failed = await rows(database)
+    assert texts(sb, 130) == [SECRET_TEXT, "an ordinary reply"], "sent as usual"
+    assert quoted.status == OutboxStatus.SENT and quoted.method == "sendMessage"
+    assert quoted.chat_id == 130 and "text" not in quoted.payload
+    assert failed.status == OutboxStatus.FAILED and "text" not in failed.payload
+    assert ordinary.payload["text"] == "an ordinary reply"
+    assert all("quotes_own_words" not in str(r.params) for r in send_requests(sb))
+
+
+async def test_a_quoting_step_keeps_its_words_until_it_is_settled(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    """Caught mid-send by a crash: a quoting conversation step keeps its text to be sent
+    again (and loses it once sent); a quoting row that becomes unknown loses it at once."""
+    sb.user(131)
+    sb.user(132)
+    await queue(
+        database,
+        {
+            "key": "s131",
+            "chat_id": 131,
+            "text": "step " + SECRET_TEXT,
+            "quotes": True,
+            "conversation_step": True,
+        },
+        {"key": "u132", "chat_id": 132, "text": SECRET_TEXT, "quotes": True},
+    )
+    async with database.transaction() as session:
+        for row in (await session.scalars(select(OutboxMessage))).all():
+            row.status = OutboxStatus.SENDING
+    sender = make_sender()
+    assert await sender.recover() == 2
+    step, unknown = await rows(database)
+    assert step.status == OutboxStatus.PENDING and step.payload["text"].startswith("step")
+    assert unknown.status == OutboxStatus.UNKNOWN and "text" not in unknown.payload
+    async with running(sender):
+        await sender.drain(10)
+    (step, _) = await rows(database)
+    assert texts(sb, 131) == ["step " + SECRET_TEXT]
+    assert step.status == OutboxStatus.SENT and "text" not in step.payload

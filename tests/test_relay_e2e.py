@@ -16,6 +16,8 @@ from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
     Invite,
+    OutboxMessage,
+    OutboxStatus,
     PartnerProfile,
     RelayedMessage,
     SafeguardingAlert,
@@ -87,6 +89,18 @@ async def test_a_partner_writes_and_the_connector_answers_even_after_a_restart(
     ]
     assert kept[0].text_encrypted and "step-free" not in (kept[0].text or "")
     assert "step-free" not in caplog.text and "ramp" not in caplog.text, "never logged"
+    async with database.sessions() as session:
+        copies = (
+            (await session.execute(select(OutboxMessage).where(OutboxMessage.kind == "relay")))
+            .scalars()
+            .all()
+        )
+    assert len(copies) == 3 and all(c.status == OutboxStatus.SENT for c in copies)
+    assert all("text" not in c.payload and "caption" not in c.payload for c in copies)
+    assert not any("step-free" in str(c.payload) or "ramp" in str(c.payload) for c in copies), (
+        "no copy of their words in clear once sent"
+    )
+    assert copies[1].method == "sendVoice" and copies[1].payload.get("voice"), "still a record"
 
 
 def texts_id(sandbox, chat_id: int, text: str) -> int:

@@ -17,7 +17,14 @@ from bot.research.retention import apply_retention
 from bot.tools.cli import app
 from prompts import DEFAULT_STUDY_PATH
 from storage.clock import utcnow
-from storage.models import Answer, AuditEvent, InboxStatus, InboxUpdate, OutboxMessage
+from storage.models import (
+    Answer,
+    AuditEvent,
+    InboxStatus,
+    InboxUpdate,
+    OutboxMessage,
+    RelayedMessage,
+)
 from tests.factories import enrol
 from tests.tools_support import Given, add_checkin
 
@@ -188,3 +195,52 @@ def test_the_protocol_explains_a_bad_retention_section(tmp_path, change, expecte
         load_protocol(path)
     assert expected in str(caught.value)
     assert str(caught.value).startswith(f"{path}:"), "it says which line"
+
+
+async def test_journey_charts_and_pages_go_with_the_exports(database, tmp_path):
+    """A /journey full page quotes the partner's reflections: like a /mydata zip, it is made
+    to be sent once and is removed after ``exports_days``."""
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    old_page, old_chart, new_page = (
+        charts / "legacy-old.pdf",
+        charts / "old.png",
+        charts / "legacy-new.pdf",
+    )
+    for path in (old_page, old_chart, new_page):
+        path.write_bytes(b"their words")
+    three_days_ago = (utcnow() - timedelta(days=3)).timestamp()
+    for path in (old_page, old_chart):
+        os.utime(path, (three_days_ago, three_days_ago))
+    async with database.transaction() as session:
+        done = await apply_retention(session, POLICY, data_dir=tmp_path, now=utcnow())
+    assert done.counts["exports"] == 2
+    assert sorted(p.name for p in charts.iterdir()) == ["legacy-new.pdf"]
+
+
+async def test_relayed_messages_lose_their_text_after_their_days(database, tmp_path):
+    """``relay_messages_days`` clears the kept message itself (its encrypted text), not only
+    the outbox copies; the row stays, so a connector's reply to it still finds its partner."""
+    sam = await enrol(database, 6101)
+    now = utcnow()
+    async with database.transaction() as session:
+        for age in (100, 2):
+            session.add(
+                RelayedMessage(
+                    person_id=sam.id,
+                    direction="in",
+                    text=f"sealed words {age}",
+                    text_encrypted=True,
+                    created_at=now - timedelta(days=age),
+                )
+            )
+    async with database.transaction() as session:
+        done = await apply_retention(session, POLICY, data_dir=tmp_path, now=now)
+    assert done.counts["relay_messages"] == 1
+    async with database.sessions() as session:
+        kept = (
+            (await session.execute(select(RelayedMessage.text).order_by(RelayedMessage.id)))
+            .scalars()
+            .all()
+        )
+    assert kept == [None, "sealed words 2"]

@@ -3,17 +3,19 @@ given is kept or deleted as the protocol says. Afterwards nothing reaches the pe
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import JSON, String, Text, func, select
 
-from bot.privacy.withdrawal import goodbye_key, withdraw
+from bot.privacy.withdrawal import forget_names, goodbye_key, withdraw
 from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.clock import utcnow
 from storage.models import (
     Answer,
     AuditEvent,
+    Base,
     Checkin,
     CheckinStatus,
     ConsentDecision,
@@ -25,7 +27,9 @@ from storage.models import (
     SafeguardingAlert,
     TelegramIdentity,
 )
+from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
+from tests.support import buttons, data_for
 from tests.tools_support import (
     Given,
     add_checkin,
@@ -81,6 +85,7 @@ async def partner_with_history(database, tmp_path):
     charts = tmp_path / "charts"
     charts.mkdir()
     (charts / f"{sam.pseudonym}.png").write_bytes(b"png")
+    (charts / f"legacy-{sam.pseudonym}.pdf").write_bytes(b"%PDF their words")
     return sam, voice
 
 
@@ -236,6 +241,7 @@ async def test_withdraw_delete_removes_what_they_gave(sandbox, database, databas
             assert audit.detail["data"] == "delete" and audit.detail["deleted"]["answers"] == 3
         assert not voice.exists()
         assert not (tmp_path / "charts" / f"{sam.pseudonym}.png").exists()
+        assert not (tmp_path / "charts" / f"legacy-{sam.pseudonym}.pdf").exists()
         await nothing_more_reaches_them(
             sandbox, companion, person_id=sam.id, confirm=confirm, yes=yes
         )
@@ -332,3 +338,92 @@ async def test_withdraw_service_is_idempotent_and_files_wait_for_the_commit(data
             session, person, protocol=protocol, prompts=prompts, data_dir=tmp_path
         )
         assert again is None
+
+
+NAME = "Zebedee"
+
+
+async def rows_naming(database, name: str) -> list[str]:
+    """Every (table.column) in the database that still holds ``name`` in a text or JSON value."""
+    found = []
+    async with database.sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if isinstance(c.type, (String, Text, JSON))]
+            if not columns:
+                continue
+            for row in (await session.execute(select(*columns))).all():
+                for column, value in zip(columns, row, strict=True):
+                    if value is not None and name.lower() in json.dumps(value).lower():
+                        found.append(f"{table.name}.{column.name}")
+    return sorted(set(found))
+
+
+async def test_withdraw_delete_leaves_their_name_nowhere(
+    sandbox, database, database_url, tmp_path
+):
+    """Alerts and notes about them, their card, what they wrote: after "delete", no text or
+    JSON column anywhere holds their name (the pseudonym stands in for it)."""
+    zeb = await enrol(database, USER, name=NAME)
+    async with running_companion(
+        sandbox, database_url, tmp_path, protocol=protocol_with("delete")
+    ) as companion:
+        jo = sandbox.user(CONNECTOR_ID, "Jo")
+        jo.send_command("help")
+        await settle(companion, sandbox)
+        partner = sandbox.user(USER, NAME)
+        partner.send_text(f"This is {NAME}. Some days I want to die")  # relayed, and an alert
+        await settle(companion, sandbox)
+        (alert,) = [m for m in sandbox.sent_to(CONNECTOR_ID) if "Safeguarding alert" in m["text"]]
+        assert NAME in alert["text"]
+        jo.press(alert, buttons(alert)[0][1])  # "I'm on it"
+        jo.send_command("partners")
+        await settle(companion, sandbox)
+        roster = sandbox.sent_to(CONNECTOR_ID)[-1]
+        jo.press(roster, data_for(roster, NAME))  # their card
+        await settle(companion, sandbox)
+        async with database.transaction() as session:
+            (found,) = (await session.execute(select(SafeguardingAlert))).scalars()
+            found.resolution_note = f"Rang {NAME.lower()}; {NAME} is safe and has support"
+        assert await rows_naming(database, NAME), "the name was written down before"
+
+        before = len(sandbox.sent_to(USER))
+        partner.send_command("withdraw")
+        confirm = (await sandbox.wait_for_messages(USER, before + 1, timeout=10))[-1]
+        partner.press(confirm, buttons(confirm)[0][1])
+        await sandbox.wait_for_messages(USER, before + 2, timeout=10)
+        await settle(companion, sandbox)
+
+        assert await rows_naming(database, NAME) == []
+        async with database.sessions() as session:
+            (kept,) = (await session.execute(select(SafeguardingAlert))).scalars()
+        assert (
+            kept.resolution_note
+            == f"Rang {zeb.pseudonym}; {zeb.pseudonym} is safe and has support"
+        )
+
+
+async def test_forgetting_a_name_matches_whole_words_in_any_script(database):
+    """The pseudonym stands in for the name as a whole word, whatever its case or script (a
+    name JSON escapes is still found); other words that contain it are left alone."""
+    async with database.transaction() as session:
+        for key, text in (
+            ("a1", "<b>Zoë</b> (P-1) wrote words that match"),
+            ("a2", "Call Samaritans on 116 123"),
+            ("a3", "Sam and ZOË both came; Zoey did not"),
+        ):
+            await enqueue(session, key=key, chat_id=1, text=text)
+    async with database.transaction() as session:
+        changed = await forget_names(session, ["Zoë", "Sam", None], "P-1")
+    async with database.sessions() as session:
+        texts = [
+            p["text"]
+            for p in (
+                await session.execute(select(OutboxMessage.payload).order_by(OutboxMessage.id))
+            ).scalars()
+        ]
+    assert changed == 2
+    assert texts == [
+        "<b>P-1</b> (P-1) wrote words that match",
+        "Call Samaritans on 116 123",
+        "P-1 and P-1 both came; Zoey did not",
+    ]

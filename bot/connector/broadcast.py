@@ -149,8 +149,18 @@ def message_values(content: Content, name: str) -> dict[str, Any]:
 async def queue_preview(
     session: AsyncSession, *, key: str, chat_id: int, content: Content, name: str
 ) -> None:
-    """Queue ``content`` to the connector exactly as a partner called ``name`` will see it."""
-    await enqueue(session, key=key, chat_id=chat_id, kind="reply", **message_values(content, name))
+    """Queue ``content`` to the connector exactly as a partner called ``name`` will see it.
+
+    A step of the connector's draft (they answer the question under it), unlike the
+    broadcast's own deliveries, which are never sent twice."""
+    await enqueue(
+        session,
+        key=key,
+        chat_id=chat_id,
+        kind="reply",
+        conversation_step=True,
+        **message_values(content, name),
+    )
 
 
 @dataclass
@@ -302,6 +312,7 @@ async def send(
                 counts=DeliveryCounts(sending=broadcast.recipients),
             ),
             kind="broadcast_progress",
+            conversation_step=True,  # the end of the connector's draft: they wait for it
         )
     return broadcast
 

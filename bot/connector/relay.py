@@ -179,6 +179,7 @@ async def from_partner(
                 chat_id=chat_id,
                 person_id=person.id,
                 kind="reply",
+                conversation_step=True,
                 text=prompts.render(
                     "relay/away",
                     connector=connector,
@@ -196,6 +197,7 @@ async def from_partner(
             chat_id=chat_id,
             person_id=person.id,
             kind="reply",
+            conversation_step=True,
             text=prompts.render("relay/sent", connector=connector),
         )
     return Relayed(relayed, len(chats), noted)
@@ -211,7 +213,15 @@ async def _queue_copy(
     person_id: int | None = None,
 ) -> None:
     if incoming.kind == "text" or incoming.file_id is None:
-        await enqueue(session, key=key, chat_id=chat_id, text=text, kind=KIND, person_id=person_id)
+        await enqueue(
+            session,
+            key=key,
+            chat_id=chat_id,
+            text=text,
+            kind=KIND,
+            person_id=person_id,
+            quotes=True,
+        )
         return
     method = METHODS[incoming.kind]
     field = method.removeprefix("send").lower()
@@ -224,6 +234,7 @@ async def _queue_copy(
         text=_fit_caption(text),
         kind=KIND,
         person_id=person_id,
+        quotes=True,
     )
 
 

@@ -208,5 +208,6 @@ class CheckinNudges(OccurrenceKindRules):
             checkin,
             key=f"occ:{occurrence.id}",
             intro=intro,
+            step=False,
         )
         return (OccurrenceStatus.DONE, None) if sent else (OccurrenceStatus.SKIPPED, "closed")

@@ -410,6 +410,7 @@ async def open_checkin(
         identity=identity,
         intro=intro,
         fresh=trusted,
+        step=source != "scheduled",
     )
     return checkin
 
@@ -425,11 +426,14 @@ async def _ask(
     intro: View | None = None,
     again_key: str | None = None,
     fresh: bool = False,
+    step: bool = True,
 ) -> None:
     """Make ``question`` the current one and queue it (``again_key``: a repeat for /checkin).
 
     ``fresh``: the check-in was just created in this transaction, so its outbox key cannot
-    exist yet and the row is added without a duplicate check.
+    exist yet and the row is added without a duplicate check. ``step``: the partner is
+    waiting on it (see ``OutboxMessage.conversation_step``); False for what the scheduler
+    sends on its own (a scheduled check-in's opening, a nudge), which is never sent twice.
     """
     definition = protocol.checkin(checkin.checkin_key)
     checkin.current_question = question.key
@@ -455,6 +459,7 @@ async def _ask(
             reply_markup=view.markup,
             person_id=checkin.person_id,
             kind="checkin",
+            conversation_step=step,
         )
         return
     await session.flush()
@@ -466,6 +471,7 @@ async def _ask(
         reply_markup=view.markup,
         person_id=checkin.person_id,
         kind="checkin",
+        conversation_step=step,
     )
 
 
@@ -477,10 +483,12 @@ async def resend_current(
     *,
     key: str,
     intro: View | str | None = None,
+    step: bool = True,
 ) -> bool:
     """Queue the question being asked again (``key``: a unique outbox key); False if none.
 
     ``intro`` (:func:`bot.partners.views.checkins.nudge`, or rendered HTML) goes above it.
+    ``step=False`` for a nudge the scheduler sends on its own (see :func:`_ask`).
     """
     if checkin.current_question is None:
         return False
@@ -499,6 +507,7 @@ async def resend_current(
         identity=identity,
         intro=View(intro) if isinstance(intro, str) else intro,
         again_key=key,
+        step=step,
     )
     return True
 
@@ -550,6 +559,7 @@ async def _advance(
             text=end.text,
             person_id=checkin.person_id,
             kind="checkin",
+            conversation_step=True,
         )
     return True
 

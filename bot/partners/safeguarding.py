@@ -179,6 +179,7 @@ async def raise_alert(
             text=view.text,
             reply_markup=view.markup,
             kind="alert",
+            quotes=True,  # what matched, and who wrote it
         )
     return alert
 
@@ -219,6 +220,7 @@ async def screen_text(
         text=views.crisis(prompts, protocol, name=await name_of(session, person.id)).text,
         person_id=person.id,
         kind="safeguarding",
+        conversation_step=True,  # in place of the next question: never lost in a crash
     )
     return alert
 

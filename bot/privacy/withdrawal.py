@@ -10,7 +10,9 @@
 4. a consent decision records that the required consent is now withdrawn;
 5. with ``withdrawal.data: delete`` in the protocol: their answers, check-ins and earlier
    consent decisions are deleted, their names are removed from the identity (the Telegram ids
-   stay, so the bot knows to stay silent), the texts of messages sent to them are redacted,
+   stay, so the bot knows to stay silent) and, replaced by their pseudonym, from every message
+   about them (alerts and notices to staff, cards) and from staff notes and drafts, the texts
+   of messages sent to them are redacted,
    and their voice notes are removed from disk. The Person row (pseudonym, status), the
    support checks raised about them (a duty-of-care record, pseudonymous) and the audit trail
    stay. With ``keep``, their data stays and nothing new is collected;
@@ -25,14 +27,16 @@ Files are removed only once the transaction commits, so a rolled-back withdrawal
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import String, cast, delete, event, literal, or_, select, update
+from sqlalchemy import String, Text, cast, delete, event, literal, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -41,7 +45,7 @@ from bot.privacy import views
 from bot.privacy.mydata import EXPORTS_FOLDER
 from bot.protocol import StudyProtocol
 from bot.schedule.planner import cancel_for_person
-from bot.transport.outbox import enqueue
+from bot.transport.outbox import clear_quoted_words, enqueue
 from prompts import Prompts
 from storage.clock import utcnow
 from storage.models import (
@@ -57,6 +61,9 @@ from storage.models import (
     PersonStatus,
     RelayedMessage,
     SafeguardingAlert,
+    StaffDraft,
+    StaffNotice,
+    TelegramIdentity,
 )
 from storage.queries.people import identity_of
 
@@ -101,7 +108,9 @@ def _inside(root: Path, stored: str) -> Path | None:
 def _files_to_remove(data_dir: Path, pseudonym: str, voice_notes: list[str]) -> list[Path]:
     """This person's charts and /mydata exports, and the given voice notes, that exist."""
     root = data_dir.resolve()
-    files = [root / CHARTS_FOLDER / f"{pseudonym}.png"]
+    charts = root / CHARTS_FOLDER
+    # The chart, and the /journey full page, which quotes their reflections.
+    files = [charts / f"{pseudonym}.png", charts / f"legacy-{pseudonym}.pdf"]
     exports = root / EXPORTS_FOLDER
     if exports.is_dir():
         files += sorted(exports.glob(f"{pseudonym}-*"))
@@ -145,6 +154,88 @@ def remove_after_commit(session: AsyncSession, paths: list[Path]) -> None:
 
     event.listen(sync, "after_commit", on_commit)
     event.listen(sync, "after_transaction_end", on_end)
+
+
+def _name_forms(names: Iterable[str | None]) -> set[str]:
+    """Each name as typed and as HTML-escaped (the way it appears in a message)."""
+    return {form for name in names if name for form in (name, html.escape(name)) if form.strip()}
+
+
+def _name_pattern(forms: set[str]) -> re.Pattern[str]:
+    """A whole-word, case-blind match of any of ``forms``."""
+    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def _may_mention(column: Any, forms: set[str]) -> Any:
+    """A cheap SQL filter for rows that may hold one of ``forms`` (the pattern decides), so a
+    large outbox is not read whole; none (every row) for a name SQL could not match plainly
+    (JSON escapes anything but plain ASCII, and LIKE has its own wildcards)."""
+    if not all(f.isascii() and not set(f) & set('%_\\"') for f in forms):
+        return true()
+    text = cast(column, Text)
+    return or_(*(text.ilike(f"%{form}%") for form in forms))
+
+
+def _scrub(value: Any, pattern: re.Pattern[str], stand_in: str) -> Any:
+    """``value`` (JSON-like) with every match of ``pattern`` in its strings replaced."""
+    if isinstance(value, str):
+        return pattern.sub(stand_in, value)
+    if isinstance(value, list):
+        return [_scrub(v, pattern, stand_in) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, pattern, stand_in) for k, v in value.items()}
+    return value
+
+
+async def forget_names(session: AsyncSession, names: Iterable[str | None], stand_in: str) -> int:
+    """Replace ``names`` with ``stand_in`` (the pseudonym) wherever the bot wrote them down
+    about someone: outbox rows (alerts, notices and cards sent to staff, pending or sent),
+    staff drafts, and the notes staff left on alerts and notices. Return how many rows changed.
+
+    Read and rewritten in Python (portable, and names may need HTML escaping or case folding
+    that SQL would not do the same way everywhere); withdrawals are rare.
+    """
+    forms = _name_forms(names)
+    if not forms:
+        return 0
+    pattern = _name_pattern(forms)
+    changed = 0
+    for model, column in (
+        (OutboxMessage, OutboxMessage.payload),
+        (StaffDraft, StaffDraft.data),
+        (SafeguardingAlert, SafeguardingAlert.resolution_note),
+        (StaffNotice, StaffNotice.resolution_note),
+    ):
+        key = model.__mapper__.primary_key[0]
+        rows = await session.execute(
+            select(key, column).where(column.is_not(None), _may_mention(column, forms))
+        )
+        for row_id, value in rows.all():
+            scrubbed = _scrub(value, pattern, stand_in)
+            if scrubbed != value:
+                await session.execute(
+                    update(model)
+                    .where(key == row_id)
+                    .values({column.key: scrubbed})
+                    .execution_options(synchronize_session=False)
+                )
+                changed += 1
+    return changed
+
+
+async def _forget_identity(
+    session: AsyncSession, identity: TelegramIdentity, pseudonym: str
+) -> dict[str, int]:
+    """Their names, gone from the identity and from everything written about them."""
+    mentions = await forget_names(
+        session, [identity.first_name, identity.username, identity.preferred_name], pseudonym
+    )
+    identity.first_name = None
+    identity.username = None
+    identity.preferred_name = None
+    identity.language_code = None
+    return {"names": 1, "name_mentions": mentions}
 
 
 async def withdraw(
@@ -192,6 +283,7 @@ async def withdraw(
             .execution_options(synchronize_session=False)
         )
     )
+    await clear_quoted_words(session, to_them)
     closed = _rowcount(
         await session.execute(
             update(Checkin)
@@ -249,11 +341,7 @@ async def withdraw(
             )
         )
         if identity is not None:
-            identity.first_name = None
-            identity.username = None
-            identity.preferred_name = None
-            identity.language_code = None
-            deleted["names"] = 1
+            deleted.update(await _forget_identity(session, identity, person.pseudonym))
         # What they wrote to their connector, and the connectors' copies of it.
         relayed_ids = (
             (

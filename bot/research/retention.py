@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.partners.journey import CHARTS_FOLDER
 from bot.privacy.mydata import EXPORTS_FOLDER
 from bot.privacy.withdrawal import remove_after_commit
 from bot.protocol import Retention
+from bot.transport.outbox import SETTLED_STATUSES
 from storage.clock import CLOCK
 from storage.models import (
     Answer,
@@ -27,16 +29,9 @@ from storage.models import (
     InboxStatus,
     InboxUpdate,
     OutboxMessage,
-    OutboxStatus,
+    RelayedMessage,
 )
 
-#: Outbox rows whose delivery is settled: their text is no longer needed to send them.
-SETTLED = (
-    OutboxStatus.SENT,
-    OutboxStatus.FAILED,
-    OutboxStatus.CANCELLED,
-    OutboxStatus.UNKNOWN,
-)
 KINDS = ("answers", "voice_notes", "relay_messages", "exports", "outbox_payloads", "inbox_ids")
 
 
@@ -58,14 +53,22 @@ def _inside(root: Path, stored: str) -> Path | None:
 
 
 def old_export_files(data_dir: Path, cutoff: datetime) -> list[Path]:
-    """Export zips (research and /mydata) in the data folder written before ``cutoff``."""
-    folder = data_dir / EXPORTS_FOLDER
-    if not folder.is_dir():
-        return []
+    """Files made to be sent once, written before ``cutoff``: export zips (research and
+    /mydata), and the /journey charts and pages (a page quotes the partner's reflections)."""
     # File times are system time; the one clock may be ahead of it (the demo, tests).
     limit = cutoff.timestamp() - CLOCK.offset.total_seconds()
     found = []
-    for path in folder.glob("*.zip"):
+    candidates = [
+        path
+        for folder, pattern in (
+            (EXPORTS_FOLDER, "*.zip"),
+            (CHARTS_FOLDER, "*.png"),
+            (CHARTS_FOLDER, "*.pdf"),
+        )
+        if (data_dir / folder).is_dir()
+        for path in (data_dir / folder).glob(pattern)
+    ]
+    for path in candidates:
         try:
             if path.stat().st_mtime < limit:
                 found.append(path)
@@ -80,6 +83,18 @@ async def _count(session: AsyncSession, query: Any) -> int:
 
 def _payload_kept() -> Any:
     return cast(OutboxMessage.payload, Text) != "{}"
+
+
+async def _clear_relayed(session: AsyncSession, cutoff: datetime, *, dry_run: bool) -> int:
+    """Clear the text of relayed messages kept since before ``cutoff`` (the kept copy,
+    encrypted at rest; the outbox copies are cleared with the other payloads)."""
+    kept = (RelayedMessage.created_at < cutoff) & RelayedMessage.text.is_not(None)
+    found = await _count(session, select(func.count()).select_from(RelayedMessage).where(kept))
+    if found and not dry_run:
+        await session.execute(
+            update(RelayedMessage).where(kept).values(text=None, text_encrypted=False)
+        )
+    return found
 
 
 async def apply_retention(
@@ -126,7 +141,7 @@ async def apply_retention(
         if cutoff is None:
             continue
         where = [
-            OutboxMessage.status.in_(SETTLED),
+            OutboxMessage.status.in_(SETTLED_STATUSES),
             OutboxMessage.created_at < cutoff,
             _payload_kept(),
         ]
@@ -138,6 +153,10 @@ async def apply_retention(
         )
         if not dry_run:
             await session.execute(update(OutboxMessage).where(*where).values(payload={}))
+
+    cutoff = _cutoff(now, retention.relay_messages_days)
+    if cutoff is not None:
+        counts["relay_messages"] += await _clear_relayed(session, cutoff, dry_run=dry_run)
 
     cutoff = _cutoff(now, retention.inbox_ids_days)
     if cutoff is not None:

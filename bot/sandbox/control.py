@@ -303,13 +303,14 @@ def add_control_routes(app: web.Application, sb: SandboxTelegram) -> None:  # no
         if isinstance(body.get("network_drop_next"), dict):
             spec = body["network_drop_next"]
             sb.faults.network_drop_next(int(spec.get("n", 1)), method=spec.get("method"))
-        if isinstance(body.get("hang_after_accept"), dict):
-            spec = body["hang_after_accept"]
-            sb.faults.hang_after_accept(
-                int(spec.get("n", 1)),
-                seconds=float(spec.get("seconds", 10.0)),
-                method=spec.get("method"),
-            )
+        for name in ("hang_after_accept", "hang_before_accept"):
+            if isinstance(body.get(name), dict):
+                spec = body[name]
+                getattr(sb.faults, name)(
+                    int(spec.get("n", 1)),
+                    seconds=float(spec.get("seconds", 10.0)),
+                    method=spec.get("method"),
+                )
         if isinstance(body.get("limits"), dict):
             for key, value in body["limits"].items():
                 if key == "enforce":

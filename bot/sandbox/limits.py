@@ -194,6 +194,7 @@ class Faults:
     _failures: list[_Rule] = field(default_factory=list)
     _drops: list[_Rule] = field(default_factory=list)
     _hangs: list[_Rule] = field(default_factory=list)
+    _stalls: list[_Rule] = field(default_factory=list)
 
     def fail_next(
         self,
@@ -217,11 +218,19 @@ class Faults:
         """Process the next ``n`` matching calls normally, then delay the answer ``seconds``."""
         self._hangs.append(_Rule(n, method, seconds=seconds))
 
+    def hang_before_accept(
+        self, n: int = 1, seconds: float = 10.0, method: str | None = None
+    ) -> None:
+        """Hold the next ``n`` matching calls ``seconds`` before processing them; one whose
+        caller has gone meanwhile (a killed bot) is never processed, as if it never arrived."""
+        self._stalls.append(_Rule(n, method, seconds=seconds))
+
     def clear(self) -> None:
         """Remove every pending fault and the added latency."""
         self._failures.clear()
         self._drops.clear()
         self._hangs.clear()
+        self._stalls.clear()
         self.slow_seconds = 0.0
 
     @staticmethod
@@ -254,6 +263,11 @@ class Faults:
         rule = self._take(self._hangs, method)
         return rule.seconds if rule is not None else None
 
+    def take_stall(self, method: str) -> float | None:
+        """Consume a hold before processing for ``method``; return its delay in seconds."""
+        rule = self._take(self._stalls, method)
+        return rule.seconds if rule is not None else None
+
     def to_dict(self) -> dict[str, Any]:
         """Pending faults as JSON-friendly data."""
         return {
@@ -261,4 +275,5 @@ class Faults:
             "failures": [asdict(r) for r in self._failures],
             "drops": [asdict(r) for r in self._drops],
             "hangs": [asdict(r) for r in self._hangs],
+            "stalls": [asdict(r) for r in self._stalls],
         }

@@ -50,8 +50,8 @@ Control API (JSON in and out; errors are ``{"error": "..."}`` with status 400/40
   Benchmarks wait with it instead of polling ``/control/state`` from the measured process.
 * ``POST /control/faults`` - any of ``{"slow_seconds": float, "fail_next": {"n", "status",
   "method"}, "network_drop_next": {"n", "method"}, "hang_after_accept": {"n", "seconds",
-  "method"}, "limits": {"enforce", "global_per_second", "per_chat_per_second",
-  "group_per_minute"}, "clear": true}``.
+  "method"}, "hang_before_accept": {"n", "seconds", "method"}, "limits": {"enforce",
+  "global_per_second", "per_chat_per_second", "group_per_minute"}, "clear": true}``.
 * ``POST /control/updates`` - a raw Update (``update_id`` assigned if missing).
 
 A static demo page, when ``bot/sandbox/static/index.html`` exists, is served at ``/``.
@@ -572,6 +572,19 @@ class SandboxTelegram:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    async def _held_caller_stayed(self, request: web.Request, record: RecordedRequest) -> bool:
+        """Apply a ``hang_before_accept`` fault; False if the caller went away meanwhile (the
+        call is then never processed, as if it had not arrived)."""
+        stall = self.faults.take_stall(record.method)
+        if not stall:
+            return True
+        await self._pause(stall)
+        if request.transport is not None and not request.transport.is_closing():
+            return True
+        record.status = 0
+        record.description = "caller gone before it was accepted"
+        return False
+
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method_raw = request.match_info["method"]
         record = RecordedRequest(method=method_raw, params={}, time=time.time())
@@ -598,6 +611,8 @@ class SandboxTelegram:
                 record, bad_request(f"method {canonical} is not supported by the sandbox")
             )
         await self._pause(self.faults.slow_seconds)
+        if not await self._held_caller_stayed(request, record):
+            return web.Response(status=500)
         if self.faults.take_drop(record.method):
             record.status = 0
             record.description = "connection dropped"

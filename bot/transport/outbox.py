@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 import telegram
-from sqlalchemy import Table, insert
+from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -38,6 +38,22 @@ UNREACHABLE = "unreachable"
 #: Statuses in which a row still has to be sent (and holds back later rows to its chat).
 OPEN_STATUSES = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
+#: Statuses in which a row's delivery is settled: nothing will send it again, so its text is
+#: no longer needed (``unknown`` included: only a conversation step is ever sent once more,
+#: and it goes back to ``pending`` for that, never through ``unknown``).
+SETTLED_STATUSES = (
+    OutboxStatus.SENT,
+    OutboxStatus.FAILED,
+    OutboxStatus.CANCELLED,
+    OutboxStatus.UNKNOWN,
+)
+
+#: Payload key marking a row whose text or caption quotes someone's own words (``enqueue``'s
+#: ``quotes``). The sender never sends it to Telegram; it stays when the words are cleared,
+#: to say why the row has no text.
+QUOTES = "quotes_own_words"
+_WORDS = ("text", "caption")
+
 
 class OutboxPayloadError(ValueError):
     """A payload the sender could never send (unknown method, missing text or file)."""
@@ -56,6 +72,7 @@ def _outbox_values(
     not_before: datetime | None,
     conversation_step: bool = False,
     broadcast_id: int | None = None,
+    quotes: bool = False,
 ) -> dict[str, Any]:
     """The column values of a validated, pending outbox row (see :func:`enqueue`)."""
     if method not in SUPPORTED_METHODS:
@@ -66,6 +83,8 @@ def _outbox_values(
         data.setdefault("parse_mode", "HTML")
     if reply_markup is not None:
         data["reply_markup"] = reply_markup.to_dict()
+    if quotes:
+        data[QUOTES] = True
     if method == "sendMessage" and not data.get("text"):
         raise OutboxPayloadError("sendMessage needs text")
     if method in FILE_FIELDS and FILE_FIELDS[method] not in data:
@@ -127,6 +146,7 @@ async def enqueue(
     kind: str = "message",
     not_before: datetime | None = None,
     conversation_step: bool = False,
+    quotes: bool = False,
 ) -> int | None:
     """Queue a message in the caller's transaction; return its id, or None if ``key`` exists.
 
@@ -142,7 +162,9 @@ async def enqueue(
     ``payload["photo"]``: either a Telegram file id or URL (a string), or
     ``{"path": "relative/to/data_dir", "filename": "optional.csv"}``; ``text`` becomes the
     caption. ``not_before`` (aware) delays the first attempt. ``conversation_step``: the person
-    is waiting on this message to go on (see ``OutboxMessage.conversation_step``).
+    is waiting on this message to go on (see ``OutboxMessage.conversation_step``). ``quotes``:
+    the text quotes someone's own words (a relayed message, their reflections), so it is
+    cleared as soon as the row is settled (see :func:`clear_quoted_words`).
     """
     values = _outbox_values(
         key=key,
@@ -155,6 +177,7 @@ async def enqueue(
         kind=kind,
         not_before=not_before,
         conversation_step=conversation_step,
+        quotes=quotes,
     )
     result = await session.execute(_insert_if_new(session.get_bind().dialect.name), values)
     return result.scalar_one_or_none()
@@ -190,6 +213,7 @@ async def add_reply(
     person_id: int | None = None,
     kind: str = "reply",
     conversation_step: bool = False,
+    quotes: bool = False,
 ) -> None:
     """Queue a reply whose key cannot exist yet (it is derived from the update being handled).
 
@@ -208,5 +232,42 @@ async def add_reply(
         kind=kind,
         not_before=None,
         conversation_step=conversation_step,
+        quotes=quotes,
     )
     await session.execute(_INSERT_ROW, values)
+
+
+def without_words(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """``payload`` with its quoted words (text, caption) taken out, or None when it has none
+    to take out (not marked as quoting, or cleared already)."""
+    if not payload.get(QUOTES) or not any(field in payload for field in _WORDS):
+        return None
+    return {k: v for k, v in payload.items() if k not in _WORDS}
+
+
+_CLEAR_WORDS = (
+    update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id")).values(payload=bindparam("b_payload"))
+)
+
+
+async def clear_quoted_words(session: AsyncSession, *where: ColumnElement[bool]) -> int:
+    """Clear the text and caption of settled rows matching ``where`` that quote someone's own
+    words (see ``quotes`` in :func:`enqueue`); return how many were cleared.
+
+    The one place that rule is applied: the sender calls it as it settles rows, withdrawal
+    for the rows it cancels. The method, chat and status stay, so the delivery record still
+    makes sense. Portable: the JSON is read and rewritten here, not in SQL.
+    """
+    rows = await session.execute(
+        select(_OUTBOX.c.id, _OUTBOX.c.payload).where(
+            _OUTBOX.c.status.in_(SETTLED_STATUSES), *where
+        )
+    )
+    cleared = [
+        {"b_id": row_id, "b_payload": stripped}
+        for row_id, payload in rows.all()
+        if (stripped := without_words(payload or {})) is not None
+    ]
+    if cleared:
+        await session.execute(_CLEAR_WORDS, cleared)
+    return len(cleared)

@@ -14,7 +14,9 @@
   connection failures that prove the request never left are retried with exponential backoff
   and jitter, an ambiguous timeout is recorded as ``unknown``, 403 marks the person unreachable
   and tells the staff (through this same outbox), 400 fails the row with Telegram's reason;
-* a withdrawn person is never sent anything: the row is cancelled at the last moment.
+* a withdrawn person is never sent anything: the row is cancelled at the last moment;
+* a row marked as quoting someone's own words loses its text in the commit that settles it
+  (:func:`bot.transport.outbox.clear_quoted_words`).
 
 Logs name the outbox id, kind, chat id and status, never the message text or the token.
 """
@@ -43,8 +45,11 @@ from bot.transport.outbox import (
     _OUTBOX,
     FILE_FIELDS,
     OPEN_STATUSES,
+    QUOTES,
+    SETTLED_STATUSES,
     UNREACHABLE,
     OutboxPayloadError,
+    clear_quoted_words,
 )
 from bot.transport.ratelimit import SendLimiter, Slot, slot_already_reserved
 from storage.clock import utcnow
@@ -104,6 +109,11 @@ class _Claimed:
     attempts: int
     conversation_step: bool = False
 
+    @property
+    def quotes(self) -> bool:
+        """Whether the row quotes someone's own words (cleared once it is settled)."""
+        return bool(self.payload.get(QUOTES))
+
 
 def _retry_delay(wait: wait_base, attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``, from a tenacity wait strategy."""
@@ -156,7 +166,9 @@ class OutboxSender:
         self._heads_min_age = 0.02
         self._skip_locked = not db.is_sqlite
         self._claims: Coalescer[int, _Claimed | None] = Coalescer(self._claim_batch)
-        self._records: Coalescer[tuple[int, int | None], None] = Coalescer(self._record_batch)
+        self._records: Coalescer[tuple[int, int | None, bool], None] = Coalescer(
+            self._record_batch
+        )
 
     # -- public API ------------------------------------------------------------------------
 
@@ -171,6 +183,17 @@ class OutboxSender:
         """
         sending = OutboxMessage.status == OutboxStatus.SENDING
         async with self.db.transaction() as session:
+            stuck = (
+                (
+                    await session.execute(
+                        select(OutboxMessage.id).where(
+                            sending, OutboxMessage.conversation_step.is_(False)
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
             again = await session.execute(
                 update(OutboxMessage)
                 .where(sending, OutboxMessage.conversation_step.is_(True))
@@ -183,6 +206,8 @@ class OutboxSender:
                 .values(status=OutboxStatus.UNKNOWN, last_error="interrupted while sending")
                 .execution_options(synchronize_session=False)
             )
+            if stuck:
+                await clear_quoted_words(session, _OUTBOX.c.id.in_(stuck))
             resent = int(getattr(again, "rowcount", 0) or 0)
             count = int(getattr(result, "rowcount", 0) or 0)
         if count or resent:
@@ -483,6 +508,8 @@ class OutboxSender:
                     await session.execute(
                         update(_OUTBOX).where(_OUTBOX.c.id.in_(ids_)).values(**values)
                     )
+            if withdrawn or unreachable:
+                await clear_quoted_words(session, _OUTBOX.c.id.in_(withdrawn + unreachable))
         return [claimed.get(i) for i in outbox_ids]
 
     async def _build_request(
@@ -490,6 +517,7 @@ class OutboxSender:
     ) -> Callable[[], Awaitable[telegram.Message | bool]]:
         """Turn a payload into a ready-to-make Bot API call (files are read here)."""
         data = dict(claimed.payload)
+        data.pop(QUOTES, None)  # ours, not Telegram's
         bot = self.bot
         if claimed.method == "sendMessage":
             text = data.pop("text", None)
@@ -562,7 +590,7 @@ class OutboxSender:
         message_id = message.message_id if isinstance(message, telegram.Message) else None
         for attempt in range(3):
             try:
-                await self._records.submit((claimed.id, message_id))
+                await self._records.submit((claimed.id, message_id, claimed.quotes))
                 break
             except Exception as exc:
                 # Delivered but not recorded: it stays ``sending`` and recover() makes it
@@ -577,31 +605,41 @@ class OutboxSender:
                 await asyncio.sleep(0.2 * (attempt + 1))
         log.debug("outbox %d %s chat %d: sent", claimed.id, claimed.kind, claimed.chat_id)
 
-    async def _record_batch(self, sent: Sequence[tuple[int, int | None]]) -> list[None]:
-        """Record several deliveries as ``sent`` in one transaction (one executemany)."""
+    async def _record_batch(self, sent: Sequence[tuple[int, int | None, bool]]) -> list[None]:
+        """Record several deliveries as ``sent`` in one transaction (one executemany); the
+        words of those that quote someone are cleared in the same commit."""
         now = utcnow()
         async with self.db.transaction() as session:
             await session.execute(
                 _RECORD_SENT,
-                [{"b_id": i, "b_message_id": message_id, "b_now": now} for i, message_id in sent],
+                [
+                    {"b_id": i, "b_message_id": message_id, "b_now": now}
+                    for i, message_id, _ in sent
+                ],
             )
+            quoting = [i for i, _, quotes in sent if quotes]
+            if quoting:
+                await clear_quoted_words(session, _OUTBOX.c.id.in_(quoting))
         return [None] * len(sent)
 
-    async def _set(self, outbox_id: int, **values: Any) -> None:
+    async def _set(self, claimed: _Claimed, **values: Any) -> None:
+        """Update the claimed row; if that settles a row quoting someone, clear their words."""
         async with self.db.transaction() as session:
             await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == outbox_id)
+                .where(OutboxMessage.id == claimed.id)
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
+            if claimed.quotes and values.get("status") in SETTLED_STATUSES:
+                await clear_quoted_words(session, _OUTBOX.c.id == claimed.id)
 
     async def _fail_unsendable(self, claimed: _Claimed, exc: BaseException) -> None:
         reason = f"unsendable: {type(exc).__name__}"
         if isinstance(exc, OutboxPayloadError):
             reason = f"unsendable: {exc}"
         await self._set(
-            claimed.id, status=OutboxStatus.FAILED, last_error=reason[:_LAST_ERROR_LENGTH]
+            claimed, status=OutboxStatus.FAILED, last_error=reason[:_LAST_ERROR_LENGTH]
         )
         log.error(
             "outbox %d %s chat %d: failed before sending (%s)",
@@ -620,7 +658,7 @@ class OutboxSender:
                 seconds = error.retry_after or 1.0
                 globally = self.limiter.note_retry_after(claimed.chat_id, seconds)
                 await self._set(
-                    claimed.id,
+                    claimed,
                     status=OutboxStatus.PENDING,
                     attempts=claimed.attempts - 1,  # flood control is not a failed attempt
                     next_attempt_at=now + timedelta(seconds=seconds),
@@ -634,7 +672,7 @@ class OutboxSender:
                 )
             case Outcome.RETRY:
                 if claimed.attempts >= self.max_attempts:
-                    await self._set(claimed.id, status=OutboxStatus.FAILED, last_error=desc)
+                    await self._set(claimed, status=OutboxStatus.FAILED, last_error=desc)
                     log.error(
                         "outbox %d %s chat %d: failed after %d attempts",
                         *ids,
@@ -643,7 +681,7 @@ class OutboxSender:
                     return
                 delay = _retry_delay(self.retry_wait, claimed.attempts)
                 await self._set(
-                    claimed.id,
+                    claimed,
                     status=OutboxStatus.PENDING,
                     next_attempt_at=now + timedelta(seconds=delay),
                     last_error=desc,
@@ -656,25 +694,25 @@ class OutboxSender:
                     delay,
                 )
             case Outcome.UNKNOWN if claimed.conversation_step:
-                await self._set(claimed.id, **_SEND_AGAIN, next_attempt_at=utcnow())
+                await self._set(claimed, **_SEND_AGAIN, next_attempt_at=utcnow())
                 log.warning(
                     "outbox %d %s chat %d: unknown outcome (%s); a conversation step, sent again",
                     *ids,
                     _short(desc),
                 )
             case Outcome.UNKNOWN:
-                await self._set(claimed.id, status=OutboxStatus.UNKNOWN, last_error=desc)
+                await self._set(claimed, status=OutboxStatus.UNKNOWN, last_error=desc)
                 log.warning(
                     "outbox %d %s chat %d: unknown outcome (%s); not resent", *ids, _short(desc)
                 )
             case Outcome.UNREACHABLE:
                 await self._mark_unreachable(claimed, desc)
             case Outcome.REJECTED:
-                await self._set(claimed.id, status=OutboxStatus.FAILED, last_error=desc)
+                await self._set(claimed, status=OutboxStatus.FAILED, last_error=desc)
                 log.error("outbox %d %s chat %d: rejected by Telegram: %s", *ids, _short(desc))
             case Outcome.MIGRATED:
                 await self._set(
-                    claimed.id,
+                    claimed,
                     status=OutboxStatus.PENDING,
                     chat_id=error.new_chat_id,
                     attempts=claimed.attempts - 1,
@@ -684,7 +722,7 @@ class OutboxSender:
             case Outcome.MISCONFIGURED:
                 self.limiter.pause_all(_MISCONFIGURED_PAUSE)
                 await self._set(
-                    claimed.id,
+                    claimed,
                     status=OutboxStatus.PENDING,
                     attempts=claimed.attempts - 1,
                     next_attempt_at=now + timedelta(seconds=_MISCONFIGURED_PAUSE),
@@ -719,6 +757,7 @@ class OutboxSender:
                 .execution_options(synchronize_session=False)
             )
             held_count = int(getattr(held, "rowcount", 0) or 0)
+            await clear_quoted_words(session, (OutboxMessage.id == claimed.id) | others)
             if claimed.person_id is not None:
                 await self.on_unreachable(session, claimed.person_id, description[:200], now)
         log.warning(
