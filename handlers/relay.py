@@ -19,7 +19,6 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.calendar.zones import zone_of
 from bot.connector import relay
 from bot.connector.relay import Incoming
 from bot.context import BotContext
@@ -28,8 +27,6 @@ from handlers.guards import connector_only, partner_tool
 from storage.clock import utcnow
 from storage.models import Person, PersonStatus, Role, StaffDraft
 from storage.queries import drafts
-from storage.queries.people import person_by_id, profile_of
-from storage.queries.staff import looks_after
 
 AWAITING_CONTACT = "contact"
 PREFIX = "rl"
@@ -143,28 +140,6 @@ async def _send_to_partner(
         await context.reply(update, "relay/answer_sent", name=name)
 
 
-async def _why_not(
-    context: BotContext, connector: Person, partner_id: int
-) -> tuple[str | None, str | None]:
-    """The partner's name and, when the connector cannot write to them now, why (in words).
-
-    Someone who is not a partner in one of the connector's groups is "not available", the
-    same answer whether they exist or not."""
-    session, prompts = context.session, context.prompts
-    partner = await person_by_id(session, partner_id)
-    if (
-        partner is None
-        or partner.role != Role.PARTNER
-        or not await looks_after(session, connector.id, partner_id)
-    ):
-        return None, prompts.label("roster.not_available")
-    zone = zone_of(await profile_of(session, partner_id))
-    row, why = await relay.writable_partner(session, prompts, partner_id, zone, now=utcnow())
-    if row is None:
-        return None, prompts.label("roster.not_available")
-    return row.name, why
-
-
 @connector_only
 async def write_button(update: Update, context: BotContext) -> None:
     """``rl:w:<partner id>`` asks for the message; ``rl:x`` forgets it."""
@@ -183,7 +158,9 @@ async def write_button(update: Update, context: BotContext) -> None:
     if not (number.isascii() and number.isdigit() and len(number) <= 12):
         context.answer_button(update, prompts.label("roster.not_available"))
         return
-    name, why = await _why_not(context, person, int(number))
+    name, why = await relay.writable(
+        context.session, prompts, person.id, int(number), now=utcnow()
+    )
     if why is not None:
         context.answer_button(update, why, show_alert=True)
         return
@@ -209,7 +186,9 @@ async def message_from_card(update: Update, context: BotContext, draft: StaffDra
         return  # pressed more than a day ago: not sent to someone they may have forgotten
     await drafts.drop(context.session, person.id, relay.MESSAGE_DRAFT)
     partner_id = int(draft.data.get("partner_id", 0))
-    _name, why = await _why_not(context, person, partner_id)
+    _name, why = await relay.writable(
+        context.session, context.prompts, person.id, partner_id, now=utcnow()
+    )
     if why is not None:  # they withdrew, blocked the bot or paused since the button
         await context.reply(update, "relay/not_sent", reason=why)
         return

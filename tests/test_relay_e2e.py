@@ -160,6 +160,19 @@ async def test_a_connector_messages_a_partner_from_their_card_and_the_answer_com
         assert len(sandbox.sent_to(SAM)) == before
         assert "Sent to Sam." not in texts(sandbox, CONNECTOR_ID)[-1]
 
+        # "Message them" pressed more than a day ago: what is typed now is not sent.
+        connector.press(card, f"rl:w:{sam_id}")
+        await settle(bot, sandbox)
+        async with database.transaction() as session:
+            draft = (await session.execute(select(StaffDraft))).scalar_one()
+            draft.updated_at = utcnow() - timedelta(days=2)
+        connector.send_text("an old thought")
+        await settle(bot, sandbox)
+        assert len(sandbox.sent_to(SAM)) == before
+        assert texts(sandbox, CONNECTOR_ID)[-1].startswith(
+            "Your message was not sent. You pressed “Message them” more than a day ago"
+        )
+
     async with database.sessions() as session:
         kept = (await session.execute(select(RelayedMessage))).scalars().all()
     assert [(m.direction, m.content_kind) for m in kept] == [

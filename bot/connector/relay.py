@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.words import date_words, day_words, time_words
-from bot.calendar.zones import zone_named
+from bot.calendar.zones import zone_named, zone_of
 from bot.connector.roster import state_of
 from bot.protocol import Group, StudyProtocol
 from bot.settings import Settings
@@ -47,6 +47,7 @@ from storage.models import (
 from storage.queries import drafts
 from storage.queries.people import connector_chat_ids, name_of
 from storage.queries.roster import PartnerRow, partner_rows
+from storage.queries.staff import looks_after
 
 KIND = "relay"
 IN, OUT = "in", "out"
@@ -322,14 +323,23 @@ def cannot_write(prompts: Prompts, row: PartnerRow, zone: ZoneInfo, now: datetim
     return prompts.label(f"relay.cannot_write.{state}", until=until)
 
 
-async def writable_partner(
-    session: AsyncSession, prompts: Prompts, partner_id: int, zone: ZoneInfo, *, now: datetime
-) -> tuple[PartnerRow | None, str | None]:
-    """The partner's roster row and, if they cannot be written to first, why (in words)."""
+async def writable(
+    session: AsyncSession, prompts: Prompts, connector_id: int, partner_id: int, *, now: datetime
+) -> tuple[str | None, str | None]:
+    """The partner's name, and why (in words) the connector cannot begin a message to them
+    now (None: they can). Someone who is not a partner in one of the connector's groups is
+    "not available", the same answer whether they exist or not."""
+    partner = await session.get(Person, partner_id)
     rows = await partner_rows(session, None, partner_id)
-    if not rows:
-        return None, None
-    return rows[0], cannot_write(prompts, rows[0], zone, now)
+    if (
+        partner is None
+        or partner.role != Role.PARTNER
+        or not rows
+        or not await looks_after(session, connector_id, partner_id)
+    ):
+        return None, prompts.label("roster.not_available")
+    zone = zone_of(await session.get(PartnerProfile, partner_id))
+    return rows[0].name, cannot_write(prompts, rows[0], zone, now)
 
 
 async def start_message(
