@@ -59,13 +59,13 @@ CHUNK = 5_000
 
 
 async def _seed(url: str, partners: int, weeks: int) -> None:
+    await upgrade(url)  # first, so that a fresh PostgreSQL database has the tables to empty
     if not is_sqlite(url):
         db = Database(url)
         async with db.transaction() as session:
             names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
             await session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         await db.dispose()
-    await upgrade(url)
     db = Database(url)
     rng = random.Random(12)
     now = utcnow()

@@ -1,7 +1,8 @@
 """The connector's messages (not commands), sorted to the step they belong to.
 
 A connector's message may be: a Telegram reply to a partner's relayed message (sent to that
-partner), the content of a ``/broadcast`` draft, the note that resolves an alert, the next
+partner), a message begun with "Message them" on a partner's card, the content of a
+``/broadcast`` draft, the note that resolves an alert, the next
 step of a ``/meeting``, ``/log`` (for a partner) or ``/yousaid`` draft, or a reply to
 something else (one line says how answering works). Anything else gets the fallback's usual reply.
 """
@@ -11,15 +12,15 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import BaseHandler, MessageHandler, filters
 
-from bot.connector import impact
+from bot.connector import impact, relay
 from bot.context import BotContext
 from bot.involvement import log as involvement_log
 from bot.meetings import draft as meeting_draft
 from handlers import alerts, fallback, log, meetings, yousaid
 from handlers import broadcast as broadcast_handlers
+from handlers import relay as relay_handlers
 from handlers.filters import FromRole
 from handlers.guards import connector_only
-from handlers.relay import answer_partner
 from storage.models import Role
 from storage.queries.drafts import staff_draft_of
 
@@ -30,11 +31,13 @@ async def connector_message(update: Update, context: BotContext) -> None:
     message, person = update.effective_message, context.person
     if message is None or person is None:
         return
-    if await answer_partner(update, context):
+    if await relay_handlers.answer_partner(update, context):
         return
     draft = await staff_draft_of(context.session, person.id)
     kind, step = (draft.kind, draft.step) if draft is not None else (None, None)
-    if draft is not None and kind == broadcast_handlers.DRAFT_KIND and step == "content":
+    if draft is not None and kind == relay.MESSAGE_DRAFT:
+        await relay_handlers.message_from_card(update, context, draft)
+    elif draft is not None and kind == broadcast_handlers.DRAFT_KIND and step == "content":
         await broadcast_handlers.take_content(update, context, draft)
     elif draft is not None and kind == alerts.DRAFT_KIND:
         await alerts.take_note(update, context, draft)

@@ -3,8 +3,9 @@
 Buttons, all checked (a forged or old one answers politely and shows nothing): ``pt:p:<page>``
 pages the roster, ``pt:c:<person id>`` opens a card, only for a partner in one of the
 connector's groups. The card's chart is the same picture the partner sees with ``/journey``,
-with the story in words as its caption; under the card, a button logs time for them
-(``lc:new:<id>``, see handlers/log.py).
+with the story in words as its caption; under the card, buttons message them (``rl:w:<id>``,
+see handlers/relay.py; absent, with the reason on the card, when they cannot be written to)
+and log time for them (``lc:new:<id>``, see handlers/log.py).
 """
 
 from __future__ import annotations
@@ -93,17 +94,21 @@ async def _card(update: Update, context: BotContext, partner: Person) -> None:
             payload={"photo": {"path": relative, "filename": "journey.png"}},
             kind="card",
         )
-    markup = InlineKeyboardMarkup(
-        [
+    rows = []
+    if card.values["cannot_write"] is None:  # else the card says why there is no button
+        rows.append(
             [
                 InlineKeyboardButton(
-                    prompts.label("roster.log_time"), callback_data=f"lc:new:{partner.id}"
+                    prompts.label("roster.message_them"), callback_data=f"rl:w:{partner.id}"
                 )
-            ],
-            [InlineKeyboardButton(prompts.label("roster.back"), callback_data="pt:p:0")],
-        ]
-    )
-    view = render_view(context.prompts, "partners/card", markup, **card.values)
+            ]
+        )
+    log_time = prompts.label("roster.log_time")
+    rows += [
+        [InlineKeyboardButton(log_time, callback_data=f"lc:new:{partner.id}")],
+        [InlineKeyboardButton(prompts.label("roster.back"), callback_data="pt:p:0")],
+    ]
+    view = render_view(context.prompts, "partners/card", InlineKeyboardMarkup(rows), **card.values)
     await context.send(update, view, quotes=True)  # their reflections, in their words
 
 

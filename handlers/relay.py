@@ -8,22 +8,29 @@ Thin: parse the update, call :mod:`bot.connector.relay`, reply.
   if a check-in question is open (``awaiting_input`` = "contact").
 * :func:`answer_partner`: a connector's Telegram reply to a relayed message goes back to the
   partner (called by :mod:`handlers.desk`, which sorts the connector's messages).
+* "Message them" on a partner's card (connectors): ``rl:w:<partner id>`` asks for the message
+  (a staff draft), :func:`message_from_card` sends the connector's next message (text, voice
+  note, photo or document) exactly like an answer, ``rl:x`` cancels. A button for a partner
+  who is not the connector's, or who cannot be written to any more, says so and does nothing.
 """
 
 from __future__ import annotations
 
-from telegram import Message, Update
-from telegram.ext import BaseHandler, CommandHandler, MessageHandler, filters
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.connector import relay
 from bot.connector.relay import Incoming
 from bot.context import BotContext
+from bot.transport.callbacks import fields, number
 from handlers.filters import AwaitingInput
-from handlers.guards import partner_tool
+from handlers.guards import connector_only, partner_tool
 from storage.clock import utcnow
-from storage.models import PersonStatus, Role
+from storage.models import Person, PersonStatus, Role, StaffDraft
+from storage.queries import drafts
 
 AWAITING_CONTACT = "contact"
+PREFIX = "rl"
 
 
 def incoming_of(message: Message) -> Incoming | None:
@@ -114,12 +121,20 @@ async def answer_partner(update: Update, context: BotContext) -> bool:
     if incoming is None:
         await context.ask(update, "relay/cannot_send")
         return True
+    await _send_to_partner(update, context, person, original.person_id, incoming)
+    return True
+
+
+async def _send_to_partner(
+    update: Update, context: BotContext, connector: Person, partner_id: int, incoming: Incoming
+) -> None:
+    """Send the connector's message to the partner, and tell the connector it went (or not)."""
     name = await relay.to_partner(
         context.session,
         context.prompts,
         settings=context.settings,
-        connector=person,
-        original=original,
+        connector=connector,
+        partner_id=partner_id,
         incoming=incoming,
         update_id=context.scope.update_id,
         now=utcnow(),
@@ -128,11 +143,64 @@ async def answer_partner(update: Update, context: BotContext) -> bool:
         await context.ask(update, "relay/partner_gone")
     else:
         await context.ask(update, "relay/answer_sent", name=name)
-    return True
+
+
+@connector_only
+async def write_button(update: Update, context: BotContext) -> None:
+    """``rl:w:<partner id>`` asks for the message; ``rl:x`` forgets it."""
+    query, person = update.callback_query, context.person
+    if query is None or person is None:
+        return
+    prompts, parts = context.prompts, fields(query.data, PREFIX)
+    if parts == ["x"]:
+        dropped = await drafts.drop(context.session, person.id, relay.MESSAGE_DRAFT)
+        context.answer_button(
+            update, prompts.label("relay.stopped" if dropped else "relay.old_button")
+        )
+        context.edit_buttons(update, None)
+        return
+    partner_id = number(parts[1]) if parts and len(parts) == 2 and parts[0] == "w" else None
+    if partner_id is None:
+        context.answer_button(update, prompts.label("roster.not_available"))
+        return
+    name, why = await relay.writable(context.session, prompts, person.id, partner_id, now=utcnow())
+    if why is not None:
+        context.answer_button(update, why, show_alert=True)
+        return
+    await relay.start_message(context.session, person.id, partner_id, now=utcnow())
+    context.answer_button(update)
+    cancel = InlineKeyboardButton(prompts.label("relay.cancel"), callback_data=f"{PREFIX}:x")
+    await context.ask(
+        update, "relay/write_to", reply_markup=InlineKeyboardMarkup([[cancel]]), name=name
+    )
+
+
+async def message_from_card(update: Update, context: BotContext, draft: StaffDraft) -> None:
+    """The connector's message after "Message them": sent to the partner like an answer."""
+    message, person = update.effective_message, context.person
+    if message is None or person is None:
+        return
+    incoming = incoming_of(message)
+    if incoming is None:
+        await context.ask(update, "relay/cannot_send")
+        return
+    if await relay.message_draft(context.session, person.id, now=utcnow()) is None:
+        await context.ask(update, "relay/not_sent", reason=context.prompts.label("relay.old"))
+        return  # pressed more than a day ago: not sent to someone they may have forgotten
+    await drafts.drop(context.session, person.id, relay.MESSAGE_DRAFT)
+    partner_id = int(draft.data.get("partner_id", 0))
+    _name, why = await relay.writable(
+        context.session, context.prompts, person.id, partner_id, now=utcnow()
+    )
+    if why is not None:  # they withdrew, blocked the bot or paused since the button
+        await context.ask(update, "relay/not_sent", reason=why)
+        return
+    await _send_to_partner(update, context, person, partner_id, incoming)
 
 
 HANDLERS: list[BaseHandler[Update, BotContext, None]] = [
     CommandHandler("contact", contact_command, filters=filters.ChatType.PRIVATE),
+    CallbackQueryHandler(write_button, pattern=rf"^{PREFIX}:"),
     MessageHandler(
         filters.UpdateType.MESSAGE
         & filters.ChatType.PRIVATE

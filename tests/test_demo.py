@@ -340,3 +340,37 @@ async def sent_with(demo: Demo, chat_id: int, kind: str, within: float = 20.0) -
             return found[0]
         await asyncio.sleep(0.1)
     raise AssertionError(f"no {kind} sent to {chat_id}")
+
+
+async def test_more_partners_give_stats_groups_big_enough_to_show(tmp_path: Path) -> None:
+    """``--more-partners 15``: six partners a group, so /stats shows figures (the README's
+    screenshot, bench/screenshots.py); the page still plays the same three partners."""
+    async with demo_running(port=0, folder=tmp_path, others=15) as demo:
+        assert [p.name for p in demo.personas if p.kind == "partner"] == ["Amira", "Ben", "Chloe"]
+        async with demo.bot.db.sessions() as session:
+            groups = (
+                await session.execute(
+                    select(PartnerProfile.group_key, func.count()).group_by(
+                        PartnerProfile.group_key
+                    )
+                )
+            ).all()
+            missed = await session.scalar(
+                select(func.count())
+                .select_from(Checkin)
+                .where(Checkin.status == CheckinStatus.EXPIRED)
+            )
+        assert sorted(n for _, n in groups) == [6, 6, 6]
+        assert missed, "the others miss a check-in now and then, so the share is not flat"
+        priya = demo.sandbox.user(CONNECTOR_ID)
+        priya.send_command("stats")
+        [choose] = await demo.sandbox.wait_for_messages(CONNECTOR_ID, 1, timeout=20)
+        [all_data] = [
+            b["callback_data"]
+            for row in choose["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["text"] == Prompts().label("stats.periods.all")
+        ]
+        priya.press(choose, all_data)
+        photo = await sent_with(demo, CONNECTOR_ID, "photo", within=60)
+        assert "Overall: " in photo["caption"] and "%" in photo["caption"]

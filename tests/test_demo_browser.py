@@ -28,23 +28,12 @@ from typing import Any
 
 import pytest
 
+from bench.screenshots import CHROMIUM, CHROMIUM_ARGS  # one home for Chromium's arguments
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from tests.conftest import free_port
 from tests.test_demo import ROOT, STATIC, _wait_for_address
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # a fake microphone that needs no permission prompt, for the recorded voice note
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 STEP_TIMEOUT_MS = 20_000
 CLOCK_TIMEOUT_MS = 120_000
 

@@ -1,11 +1,11 @@
-"""Every staff command is guarded, in one place (handlers/guards.py), and a partner who tries
-one gets the kind "not for you" reply and nothing happens."""
+"""Every staff command and staff button is guarded, in one place (handlers/guards.py), and a
+partner who tries one gets the kind "not for you" reply and nothing happens."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import CommandHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from handlers.guards import roles_of
 from prompts import Prompts
@@ -20,6 +20,27 @@ MENU_STAFF_COMMANDS = set(Prompts().labels("commands.connector")) | (
 )
 STAFF_COMMANDS = DESIGN_STAFF_COMMANDS | MENU_STAFF_COMMANDS
 PARTNER = 9501
+
+
+# The staff buttons' callback-data prefixes (pt: /partners, st: /stats, inv: /invite, lc: /log
+# for a partner, iv: reviewing time, export: /export, ys: /yousaid, sg: "I'm on it", mc:
+# /meeting, bc: /broadcast, al: /alerts, rl: "Message them").
+STAFF_BUTTONS = {"pt", "st", "inv", "lc", "iv", "export", "ys", "sg", "mc", "bc", "al", "rl"}
+# Buttons anyone enrolled may press, each checking the person itself: onboarding's steps and
+# check-in answers (they belong to the person's own open onboarding or check-in).
+UNGUARDED_BUTTONS = {"ob", "ci"}
+
+
+def button_handlers(application: Any) -> dict[str | None, CallbackQueryHandler[Any, Any]]:
+    """Every button handler registered, by its prefix (None: the catch-all fallback)."""
+    found: dict[str | None, CallbackQueryHandler[Any, Any]] = {}
+    for group in application.handlers.values():
+        for handler in group:
+            if isinstance(handler, CallbackQueryHandler):
+                pattern = getattr(handler.pattern, "pattern", None)
+                prefix = pattern.removeprefix("^").removesuffix(":") if pattern else None
+                found[prefix] = handler
+    return found
 
 
 def command_handlers(application: Any) -> list[CommandHandler[Any, Any]]:
@@ -44,6 +65,23 @@ async def test_every_registered_staff_command_is_guarded_for_staff_only(companio
         roles = roles_of(handler.callback)
         assert roles is not None, f"/{sorted(handler.commands)} is not guarded"
         assert Role.PARTNER not in roles, f"/{sorted(handler.commands)} lets partners in"
+
+
+async def test_every_registered_button_is_guarded_and_staff_buttons_for_staff_only(
+    companion,
+) -> None:
+    found = button_handlers(companion.application)
+    assert set(found) >= STAFF_BUTTONS, (
+        f"staff buttons not registered: {STAFF_BUTTONS - set(found)}"
+    )
+    for prefix, handler in found.items():
+        roles = roles_of(handler.callback)
+        if prefix in STAFF_BUTTONS:
+            assert roles is not None, f"{prefix}: is not guarded"
+            assert Role.PARTNER not in roles, f"{prefix}: lets partners in"
+        elif prefix is not None and prefix not in UNGUARDED_BUTTONS:
+            # A new button must be guarded for its roles, or listed above with its reason.
+            assert roles is not None, f"{prefix}: is not guarded and not listed"
 
 
 async def test_a_partner_who_tries_a_staff_command_is_told_kindly_and_nothing_happens(

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 from prompts import Prompts
-from storage.models import Invite, Role
+from storage.models import Invite, Role, StaffDraft
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
-from tests.support import buttons, data_for, settle
+from tests.support import buttons, count, data_for, settle
 from tests.test_journey import png_size
 from tests.tools_support import Given, add_checkin, day
 
@@ -83,6 +83,7 @@ async def test_roster_and_cards_for_a_connector(companion, sandbox, database) ->
     assert "Quote them without their name." in card["text"]
     assert "Month 5: it felt good to be heard" in card["text"]
     assert ("Log time for them", f"lc:new:{sam.id}") in buttons(card)
+    assert ("Message them", f"rl:w:{sam.id}") in buttons(card)
 
     # Ali declined quotes: nothing Ali wrote appears anywhere the connector was sent.
     priya.press(card, f"pt:c:{ali.id}")
@@ -120,7 +121,12 @@ async def test_a_connector_for_one_group_sees_that_group_and_others_are_refused(
     await settle(companion, sandbox)
     answer = sandbox.callback_answers[forged["callback_query"]["id"]]["text"]
     assert "not available" in answer
+    forged = tom_chat.press(roster, f"rl:w:{sam.id}")  # "Message them" for someone not his
+    await settle(companion, sandbox)
+    answer = sandbox.callback_answers[forged["callback_query"]["id"]]["text"]
+    assert "not available" in answer
     assert sandbox.sent_to(TOM)[-1] == roster, "nothing about Sam was sent"
+    assert await count(database, StaffDraft) == 0
 
     # A partner and an outsider: /partners and forged card buttons are refused.
     sam_chat, stranger = sandbox.user(SAM, "Sam"), sandbox.user(OUTSIDER, "Stranger")

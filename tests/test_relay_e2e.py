@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -19,14 +20,17 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
     PartnerProfile,
+    Person,
+    PersonStatus,
     RelayedMessage,
     SafeguardingAlert,
     StaffDraft,
     StaffNotice,
+    TelegramIdentity,
 )
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
-from tests.support import count, data_for, running_companion, settle
+from tests.support import buttons, count, data_for, running_companion, settle
 
 SAM, ALI = 8601, 8602
 ALWAYS_OPEN = OfficeHours(days=[0, 1, 2, 3, 4, 5, 6], start="00:00", end="23:59")
@@ -101,6 +105,164 @@ async def test_a_partner_writes_and_the_connector_answers_even_after_a_restart(
         "no copy of their words in clear once sent"
     )
     assert copies[1].method == "sendVoice" and copies[1].payload.get("voice"), "still a record"
+
+
+async def open_card(bot, sandbox, connector, name: str) -> dict:
+    """/partners, then the partner's name: their card (the last message sent)."""
+    connector.send_command("partners")
+    await settle(bot, sandbox)
+    roster = sandbox.sent_to(CONNECTOR_ID)[-1]
+    connector.press(roster, data_for(roster, name))
+    await settle(bot, sandbox)
+    return sandbox.sent_to(CONNECTOR_ID)[-1]
+
+
+async def test_a_connector_messages_a_partner_from_their_card_and_the_answer_comes_back(
+    sandbox, database, database_url, tmp_path
+) -> None:
+    sam = await partner(database, sandbox, SAM, "Sam")
+    connector = sandbox.user(CONNECTOR_ID, "Priya")
+    async with running_companion(
+        sandbox, database_url, tmp_path / "data", protocol=protocol()
+    ) as bot:
+        connector.send_command("help")
+        await settle(bot, sandbox)
+        card = await open_card(bot, sandbox, connector, "Sam")
+        sam_id = await enrolled_id(database, SAM)
+        assert ("Message them", f"rl:w:{sam_id}") in buttons(card)
+
+        connector.press(card, f"rl:w:{sam_id}")
+        await settle(bot, sandbox)
+        ask = sandbox.sent_to(CONNECTOR_ID)[-1]
+        assert ask["text"].startswith("Write your message for Sam:")
+        assert buttons(ask) == [("Cancel", "rl:x")]
+        connector.send_text("Hello Sam, how did training go?")
+        await settle(bot, sandbox)
+        # Exactly like an answer: from the connector by name, and "Sent to Sam." for them.
+        assert texts(sandbox, SAM) == ["Priya, your connector:\nHello Sam, how did training go?"]
+        assert texts(sandbox, CONNECTOR_ID)[-1] == "Sent to Sam."
+
+        # Sam's answer comes back through the relay, and the connector can reply to it.
+        sam.send_text("It went well, thank you")
+        await settle(bot, sandbox)
+        back = sandbox.sent_to(CONNECTOR_ID)[-1]
+        assert back["text"].startswith("💬 Sam (North West):") and "went well" in back["text"]
+        connector.send_text("Glad to hear it", reply_to=back["message_id"])
+        await settle(bot, sandbox)
+        assert texts(sandbox, SAM)[-1] == "Priya, your connector:\nGlad to hear it"
+
+        # A photo with a caption goes the same way.
+        connector.press(card, f"rl:w:{sam_id}")
+        await settle(bot, sandbox)
+        connector.send_photo(caption="The poster you asked about")
+        await settle(bot, sandbox)
+        photo = sandbox.sent_to(SAM)[-1]
+        assert photo.get("photo")
+        assert photo["caption"] == "Priya, your connector:\nThe poster you asked about"
+
+        # Cancel: the next message is not sent to anyone.
+        connector.press(card, f"rl:w:{sam_id}")
+        await settle(bot, sandbox)
+        stop = connector.press(sandbox.sent_to(CONNECTOR_ID)[-1], "rl:x")
+        await settle(bot, sandbox)
+        assert sandbox.callback_answers[stop["callback_query"]["id"]]["text"] == (
+            "Stopped. Nothing was sent."
+        )
+        before = len(sandbox.sent_to(SAM))
+        connector.send_text("a note to myself")
+        await settle(bot, sandbox)
+        assert len(sandbox.sent_to(SAM)) == before
+        assert "Sent to Sam." not in texts(sandbox, CONNECTOR_ID)[-1]
+
+        # "Message them" pressed more than a day ago: what is typed now is not sent.
+        connector.press(card, f"rl:w:{sam_id}")
+        await settle(bot, sandbox)
+        async with database.transaction() as session:
+            draft = (await session.execute(select(StaffDraft))).scalar_one()
+            draft.updated_at = utcnow() - timedelta(days=2)
+        connector.send_text("an old thought")
+        await settle(bot, sandbox)
+        assert len(sandbox.sent_to(SAM)) == before
+        assert texts(sandbox, CONNECTOR_ID)[-1].startswith(
+            "Your message was not sent. You pressed “Message them” more than a day ago"
+        )
+
+    async with database.sessions() as session:
+        kept = (await session.execute(select(RelayedMessage))).scalars().all()
+    assert [(m.direction, m.content_kind) for m in kept] == [
+        ("out", "text"),
+        ("in", "text"),
+        ("out", "text"),
+        ("out", "photo"),
+    ]
+    assert kept[0].text_encrypted and "training" not in (kept[0].text or "")
+    assert await count(database, StaffDraft) == 0
+
+
+async def enrolled_id(database, telegram_user_id: int) -> int:
+    async with database.sessions() as session:
+        identity = (
+            await session.execute(
+                select(TelegramIdentity).where(
+                    TelegramIdentity.telegram_user_id == telegram_user_id
+                )
+            )
+        ).scalar_one()
+    return identity.person_id
+
+
+async def test_no_message_button_for_a_partner_who_cannot_be_written_to(
+    sandbox, database, database_url, tmp_path
+) -> None:
+    await partner(database, sandbox, SAM, "Sam")
+    ali = await enrol(database, ALI, name="Ali", status=PersonStatus.WITHDRAWN)
+    noor = await enrol(database, 8603, name="Noor", status=PersonStatus.UNREACHABLE)
+    bea = await enrol(database, 8604, name="Bea")
+    tess = await enrol(database, 8605, name="Tess", onboarded=False)
+    async with database.transaction() as session:
+        profile = await session.get_one(PartnerProfile, bea.id)
+        profile.paused_until = utcnow() + timedelta(days=10)
+    connector = sandbox.user(CONNECTOR_ID, "Priya")
+    why = {
+        "Ali": "They have left the study, so the bot will not write to them.",
+        "Noor": "The bot cannot reach them just now (they may have blocked it).",
+        "Bea": "They are on a break until ",
+        "Tess": "You can message them here once they have finished setting up.",
+    }
+    async with running_companion(
+        sandbox, database_url, tmp_path / "data", protocol=protocol()
+    ) as bot:
+        connector.send_command("help")
+        await settle(bot, sandbox)
+        for name, reason in why.items():
+            card = await open_card(bot, sandbox, connector, name)
+            assert reason in card["text"], name
+            assert not any(data.startswith("rl:") for _, data in buttons(card)), name
+            assert any(data.startswith("lc:new:") for _, data in buttons(card)), name
+
+        # A button kept from before they withdrew (or forged) says why, and starts nothing.
+        for person, name in ((ali, "Ali"), (noor, "Noor"), (bea, "Bea"), (tess, "Tess")):
+            pressed = connector.press(1, f"rl:w:{person.id}")
+            await settle(bot, sandbox)
+            answer = sandbox.callback_answers[pressed["callback_query"]["id"]]
+            assert answer.get("show_alert") and answer["text"].startswith(why[name]), name
+        assert await count(database, StaffDraft) == 0
+
+        # Sam withdraws between "Message them" and the message: it is not sent.
+        sam_id = await enrolled_id(database, SAM)
+        card = await open_card(bot, sandbox, connector, "Sam")
+        connector.press(card, f"rl:w:{sam_id}")
+        await settle(bot, sandbox)
+        async with database.transaction() as session:
+            (await session.get_one(Person, sam_id)).status = PersonStatus.WITHDRAWN
+        connector.send_text("Are you coming on Thursday?")
+        await settle(bot, sandbox)
+        assert texts(sandbox, CONNECTOR_ID)[-1] == (
+            "Your message was not sent. They have left the study, so the bot will not write "
+            "to them."
+        )
+    assert texts(sandbox, SAM) == [] and texts(sandbox, ALI) == []
+    assert await count(database, RelayedMessage) == 0
 
 
 def texts_id(sandbox, chat_id: int, text: str) -> int:
@@ -259,8 +421,12 @@ async def test_partners_and_outsiders_cannot_press_staff_buttons(
     sandbox, database, database_url, tmp_path
 ) -> None:
     sam = await partner(database, sandbox, SAM, "Sam")
+    sam_id = await enrolled_id(database, SAM)
     outsider = sandbox.user(8697, "Stranger")
-    forged = ["bc:new", "bc:send", "bc:x:1", "al:r:s:1", "al:a:n:1", "inv:p", "inv:g:north"]
+    forged = [
+        *("bc:new", "bc:send", "bc:x:1", "al:r:s:1", "al:a:n:1", "inv:p", "inv:g:north"),
+        *(f"rl:w:{sam_id}", "rl:x"),
+    ]
     async with running_companion(sandbox, database_url, tmp_path / "data") as bot:
         for data in forged:
             sam.press(1, data)

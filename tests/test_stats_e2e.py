@@ -121,3 +121,34 @@ async def test_stats_are_refused_to_partners_and_outsiders(companion, sandbox, d
     answers = [sandbox.callback_answers[p["callback_query"]["id"]].get("text") for p in presses]
     assert answers == [NOT_FOR_YOU, None]
     assert all("photo" not in m for m in sandbox.sent_to(OUTSIDER))
+
+
+async def test_the_figures_read_the_answers_once(database) -> None:
+    """One pass over the answers (bench/stats.py measures what it saves): the answers' counts
+    per value and the people behind them, which the small-group rule needs, come from one
+    query, the same on SQLite and PostgreSQL."""
+    from sqlalchemy import event
+
+    from bot.connector.stats import study_stats
+
+    await seed(database)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    engines = {database.engine.sync_engine, database.read_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with database.sessions() as session:
+            stats = await study_stats(
+                session, load_protocol(DEFAULT_STUDY_PATH), "all", now=utcnow()
+            )
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
+    from_answers = [s for s in statements if " answer " in s.replace("\n", " ") + " "]
+    assert len(from_answers) == 1, from_answers
+    [confidence] = [s for s in stats.scales if s.key == "confidence"]
+    assert any(spread.median is not None for _, spread in confidence.months)

@@ -1,6 +1,7 @@
 """One partner's card for a connector: how they take part, their journey as a chart, what
 they said in their own words (only where they agreed to be quoted, and marked with their
-quote and credit choices), meetings, time given, open alerts."""
+quote and credit choices), meetings, time given, open alerts, and whether the connector can
+message them from here (and if not, why)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.words import date_words, day_words, hours_words
 from bot.calendar.zones import zone_of
+from bot.connector.relay import cannot_write
 from bot.connector.roster import line_values
 from bot.involvement.review import entry_values
 from bot.partners.journey import Journey, load_journey, shorten
@@ -97,5 +99,6 @@ async def partner_card(
         ],
         "alerts": (await open_alerts(session, [partner_id])).get(partner_id, 0),
         "total_hours": hours_words(prompts, given.minutes),
+        "cannot_write": cannot_write(prompts, row, zone, now),
     }
     return Card(values=values, journey=journey)

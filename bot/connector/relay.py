@@ -8,6 +8,11 @@
 * :func:`to_partner`: a connector's Telegram reply to a relayed copy goes to that partner,
   from the connector by name. The copy is found through the Telegram message id the outbox
   recorded when it was sent, so replies to old messages work after a restart.
+* A connector can also start the conversation from a partner's card ("Message them"): a
+  staff draft of kind :data:`MESSAGE_DRAFT` names the partner, and the connector's next
+  message goes out through :func:`to_partner`, exactly like an answer, so the partner's reply
+  comes back through :func:`from_partner`. Only a partner taking part can be written to first
+  (:func:`cannot_write` says why not).
 
 Nothing here logs what anyone wrote.
 """
@@ -16,14 +21,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.calendar.words import day_words, time_words
-from bot.calendar.zones import zone_named
+from bot.calendar.words import date_words, day_words, time_words
+from bot.calendar.zones import zone_named, zone_of
+from bot.connector.roster import state_of
 from bot.protocol import Group, StudyProtocol
 from bot.settings import Settings
+from bot.transport.callbacks import number
 from bot.transport.outbox import enqueue
 from prompts import Prompts
 from storage.models import (
@@ -34,14 +42,19 @@ from storage.models import (
     PersonStatus,
     RelayedMessage,
     Role,
+    StaffDraft,
     TelegramIdentity,
 )
+from storage.queries import drafts
 from storage.queries.people import connector_chat_ids, name_of
+from storage.queries.roster import PartnerRow, partner_rows
+from storage.queries.staff import looks_after
 
 KIND = "relay"
 IN, OUT = "in", "out"
 CAPTION_LIMIT = 1024
 METHODS = {"photo": "sendPhoto", "document": "sendDocument", "voice": "sendVoice"}
+MESSAGE_DRAFT = "message"  # a connector writing to a partner from their card
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,8 @@ def copy_key(relayed_id: int, chat_id: int) -> str:
 
 def _relayed_id(key: str) -> int | None:
     prefix, _, rest = key.partition(":")
-    number, _, _chat = rest.partition(":")
-    return int(number) if prefix == KIND and number.isdigit() else None
+    digits, _, _chat = rest.partition(":")
+    return number(digits) if prefix == KIND else None
 
 
 async def connector_chats(
@@ -268,17 +281,18 @@ async def to_partner(
     *,
     settings: Settings,
     connector: Person,
-    original: RelayedMessage,
+    partner_id: int,
     incoming: Incoming,
     update_id: int,
     now: datetime,
 ) -> str | None:
-    """Send a connector's answer to the partner who wrote ``original``; return the partner's
-    name, or None when they can no longer be written to (withdrawn, or gone)."""
-    partner = await session.get(Person, original.person_id)
+    """Send a connector's message to a partner (an answer to what they wrote, or one begun
+    from their card), from the connector by name; return the partner's name, or None when
+    they can no longer be written to (withdrawn, or gone)."""
+    partner = await session.get(Person, partner_id)
     identity = (
         await session.execute(
-            select(TelegramIdentity).where(TelegramIdentity.person_id == original.person_id)
+            select(TelegramIdentity).where(TelegramIdentity.person_id == partner_id)
         )
     ).scalar_one_or_none()
     if partner is None or identity is None or partner.status == PersonStatus.WITHDRAWN:
@@ -308,6 +322,55 @@ async def to_partner(
         person_id=partner.id,
     )
     return identity.called
+
+
+def cannot_write(prompts: Prompts, row: PartnerRow, zone: ZoneInfo, now: datetime) -> str | None:
+    """Why a connector cannot begin a message to this partner, in words (None: they can).
+
+    Only a partner taking part: the bot never writes again to someone who withdrew, cannot
+    reach someone who blocked it, has promised someone on a break to send nothing until it
+    ends, and a partner still setting up would have their answer taken as a setting-up step.
+    """
+    state = state_of(row, now)
+    if state == "taking_part":
+        return None
+    until = date_words(prompts, row.paused_until, zone) if row.paused_until else ""
+    return prompts.label(f"relay.cannot_write.{state}", until=until)
+
+
+async def writable(
+    session: AsyncSession, prompts: Prompts, connector_id: int, partner_id: int, *, now: datetime
+) -> tuple[str | None, str | None]:
+    """The partner's name, and why (in words) the connector cannot begin a message to them
+    now (None: they can). Someone who is not a partner in one of the connector's groups is
+    "not available", the same answer whether they exist or not."""
+    partner = await session.get(Person, partner_id)
+    rows = await partner_rows(session, None, partner_id)
+    if (
+        partner is None
+        or partner.role != Role.PARTNER
+        or not rows
+        or not await looks_after(session, connector_id, partner_id)
+    ):
+        return None, prompts.label("roster.not_available")
+    zone = zone_of(await session.get(PartnerProfile, partner_id))
+    return rows[0].name, cannot_write(prompts, rows[0], zone, now)
+
+
+async def start_message(
+    session: AsyncSession, connector_id: int, partner_id: int, *, now: datetime
+) -> StaffDraft:
+    """Begin a message from the connector to ``partner_id`` (replacing any other draft)."""
+    return await drafts.start(
+        session, connector_id, MESSAGE_DRAFT, "text", {"partner_id": partner_id}, now=now
+    )
+
+
+async def message_draft(
+    session: AsyncSession, connector_id: int, *, now: datetime
+) -> StaffDraft | None:
+    """The connector's unsent message to a partner, if one is open (forgotten after a day)."""
+    return await drafts.get(session, connector_id, MESSAGE_DRAFT, now=now)
 
 
 async def _keep(

@@ -149,25 +149,27 @@ async def study_stats(
 
     scales = [qn for qn in protocol.questions if qn.kind == "scale"]
     months = _month_starts(since, now, zone)
-    keys = [s.key for s in scales]
-    counts = await q.scale_counts(session, keys, months)
-    people_by = await q.scale_people(session, keys, months)
+    values = range(
+        min((qn.min or 0 for qn in scales), default=0),
+        max((qn.max or 0 for qn in scales), default=0) + 1,
+    )
+    cells = await q.scale_cells(session, [s.key for s in scales], values, months)
     scale_stats = []
     for question in scales:
         by_month: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         by_group: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for c in counts:
-            if c.question == question.key and c.period >= 0:
-                by_month[c.period][c.value] += c.answers
-                by_group[c.group][c.value] += c.answers
         month_people: dict[int, int] = defaultdict(int)
         # Over the whole period, a group has at least as many people as in its fullest
         # month: a safe lower bound (it can only hide a figure, never show a small one).
         group_people: dict[str | None, int] = defaultdict(int)
-        for (index, group, key), n in people_by.items():
-            if key == question.key and index >= 0:
-                month_people[index] += n  # a partner is in one group: the sums add up
-                group_people[group] = max(group_people[group], n)
+        for cell in cells:
+            if cell.question != question.key or cell.period < 0:
+                continue
+            for value, answers in cell.answers.items():
+                by_month[cell.period][value] += answers
+                by_group[cell.group][value] += answers
+            month_people[cell.period] += cell.people  # a partner is in one group: sums add up
+            group_people[cell.group] = max(group_people[cell.group], cell.people)
         assert question.min is not None and question.max is not None
         scale_stats.append(
             ScaleStats(

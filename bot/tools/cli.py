@@ -422,13 +422,22 @@ def demo(
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Only print the address; open no browser.")
     ] = False,
+    more_partners: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=200,
+            help="More made-up partners with history (not played on the page), so /stats "
+            "has groups big enough to show.",
+        ),
+    ] = 0,
 ) -> None:
     """Try the bot in a chat page in your browser: no token, no internet, throwaway data."""
     from bot.tools.demo import DemoPortBusyError, run_demo
 
     configure_logging("WARNING")
     try:
-        asyncio.run(run_demo(port=port, open_browser=not no_browser))
+        asyncio.run(run_demo(port=port, open_browser=not no_browser, others=more_partners))
     except DemoPortBusyError as exc:
         typer.echo(
             default_prompts().text(

@@ -79,6 +79,7 @@ DEFAULT_PORT = 8080
 CONNECTOR_ID = 1001
 FIRST_PARTNER_ID = 2001
 FIRST_NEWCOMER_ID = 3001
+FIRST_OTHER_ID = 4001
 HISTORY_WEEKS = 5
 MEETING_IN_DAYS = 3
 MEETING_LOCAL_TIME = time(18, 0)
@@ -180,10 +181,16 @@ class Demo:
         port: int = DEFAULT_PORT,
         host: str = "127.0.0.1",
         clock: Clock = CLOCK,
+        others: int = 0,
     ) -> None:
-        """Prepare (nothing listens until :meth:`start`); data goes under ``folder``."""
+        """Prepare (nothing listens until :meth:`start`); data goes under ``folder``.
+
+        ``others``: more made-up partners with history, beyond the three the page plays, so
+        that ``/stats`` has groups of at least ``min_group_size`` to show (``--more-partners``).
+        """
         self.folder = folder
         self.clock = clock
+        self.others = others
         self.sandbox = SandboxTelegram(
             host=host, port=port, clock=self._clock_seconds, extra_routes=self._add_routes
         )
@@ -294,6 +301,22 @@ class Demo:
                         timezone=group.timezone,
                     )
                 )
+            other_names = _names(prompts, "others")
+            for number in range(self.others):
+                index = 3 + number
+                name = other_names[number % len(other_names)]
+                if number >= len(other_names):
+                    name = f"{name} {number // len(other_names) + 1}"
+                await self._seed_partner(
+                    session,
+                    companion,
+                    user_id=FIRST_OTHER_ID + number,
+                    name=name,
+                    group=protocol.groups[index % len(protocol.groups)],
+                    index=index,
+                    now=now,
+                )
+                self.sandbox.user(FIRST_OTHER_ID + number, name)
             zone = protocol.groups[0].zone
             starts = _local_at(now + timedelta(days=MEETING_IN_DAYS), MEETING_LOCAL_TIME, zone)
             lengths = protocol.meetings.length_choices_minutes
@@ -401,17 +424,21 @@ class Demo:
             day = now - timedelta(weeks=HISTORY_WEEKS - week)
             local = _local_at(day, slot_time, zone)
             due = local - timedelta(days=(local.weekday() - weekday) % 7)
+            # The partners the page plays answered every week; the others miss one now and then.
+            missed = index >= 3 and (index * 3 + week) % 5 == 0
             checkin = Checkin(
                 occurrence_key=f"demo:{person.id}:{week}",
                 person_id=person.id,
                 checkin_key=definition.key,
-                status=CheckinStatus.COMPLETED,
+                status=CheckinStatus.EXPIRED if missed else CheckinStatus.COMPLETED,
                 due_at=due,
                 opened_at=due,
                 closes_at=due + timedelta(hours=definition.open_hours),
             )
             session.add(checkin)
             await session.flush()
+            if missed:
+                continue
             answers: dict[str, Answer] = {}
             at = due
             scales = 0
@@ -642,11 +669,11 @@ class Demo:
 
 @contextlib.asynccontextmanager
 async def demo_running(
-    port: int = DEFAULT_PORT, folder: Path | None = None
+    port: int = DEFAULT_PORT, folder: Path | None = None, *, others: int = 0
 ) -> AsyncIterator[Demo]:
     """A started demo (in a throwaway folder unless ``folder``), stopped on the way out."""
     with tempfile.TemporaryDirectory(prefix="companion-demo-", ignore_cleanup_errors=True) as tmp:
-        demo = Demo(folder or Path(tmp), port=port)
+        demo = Demo(folder or Path(tmp), port=port, others=others)
         await demo.start()
         try:
             yield demo
@@ -666,13 +693,15 @@ def _open_browser(url: str) -> None:
         webbrowser.open(url, new=2)
 
 
-async def run_demo(port: int = DEFAULT_PORT, *, open_browser: bool = True) -> None:
+async def run_demo(
+    port: int = DEFAULT_PORT, *, open_browser: bool = True, others: int = 0
+) -> None:
     """Run the demo until SIGINT or SIGTERM, printing the page's address."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with demo_running(port) as demo:
+    async with demo_running(port, others=others) as demo:
         prompts = demo.bot.prompts
         print(
             prompts.text(

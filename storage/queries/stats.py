@@ -52,65 +52,58 @@ def period_of(column: Any, starts: Sequence[datetime]) -> ColumnElement[int]:
 
 
 @dataclass(frozen=True)
-class ScaleCount:
-    """How many current answers gave ``value`` to ``question`` in a period and group."""
+class ScaleCell:
+    """Current answers to one scale question in one period and group: how many gave each
+    value, and how many people gave them."""
 
     period: int
     group: str | None
     question: str
-    value: int
-    answers: int
+    answers: dict[int, int]  # value -> how many answers gave it
+    people: int
 
 
-async def scale_counts(
-    session: AsyncSession, questions: Sequence[str], starts: Sequence[datetime]
-) -> list[ScaleCount]:
-    """Current scale answers counted by period, group, question and value."""
+async def scale_cells(
+    session: AsyncSession,
+    questions: Sequence[str],
+    values: range,
+    starts: Sequence[datetime],
+) -> list[ScaleCell]:
+    """Current answers in ``values`` to scale ``questions``, by period, group and question.
+
+    One pass over the answers: each row of the result counts the answers per value (one
+    ``SUM(CASE ...)`` column each) and the distinct people behind them, which the small-group
+    rule needs, instead of a second scan for the people.
+    """
     period = period_of(Answer.answered_at, starts).label("period")
+    per_value = [func.sum(case((Answer.value_number == v, 1), else_=0)) for v in values]
     rows = await session.execute(
         select(
             period,
             PartnerProfile.group_key,
             Answer.question_key,
-            Answer.value_number,
-            func.count(),
+            func.count(distinct(Answer.person_id)),
+            *per_value,
         )
         .join(PartnerProfile, PartnerProfile.person_id == Answer.person_id)
         .where(
             Answer.question_key.in_(list(questions)),
             Answer.superseded_at.is_(None),
-            Answer.value_number.is_not(None),
+            Answer.value_number.between(values.start, values.stop - 1),
             Answer.answered_at >= starts[0],
         )
-        .group_by(period, PartnerProfile.group_key, Answer.question_key, Answer.value_number)
+        .group_by(period, PartnerProfile.group_key, Answer.question_key)
     )
-    return [ScaleCount(p, g, q, int(v or 0), int(n)) for p, g, q, v, n in rows]
-
-
-async def scale_people(
-    session: AsyncSession, questions: Sequence[str], starts: Sequence[datetime]
-) -> dict[tuple[int, str | None, str], int]:
-    """How many people answered each question, by period and group."""
-    period = period_of(Answer.answered_at, starts).label("period")
-    base = (
-        select(
-            PartnerProfile.group_key, Answer.question_key, func.count(distinct(Answer.person_id))
+    return [
+        ScaleCell(
+            period=int(p),
+            group=g,
+            question=q,
+            answers={v: int(n) for v, n in zip(values, counts, strict=True) if n},
+            people=int(people),
         )
-        .join(PartnerProfile, PartnerProfile.person_id == Answer.person_id)
-        .where(
-            Answer.question_key.in_(list(questions)),
-            Answer.superseded_at.is_(None),
-            Answer.value_number.is_not(None),
-            Answer.answered_at >= starts[0],
-        )
-    )
-    by_period = base.add_columns(period).group_by(
-        period, PartnerProfile.group_key, Answer.question_key
-    )
-    return {
-        (int(index), group, question): int(people)
-        for group, question, people, index in await session.execute(by_period)
-    }
+        for p, g, q, people, *counts in rows
+    ]
 
 
 @dataclass(frozen=True)
