@@ -43,6 +43,7 @@ SHAPES: dict[str, list[str]] = {
     "set": ["set:slot:{n}", "set:quiet:{n}", "set:group:{n}", "set:tz:{n}", "set:menu:{n}"],
     "ob": ["ob:slot:{n}", "ob:group:{n}", "ob:name:{n}"],
     "export": ["export:{n}"],
+    "rl": ["rl:w:{n}"],
 }  # fmt: skip
 GENERIC = ["{p}:{n}", "{p}:{n}:{n}", "{p}:{n}:{n}:{n}"]
 FORGED = ["\u00b2", "\u0663", "\uff11", "-1", "+1", " 1", "1_0", "", "9" * 20]
