@@ -1,0 +1,183 @@
+"""Staff roles follow where they came from: the allow-lists in the settings, or an invite.
+
+A connector or researcher holds their role from an allow-list (``COMPANION_CONNECTOR_IDS``,
+``COMPANION_RESEARCHER_IDS``: enrolled on first contact) or from a staff invite; the person row
+says which (``Person.role_source``). The allow-lists are read again at start and on every
+update from staff (:func:`follow_allow_list`): an id taken off its list loses the role, an id
+moved to the other list changes role, and an id put back on a list has it again. Roles from
+invites are never touched by the lists; :func:`revoke` takes them away (``companion staff
+revoke``).
+
+Someone whose role is taken away becomes former staff (:data:`FORMER_STAFF`): the person row
+stays, because their broadcasts, meetings and the audit log point at it, but the bot treats
+them as someone not enrolled (the one neutral reply, no study content; a new invite enrols
+them again). Their open draft is forgotten, nothing still waiting to be sent to them goes, and
+every query for connectors asks for the connector role, so relayed messages, alerts and
+notices no longer reach them. Each change is an audit line (``role.revoked``,
+``role.granted``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.partners.people import allow_listed_role
+from bot.settings import Settings
+from bot.transport.outbox import cancel_pending
+from storage.models import FORMER_STAFF, AuditEvent, Person, Role, RoleSource, TelegramIdentity
+from storage.queries import drafts
+from storage.queries.people import identity_of
+
+STAFF_ROLES: frozenset[str] = frozenset({Role.CONNECTOR, Role.RESEARCHER})
+#: Who ``settings`` stands for in the audit log when the allow-lists changed a role.
+BY_SETTINGS = "settings"
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    """One role that was granted, changed or taken away; ``new`` is FORMER_STAFF when taken."""
+
+    person_id: int
+    chat_id: int | None
+    old: str
+    new: str
+
+    @property
+    def menu_role(self) -> str | None:
+        """The command menu their chat should show now (None: the one for everyone)."""
+        return None if self.new == FORMER_STAFF else self.new
+
+
+def is_former_staff(person: Person | None) -> bool:
+    """Whether ``person`` held a staff role that was taken away."""
+    return person is not None and person.role == FORMER_STAFF
+
+
+def listed_role_wanted(settings: Settings, person: Person, telegram_user_id: int) -> str | None:
+    """The role the allow-lists say ``person`` should hold, or None when they have no say.
+
+    They have a say over roles they gave (taken away as FORMER_STAFF when the id is off both
+    lists) and over former staff whose id is on a list again; never over partners or roles
+    that came from an invite.
+    """
+    listed = allow_listed_role(settings, telegram_user_id)
+    if person.role == FORMER_STAFF:
+        return listed
+    if person.role in STAFF_ROLES and person.role_source == RoleSource.ALLOW_LIST:
+        return listed if listed is not None else FORMER_STAFF
+    return None
+
+
+async def follow_allow_list(
+    session: AsyncSession,
+    settings: Settings,
+    person: Person,
+    telegram_user_id: int,
+    *,
+    now: datetime,
+) -> RoleChange | None:
+    """Bring one person's role in line with the allow-lists; the change, if there was one."""
+    wanted = listed_role_wanted(settings, person, telegram_user_id)
+    if wanted is None or wanted == person.role:
+        return None
+    if wanted == FORMER_STAFF:
+        return await revoke(session, person, by=BY_SETTINGS, now=now)
+    return await _grant(session, person, Role(wanted), now=now)
+
+
+async def follow_allow_lists(
+    session: AsyncSession, settings: Settings, *, now: datetime
+) -> list[RoleChange]:
+    """At start: bring every staff and former staff role in line with the allow-lists."""
+    rows = await session.execute(
+        select(Person, TelegramIdentity.telegram_user_id)
+        .join(TelegramIdentity, TelegramIdentity.person_id == Person.id)
+        .where(Person.role.in_([*STAFF_ROLES, FORMER_STAFF]))
+        .order_by(Person.id)
+    )
+    changes = []
+    for person, telegram_user_id in rows.all():
+        change = await follow_allow_list(session, settings, person, telegram_user_id, now=now)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+async def revoke(
+    session: AsyncSession,
+    person: Person,
+    *,
+    by: str,
+    now: datetime,
+    actor_person_id: int | None = None,
+) -> RoleChange:
+    """Take a staff role away (see the module docstring); the caller checked it is staff.
+
+    ``by`` is who did it for the audit log: ``settings`` (the allow-lists) or ``cli``.
+    """
+    old = person.role
+    chat_id = await _end_role(session, person, by=by, now=now, actor_person_id=actor_person_id)
+    person.role, person.role_since = FORMER_STAFF, now
+    await session.flush()
+    return RoleChange(person.id, chat_id, old, FORMER_STAFF)
+
+
+async def _grant(
+    session: AsyncSession, person: Person, role: Role, *, now: datetime
+) -> RoleChange:
+    """Give a role from the allow-lists (a move from the other list ends the old role first)."""
+    old = person.role
+    chat_id = (
+        (await _end_role(session, person, by=BY_SETTINGS, now=now)) if old in STAFF_ROLES else None
+    )
+    person.role, person.role_source, person.role_since = role, RoleSource.ALLOW_LIST, now
+    session.add(
+        AuditEvent(
+            at=now,
+            actor_person_id=person.id,
+            action="role.granted",
+            detail={"role": str(role), "source": str(RoleSource.ALLOW_LIST), "by": BY_SETTINGS},
+        )
+    )
+    await session.flush()
+    if chat_id is None:
+        identity = await identity_of(session, person.id)
+        chat_id = identity.chat_id if identity is not None else None
+    return RoleChange(person.id, chat_id, old, role)
+
+
+async def _end_role(
+    session: AsyncSession,
+    person: Person,
+    *,
+    by: str,
+    now: datetime,
+    actor_person_id: int | None = None,
+) -> int | None:
+    """What ending a staff role does: their draft is forgotten, nothing still waiting is sent
+    to them, an audit line. Returns their chat."""
+    identity = await identity_of(session, person.id)
+    chat_id = identity.chat_id if identity is not None else None
+    await drafts.drop_any(session, person.id)
+    cancelled = await cancel_pending(
+        session, person_id=person.id, chat_id=chat_id, reason="role revoked"
+    )
+    session.add(
+        AuditEvent(
+            at=now,
+            actor_person_id=actor_person_id,
+            action="role.revoked",
+            detail={
+                "person_id": person.id,
+                "role": person.role,
+                "source": person.role_source,
+                "by": by,
+                "cancelled_messages": cancelled,
+            },
+        )
+    )
+    return chat_id
