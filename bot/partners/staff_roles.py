@@ -181,3 +181,93 @@ async def _end_role(
         )
     )
     return chat_id
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    """One line of ``companion staff list``: no Telegram id, the pseudonym names them."""
+
+    pseudonym: str
+    name: str
+    role: str
+    source: str | None
+    since: datetime
+
+    def to_json(self) -> dict[str, str | None]:
+        """The JSON object ``companion staff list --json`` prints for them."""
+        return {
+            "pseudonym": self.pseudonym,
+            "name": self.name,
+            "role": self.role,
+            "source": self.source,
+            "since": self.since.isoformat(),
+        }
+
+
+async def staff_members(session: AsyncSession) -> list[StaffMember]:
+    """Everyone holding a staff role, then former staff, each in the order they joined."""
+    rows = await session.execute(
+        select(Person, TelegramIdentity.called)
+        .outerjoin(TelegramIdentity, TelegramIdentity.person_id == Person.id)
+        .where(Person.role.in_([*STAFF_ROLES, FORMER_STAFF]))
+        .order_by(Person.role == FORMER_STAFF, Person.id)
+    )
+    return [
+        StaffMember(
+            pseudonym=person.pseudonym,
+            name=name or "",
+            role=person.role,
+            source=person.role_source,
+            since=person.role_since or person.created_at,
+        )
+        for person, name in rows.all()
+    ]
+
+
+class RevokeError(Exception):
+    """A role that ``companion staff revoke`` cannot take; ``reason`` names the sentence."""
+
+    def __init__(self, reason: str, **values: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.values = values
+
+
+async def revocable(session: AsyncSession, settings: Settings, who: str) -> Person:
+    """The staff member ``who`` (a pseudonym, or a numeric Telegram id) whose role
+    ``companion staff revoke`` may take away (with :func:`revoke`).
+
+    Raises :class:`RevokeError`: ``unknown`` (nobody enrolled is ``who``), ``partner``,
+    ``already`` (former staff), or ``allow_listed``: the id is on an allow-list in ``settings``,
+    which would give the role back at the next start or update, so it is refused (the id must
+    come off the setting, and the bot be restarted: the role is then taken away at start).
+    """
+    found = await _person_named(session, who)
+    if found is None:
+        raise RevokeError("unknown", who=who)
+    person, telegram_user_id = found
+    if person.role == FORMER_STAFF:
+        raise RevokeError("already", who=person.pseudonym)
+    if person.role not in STAFF_ROLES:
+        raise RevokeError("partner", who=person.pseudonym)
+    listed = allow_listed_role(settings, telegram_user_id) if telegram_user_id else None
+    if listed is not None:
+        setting = (
+            "COMPANION_CONNECTOR_IDS" if listed == Role.CONNECTOR else "COMPANION_RESEARCHER_IDS"
+        )
+        raise RevokeError("allow_listed", who=person.pseudonym, setting=setting)
+    return person
+
+
+async def _person_named(session: AsyncSession, who: str) -> tuple[Person, int | None] | None:
+    """The person whose pseudonym (any case) or Telegram id is ``who``, with that id."""
+    text = who.strip()
+    query = select(Person, TelegramIdentity.telegram_user_id).outerjoin(
+        TelegramIdentity, TelegramIdentity.person_id == Person.id
+    )
+    if text.isascii() and text.isdigit():
+        query = query.where(TelegramIdentity.telegram_user_id == int(text))
+    else:
+        query = query.where(Person.pseudonym == text.upper())
+    row = (await session.execute(query)).first()
+    return (row[0], row[1]) if row is not None else None
