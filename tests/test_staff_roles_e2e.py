@@ -27,6 +27,7 @@ from storage.models import (
     Person,
     Role,
     RoleSource,
+    SafeguardingAlert,
     StaffDraft,
 )
 from storage.queries.people import connector_chat_ids, person_for_telegram_user
@@ -61,7 +62,7 @@ async def person(database, telegram_user_id: int) -> Person:
 async def test_an_id_taken_off_the_allow_list_loses_the_role_at_start(
     sandbox, database, database_url, tmp_path
 ) -> None:
-    await enrol(database, SAM, name="Sam")
+    sam = await enrol(database, SAM, name="Sam")
     priya, lea = sandbox.user(CONNECTOR_ID, "Priya"), sandbox.user(LEA, "Lea")
     sandbox.user(SAM, "Sam")
     both = [CONNECTOR_ID, LEA]
@@ -89,6 +90,16 @@ async def test_an_id_taken_off_the_allow_list_loses_the_role_at_start(
                     next_attempt_at=utcnow() + timedelta(days=1),
                 )
             )
+            # An alert she said "I'm on it" to, not resolved yet.
+            session.add(
+                SafeguardingAlert(
+                    person_id=sam.id,
+                    rule="self_harm",
+                    source="message",
+                    acknowledged_by_person_id=lea_id,
+                    acknowledged_at=utcnow(),
+                )
+            )
     assert (await person(database, LEA)).role_source == RoleSource.ALLOW_LIST
 
     # The study takes Lea off COMPANION_CONNECTOR_IDS and restarts the bot.
@@ -101,6 +112,7 @@ async def test_an_id_taken_off_the_allow_list_loses_the_role_at_start(
         assert line.detail["role"] == "connector"
         assert (line.detail["source"], line.detail["by"]) == ("allow-list", "settings")
         assert line.detail["person_id"] == former.id
+        assert (line.detail["cancelled_messages"], line.detail["reopened_alerts"]) == (1, 1)
         async with database.sessions() as session:
             assert await session.get(StaffDraft, former.id) is None
             notice = (
@@ -109,6 +121,8 @@ async def test_an_id_taken_off_the_allow_list_loses_the_role_at_start(
                 )
             ).scalar_one()
             assert notice.status == OutboxStatus.CANCELLED
+            alert = (await session.execute(select(SafeguardingAlert))).scalar_one()
+            assert alert.acknowledged_by_person_id is None  # open again for the others
             assert await connector_chat_ids(session) == [CONNECTOR_ID]
         deleted = sandbox.requests_for("deleteMyCommands")
         assert any(r.params.get("scope", {}).get("chat_id") == LEA for r in deleted)

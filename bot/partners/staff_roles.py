@@ -11,9 +11,10 @@ revoke``).
 Someone whose role is taken away becomes former staff (:data:`FORMER_STAFF`): the person row
 stays, because their broadcasts, meetings and the audit log point at it, but the bot treats
 them as someone not enrolled (the one neutral reply, no study content; a new invite enrols
-them again). Their open draft is forgotten, nothing still waiting to be sent to them goes, and
-every query for connectors asks for the connector role, so relayed messages, alerts and
-notices no longer reach them. Each change is an audit line (``role.revoked``,
+them again). Their open draft is forgotten, nothing still waiting to be sent to them goes, an
+alert or notice they had picked up ("I'm on it") but not resolved is open again for the other
+connectors, and every query for connectors asks for the connector role, so relayed messages,
+alerts and notices no longer reach them. Each change is an audit line (``role.revoked``,
 ``role.granted``).
 """
 
@@ -22,13 +23,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.partners.people import allow_listed_role
 from bot.settings import Settings
 from bot.transport.outbox import cancel_pending
-from storage.models import FORMER_STAFF, AuditEvent, Person, Role, RoleSource, TelegramIdentity
+from storage.models import (
+    FORMER_STAFF,
+    AuditEvent,
+    Person,
+    Role,
+    RoleSource,
+    SafeguardingAlert,
+    StaffNotice,
+    TelegramIdentity,
+)
 from storage.queries import drafts
 from storage.queries.people import identity_of
 
@@ -64,10 +74,10 @@ def listed_role_wanted(settings: Settings, person: Person, telegram_user_id: int
     lists) and over former staff whose id is on a list again; never over partners or roles
     that came from an invite.
     """
-    listed = allow_listed_role(settings, telegram_user_id)
     if person.role == FORMER_STAFF:
-        return listed
+        return allow_listed_role(settings, telegram_user_id)
     if person.role in STAFF_ROLES and person.role_source == RoleSource.ALLOW_LIST:
+        listed = allow_listed_role(settings, telegram_user_id)
         return listed if listed is not None else FORMER_STAFF
     return None
 
@@ -166,6 +176,15 @@ async def _end_role(
     cancelled = await cancel_pending(
         session, person_id=person.id, chat_id=chat_id, reason="role revoked"
     )
+    reopened = 0
+    for model in (SafeguardingAlert, StaffNotice):  # "I'm on it" from them no longer holds
+        result = await session.execute(
+            update(model)
+            .where(model.acknowledged_by_person_id == person.id, model.resolved_at.is_(None))
+            .values(acknowledged_by_person_id=None, acknowledged_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        reopened += int(getattr(result, "rowcount", 0) or 0)
     session.add(
         AuditEvent(
             at=now,
@@ -177,6 +196,7 @@ async def _end_role(
                 "source": person.role_source,
                 "by": by,
                 "cancelled_messages": cancelled,
+                "reopened_alerts": reopened,
             },
         )
     )
