@@ -217,7 +217,7 @@ class StaffMember:
         """The JSON object ``companion staff list --json`` prints for them."""
         return {
             "pseudonym": self.pseudonym,
-            "name": self.name,
+            "name": self.name or None,
             "role": self.role,
             "source": self.source,
             "since": self.since.isoformat(),

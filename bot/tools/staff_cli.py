@@ -22,6 +22,10 @@ def _say(key: str, **values: object) -> str:
     return default_prompts().label(f"staff.cli.{key}", **values)
 
 
+def _name(name: str) -> str:
+    return name or default_prompts().label("people.unnamed")
+
+
 def _fail(sentence: str, code: int = 1) -> typer.Exit:
     typer.echo(sentence, err=True)
     return typer.Exit(code)
@@ -70,7 +74,7 @@ def staff_list(
                 role=member.role,
                 source=source,
                 since=since,
-                name=member.name,
+                name=_name(member.name),
             )
         )
     if not members:
@@ -93,7 +97,7 @@ def staff_revoke(
     async def check(session: Any, settings: Any) -> dict[str, str]:
         person = await revocable(session, settings, who)
         name = await name_of(session, person.id)
-        return {"who": person.pseudonym, "role": person.role, "name": name}
+        return {"who": person.pseudonym, "role": person.role, "name": _name(name)}
 
     async def job(session: Any, settings: Any) -> dict[str, Any]:
         person = await revocable(session, settings, who)
@@ -114,4 +118,4 @@ def staff_revoke(
         result = {"pseudonym": done["who"], "role": done["role"], "source": done["source"]}
         typer.echo(json.dumps({**result, "revoked": True}, indent=2))
     else:
-        typer.echo(_say("revoked", who=done["who"], name=done["name"], role=done["role"]))
+        typer.echo(_say("revoked", who=done["who"], name=_name(done["name"]), role=done["role"]))
