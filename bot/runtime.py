@@ -25,8 +25,9 @@ from bot.connector.failure_alerts import notify_staff_of_failure
 from bot.connector.progress import BroadcastProgress
 from bot.context import Services
 from bot.logs import quiet_http_libraries
-from bot.menu import publish_menu
+from bot.menu import publish_chat_menu, publish_menu
 from bot.partners.reachability import unreachable_handler
+from bot.partners.staff_roles import RoleChange, follow_allow_lists
 from bot.protocol import StudyProtocol, load_protocol
 from bot.schedule.leader import Leadership
 from bot.settings import Settings
@@ -177,6 +178,15 @@ class Companion:
             return
         log.info("retention: %s", result.counts)
 
+    async def follow_allow_lists(self) -> list[RoleChange]:
+        """Staff roles that came from the allow-lists follow the settings as they are now
+        (an id taken off its list loses the role); the changes, each chat to get a new menu."""
+        async with self.db.transaction() as session:
+            changes = await follow_allow_lists(session, self.settings, now=self.clock.now())
+        for change in changes:
+            log.info("a staff role followed the allow-list: %s -> %s", change.old, change.new)
+        return changes
+
     async def _on_update_failed(
         self, session: AsyncSession, update_id: int, chat_id: int | None, error: BaseException
     ) -> None:
@@ -242,7 +252,13 @@ class Companion:
     async def _start_loops(self) -> None:
         """Recover what a previous run left, then start sending, processing and polling."""
         await self.sender.recover()
+        changed = await self.follow_allow_lists()
         await publish_menu(self.application.bot, self.prompts)
+        for change in changed:
+            if change.chat_id is not None:
+                await publish_chat_menu(
+                    self.application.bot, self.prompts, change.chat_id, change.menu_role
+                )
         self._tasks.append(asyncio.create_task(self.sender.run(), name="outbox-sender"))
         self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))

@@ -22,6 +22,7 @@ from telegram.ext import BaseHandler, CommandHandler
 from bot.context import BotContext
 from bot.menu import publish_chat_menu
 from bot.partners.invites import RedeemOutcome, RedemptionThrottle, redeem
+from bot.partners.staff_roles import is_former_staff
 from bot.partners.views import invites as views
 from handlers.onboarding import send_step
 from storage.models import Role
@@ -40,7 +41,7 @@ def start_payload(message: Message | None) -> str | None:
 
 
 async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
-    """Try to enrol the (not yet enrolled) sender of ``/start CODE``."""
+    """Try to enrol the (not yet enrolled, or former staff) sender of ``/start CODE``."""
     user = update.effective_user
     chat = update.effective_chat
     if user is None or chat is None or chat.type != ChatType.PRIVATE:
@@ -58,6 +59,7 @@ async def redeem_invite(update: Update, context: BotContext, code: str) -> None:
         first_name=user.first_name,
         username=user.username,
         language_code=user.language_code,
+        former=context.person if is_former_staff(context.person) else None,
     )
     if result.outcome != RedeemOutcome.ENROLLED or result.person is None:
         throttle.record_failure(user.id)

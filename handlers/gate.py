@@ -1,11 +1,12 @@
 """The gate every update passes first: outsiders get one neutral reply and nothing else.
 
-It runs in handler group -2. An update from someone who is not enrolled (and not on the staff
-allow-list) stops here: ``/start CODE`` in a private chat goes to enrolment
-(``handlers.enrol.redeem_invite``, which enrols them or explains kindly why not), any other
-private message gets the neutral reply at most once per ``OUTSIDER_REPLY_EVERY`` per person, a
-button press is answered silently, everything else is ignored. Nothing about outsiders is
-written to the database; the throttles are in memory.
+It runs in handler group -2. A staff member's role is first checked against the allow-lists
+(:mod:`bot.partners.staff_roles`). An update from someone who is not enrolled (and not on the
+staff allow-list), or from former staff, stops here: ``/start CODE`` in a private chat goes to
+enrolment (``handlers.enrol.redeem_invite``, which enrols them or explains kindly why not),
+any other private message gets the neutral reply at most once per ``OUTSIDER_REPLY_EVERY`` per
+person, a button press is answered silently, everything else is ignored. Nothing about
+outsiders is written to the database; the throttles are in memory.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from telegram.ext import ApplicationHandlerStop, BaseHandler, TypeHandler
 from bot.context import BotContext
 from bot.menu import publish_chat_menu
 from bot.partners.people import enrol_allow_listed
+from bot.partners.staff_roles import follow_allow_list, is_former_staff
 from bot.partners.views import invites as views
 from handlers.enrol import redeem_invite, start_payload
-from storage.models import PersonStatus
+from storage.clock import utcnow
+from storage.models import Person, PersonStatus
 
 log = logging.getLogger(__name__)
 _GONE = {ChatMember.LEFT, ChatMember.BANNED}
@@ -46,13 +49,17 @@ async def gate(update: Update, context: BotContext) -> None:
             context.after_commit(
                 partial(publish_chat_menu, context.bot, context.prompts, chat.id, role)
             )
+    if scope.person is not None and chat is not None:
+        await _follow_allow_list(context, scope.person, user.id, chat.id)
+    former = is_former_staff(scope.person)
     if scope.person is not None and scope.person.status == PersonStatus.WITHDRAWN:
         # Withdrawal stops all contact: no reply of any kind, old buttons just stop spinning.
         if update.callback_query is not None:
             context.answer_button(update)
         raise ApplicationHandlerStop
-    if scope.person is not None:
+    if scope.person is not None and not former:
         return
+    # Someone not enrolled, or former staff (treated the same, with their old menu taken away).
     if update.callback_query is not None:
         context.answer_button(update)  # a stale query from an outsider: just stop the spinner
         raise ApplicationHandlerStop
@@ -63,7 +70,26 @@ async def gate(update: Update, context: BotContext) -> None:
             raise ApplicationHandlerStop
         if context.services.outsider_replies.allow(user.id):
             context.send_unstored(chat.id, views.outsider(context.prompts))
+            if former:
+                context.after_commit(
+                    partial(publish_chat_menu, context.bot, context.prompts, chat.id, None)
+                )
     raise ApplicationHandlerStop
+
+
+async def _follow_allow_list(
+    context: BotContext, person: Person, telegram_user_id: int, chat_id: int
+) -> None:
+    """Staff (and former staff): the allow-lists in the settings decide again, on every update
+    (the settings may have changed since start); a changed role gets its own menu."""
+    change = await follow_allow_list(
+        context.session, context.settings, person, telegram_user_id, now=utcnow()
+    )
+    if change is not None:
+        log.info("a staff role followed the allow-list: %s -> %s", change.old, change.new)
+        context.after_commit(
+            partial(publish_chat_menu, context.bot, context.prompts, chat_id, change.menu_role)
+        )
 
 
 def _leave_group(update: Update, context: BotContext, chat_id: int) -> None:

@@ -55,6 +55,18 @@ class Role(enum.StrEnum):
     RESEARCHER = "researcher"
 
 
+#: The role of a connector or researcher whose staff role was taken away: kept (their drafts,
+#: broadcasts and the audit log point at them) but treated as someone not enrolled.
+FORMER_STAFF = "former"
+
+
+class RoleSource(enum.StrEnum):
+    """Where a person's role came from, so that the allow-list check knows what it may take."""
+
+    ALLOW_LIST = "allow-list"  # COMPANION_CONNECTOR_IDS / COMPANION_RESEARCHER_IDS
+    INVITE = "invite"  # an invite link (companion invite create, /invite)
+
+
 class PersonStatus(enum.StrEnum):
     """Whether the bot may contact someone."""
 
@@ -90,6 +102,10 @@ class Person(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
     role: Mapped[str] = mapped_column(String(16))
+    #: Where ``role`` came from (:class:`RoleSource`); None when not known (made by hand).
+    role_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    #: Since when they hold ``role`` (None: since ``created_at``).
+    role_since: Mapped[datetime | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(16), default=PersonStatus.ACTIVE)
     status_changed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,7 +21,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.partners.people import new_pseudonym
@@ -35,6 +35,7 @@ from storage.models import (
     Person,
     PersonStatus,
     Role,
+    RoleSource,
     TelegramIdentity,
 )
 
@@ -175,10 +176,13 @@ async def redeem(
     username: str | None = None,
     language_code: str | None = None,
     now: datetime | None = None,
+    former: Person | None = None,
 ) -> Redemption:
     """Enrol the sender of ``code`` if it is a valid, unused, unexpired invite.
 
-    The caller must have checked that ``telegram_user_id`` is not enrolled yet. On success the
+    The caller must have checked that ``telegram_user_id`` is not enrolled yet, or that it is
+    ``former`` staff (their role was taken away): they are enrolled again as the same person,
+    with the invite's role and a fresh Telegram identity. On success the
     invite is marked used (guarded so that two simultaneous redemptions cannot both win), and
     the person, identity, partner profile and ``role.granted`` audit line are added to
     ``session``. Otherwise nothing is written.
@@ -204,10 +208,20 @@ async def redeem(
     if getattr(claimed, "rowcount", 1) != 1:
         return Redemption(RedeemOutcome.USED)
     role = Role(invite.role)
-    person = Person(
-        pseudonym=new_pseudonym(), role=role, status=PersonStatus.ACTIVE, created_at=at
-    )
-    session.add(person)
+    if former is not None:
+        person = former
+        person.role, person.role_source, person.role_since = role, RoleSource.INVITE, at
+        await _forget_identity(session, former.id)
+    else:
+        person = Person(
+            pseudonym=new_pseudonym(),
+            role=role,
+            role_source=RoleSource.INVITE,
+            role_since=at,
+            status=PersonStatus.ACTIVE,
+            created_at=at,
+        )
+        session.add(person)
     await session.flush()
     await session.execute(
         update(Invite)
@@ -250,6 +264,15 @@ async def redeem(
     )
     await session.flush()
     return Redemption(RedeemOutcome.ENROLLED, person=person, profile=profile, identity=identity)
+
+
+async def _forget_identity(session: AsyncSession, person_id: int) -> None:
+    """Delete a former staff member's old identity before they are given a new one."""
+    await session.execute(
+        delete(TelegramIdentity)
+        .where(TelegramIdentity.person_id == person_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 class RedemptionThrottle:

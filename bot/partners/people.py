@@ -10,7 +10,14 @@ from telegram import User
 from bot.settings import Settings
 from bot.text import telegram_name
 from storage.clock import utcnow
-from storage.models import AuditEvent, Person, PersonStatus, Role, TelegramIdentity
+from storage.models import (
+    AuditEvent,
+    Person,
+    PersonStatus,
+    Role,
+    RoleSource,
+    TelegramIdentity,
+)
 
 
 def new_pseudonym() -> str:
@@ -35,7 +42,13 @@ async def enrol_allow_listed(
     role = allow_listed_role(settings, user.id)
     if role is None:
         return None
-    person = Person(pseudonym=new_pseudonym(), role=role, status=PersonStatus.ACTIVE)
+    person = Person(
+        pseudonym=new_pseudonym(),
+        role=role,
+        role_source=RoleSource.ALLOW_LIST,
+        role_since=utcnow(),
+        status=PersonStatus.ACTIVE,
+    )
     session.add(person)
     await session.flush()
     session.add(

@@ -45,7 +45,7 @@ from bot.privacy import views
 from bot.privacy.mydata import EXPORTS_FOLDER
 from bot.protocol import StudyProtocol
 from bot.schedule.planner import cancel_for_person
-from bot.transport.outbox import clear_quoted_words, enqueue
+from bot.transport.outbox import addressed_to, cancel_pending, enqueue
 from prompts import Prompts
 from storage.clock import utcnow
 from storage.models import (
@@ -55,7 +55,6 @@ from storage.models import (
     CheckinStatus,
     ConsentDecision,
     OutboxMessage,
-    OutboxStatus,
     PartnerProfile,
     Person,
     PersonStatus,
@@ -272,18 +271,9 @@ async def withdraw(
         profile.paused_until = None
 
     identity = await identity_of(session, pid)
-    to_them = OutboxMessage.person_id == pid
-    if identity is not None:
-        to_them = or_(to_them, OutboxMessage.chat_id == identity.chat_id)
-    cancelled = _rowcount(
-        await session.execute(
-            update(OutboxMessage)
-            .where(to_them, OutboxMessage.status == OutboxStatus.PENDING)
-            .values(status=OutboxStatus.CANCELLED, last_error="withdrawn")
-            .execution_options(synchronize_session=False)
-        )
-    )
-    await clear_quoted_words(session, to_them)
+    chat_id = identity.chat_id if identity is not None else None
+    to_them = addressed_to(pid, chat_id)
+    cancelled = await cancel_pending(session, person_id=pid, chat_id=chat_id, reason="withdrawn")
     closed = _rowcount(
         await session.execute(
             update(Checkin)

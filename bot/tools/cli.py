@@ -27,6 +27,7 @@ from bot.partners.invites import (
 from bot.protocol import ProtocolError, StudyProtocol, load_protocol
 from bot.settings import Settings
 from bot.tools.broadcast_cli import broadcast_app
+from bot.tools.staff_cli import staff_app
 from prompts import default_prompts
 from storage import migrate
 from storage.db import is_sqlite
@@ -455,6 +456,7 @@ def demo(
 meeting_app = typer.Typer(help="Meetings: add, list, change and cancel them.")
 app.add_typer(meeting_app, name="meeting")
 app.add_typer(broadcast_app, name="broadcast")  # bot/tools/broadcast_cli.py
+app.add_typer(staff_app, name="staff")  # bot/tools/staff_cli.py
 
 #: Meeting problems that come from the meeting's state rather than from what was typed.
 _MEETING_STATE_PROBLEMS = frozenset({"cancelled", "already_cancelled", "started"})

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 import telegram
-from sqlalchemy import ColumnElement, Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -271,3 +271,27 @@ async def clear_quoted_words(session: AsyncSession, *where: ColumnElement[bool])
     if cleared:
         await session.execute(_CLEAR_WORDS, cleared)
     return len(cleared)
+
+
+def addressed_to(person_id: int, chat_id: int | None) -> ColumnElement[bool]:
+    """Rows meant for a person: by their id, or (rows to staff carry none) by their chat."""
+    to_them = OutboxMessage.person_id == person_id
+    return or_(to_them, OutboxMessage.chat_id == chat_id) if chat_id is not None else to_them
+
+
+async def cancel_pending(
+    session: AsyncSession, *, person_id: int, chat_id: int | None, reason: str
+) -> int:
+    """Cancel every row not yet sent to a person (see :func:`addressed_to`); how many.
+
+    Rows already with Telegram (sending, sent, unknown) are history and stay as they are;
+    settled rows to them that quote someone's words lose those words.
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(addressed_to(person_id, chat_id), OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    await clear_quoted_words(session, addressed_to(person_id, chat_id))
+    return int(getattr(result, "rowcount", 0) or 0)

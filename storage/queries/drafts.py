@@ -67,3 +67,12 @@ async def drop(session: AsyncSession, person_id: int, kind: str) -> bool:
 async def staff_draft_of(session: AsyncSession, person_id: int) -> StaffDraft | None:
     """The draft ``person_id`` has open, of any kind (one at a time per person)."""
     return await session.get(StaffDraft, person_id)
+
+
+async def drop_any(session: AsyncSession, person_id: int) -> bool:
+    """Forget whatever draft the person has open (their staff role ended); True if one was."""
+    draft = await session.get(StaffDraft, person_id)
+    if draft is None:
+        return False
+    await session.delete(draft)
+    return True
