@@ -213,9 +213,11 @@ def test_check_config_changes_nothing_on_disk(tmp_path):
 
 
 def test_check_config_reads_an_existing_sqlite_database_without_writing(database_url, tmp_path):
-    path = Path(database_url.split(":///", 1)[1])
-    if not path.is_file():
-        pytest.skip("SQLite only")
+    from storage.db import sqlite_path
+
+    path = sqlite_path(database_url)
+    if path is None:
+        pytest.skip("an SQLite file only")
     before = {p.name: p.stat().st_mtime_ns for p in path.parent.iterdir()}
     result = run_companion("check-config", cwd=tmp_path, DATABASE_URL=database_url)
     assert "can be reached and is up to date" in result.stdout
