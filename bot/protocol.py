@@ -405,6 +405,10 @@ def load_protocol(path: Path) -> StudyProtocol:
         raise ProtocolError(f"{path}: the study protocol file does not exist") from exc
     except OSError as exc:
         raise ProtocolError(f"{path}: the study protocol file cannot be read ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(
+            f"{path}: the study protocol is not a text file in UTF-8; save it as UTF-8 text"
+        ) from exc
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)

@@ -324,7 +324,9 @@ class Companion:
         for closer in (self.application.stop, self.application.shutdown):
             with contextlib.suppress(Exception):
                 await closer()
-        for bot in (self.sender_bot, self.poll_bot):
+        # The application's bot too: when its getMe failed, the application counts as never
+        # initialised and leaves the bot's connections open.
+        for bot in (self.application.bot, self.sender_bot, self.poll_bot):
             with contextlib.suppress(Exception):
                 await bot.shutdown()
         await self.db.dispose()
@@ -356,7 +358,13 @@ class Companion:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await self.start(**start_options)
+        try:
+            await self.start(**start_options)
+        except BaseException:
+            # Close what start() had opened (HTTP sessions, pools, the lock) before the error
+            # is told: otherwise aiohttp reports every session left open, at length.
+            await self.stop()
+            raise
         try:
             await stop.wait()
         finally:

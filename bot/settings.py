@@ -6,6 +6,7 @@ in the README.
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Annotated
 
@@ -21,14 +22,16 @@ DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 MIN_SECRET_KEY_LENGTH = 32
 MAKE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105
 _FEWEST_DISTINCT_CHARACTERS = 12
+_NOT_LETTERS = string.digits + string.punctuation + " "
 
 
 def secret_key_problem(value: str) -> str | None:
     """Why a COMPANION_SECRET_KEY (one or several, comma-separated) is too weak, or None.
 
     Weak: shorter than :data:`MIN_SECRET_KEY_LENGTH`, made of letters only (a word or a phrase:
-    dictionary attacks try those first), or of few distinct characters (``aaaa...``,
-    ``12341234...``). Keys that pass look like what :data:`MAKE_SECRET_KEY` prints.
+    dictionary attacks try those first, and with digits or symbols at the ends, such as a
+    year, next), or of few distinct characters (``aaaa...``, ``12341234...``). Keys that pass
+    look like what :data:`MAKE_SECRET_KEY` prints.
     """
     keys = [k.strip() for k in value.split(",")]
     if not any(keys):
@@ -36,7 +39,8 @@ def secret_key_problem(value: str) -> str | None:
     for key in keys:
         if len(key) < MIN_SECRET_KEY_LENGTH:
             return "short"
-        if key.replace(" ", "").replace("-", "").replace("_", "").isalpha():
+        middle = key.strip(_NOT_LETTERS)
+        if middle.replace(" ", "").replace("-", "").replace("_", "").isalpha():
             return "words"
         if len(set(key)) < _FEWEST_DISTINCT_CHARACTERS:
             return "repetitive"

@@ -63,24 +63,45 @@ def head_revision() -> str:
     return heads.pop()
 
 
+def _stored_revision(sync_conn: Connection) -> str | None:
+    """The revision recorded in the database behind ``sync_conn`` (None: never migrated)."""
+    if not inspect(sync_conn).has_table(VERSION_TABLE):
+        return None
+    query = select(column("version_num", String)).select_from(table(VERSION_TABLE))
+    versions = sync_conn.execute(query).scalars().all()
+    if len(versions) > 1:  # pragma: no cover - our migrations have one line
+        raise RuntimeError(f"the database is on several revisions: {versions}")
+    return versions[0] if versions else None
+
+
 async def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is on, or None when it has never been migrated."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-
-            def _read(sync_conn: Connection) -> str | None:
-                if not inspect(sync_conn).has_table(VERSION_TABLE):
-                    return None
-                query = select(column("version_num", String)).select_from(table(VERSION_TABLE))
-                versions = sync_conn.execute(query).scalars().all()
-                if len(versions) > 1:  # pragma: no cover - our migrations have one line
-                    raise RuntimeError(f"the database is on several revisions: {versions}")
-                return versions[0] if versions else None
-
-            return await conn.run_sync(_read)
+            return await conn.run_sync(_stored_revision)
     finally:
         await engine.dispose()
+
+
+def sqlite_revision_read_only(path: Path) -> str | None:
+    """The revision of the existing SQLite file at ``path``, read without writing anything.
+
+    For ``companion check-config``, which must change nothing on disk. While no process has
+    the file open (there is no ``-wal`` file beside it) it is opened immutable, so SQLite does
+    not even make its ``-wal`` and ``-shm`` files; otherwise read-only, next to the ones the
+    running process made.
+    """
+    from sqlalchemy import create_engine as create_sync_engine
+
+    wal = path.with_name(f"{path.name}-wal")
+    mode = "mode=ro" if wal.exists() else "immutable=1"
+    engine = create_sync_engine(f"sqlite:///{path.resolve().as_uri()}?{mode}&uri=true")
+    try:
+        with engine.connect() as conn:
+            return _stored_revision(conn)
+    finally:
+        engine.dispose()
 
 
 async def upgrade(url: str, revision: str = "head") -> None:

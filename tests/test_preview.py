@@ -240,6 +240,49 @@ def test_a_missing_wording_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert "this wording folder does not exist" in result.output
 
 
+def test_from_a_checkout_the_page_points_at_the_checkouts_own_wording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the installed copy under site-packages, where an edit is lost on the next install."""
+    checkout = tmp_path / "study-repo"
+    wording = checkout / "prompts" / "en-GB"
+    shutil.copytree(LOCALE, wording)
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'our-study'\n", encoding="utf-8")
+    (wording / "pause" / "not_paused.html.j2").write_text(
+        "Edited in our own checkout.\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(checkout)
+    out = tmp_path / "page.html"
+    result = runner.invoke(app, ["preview", "--study", str(DEFAULT_STUDY_PATH), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "Edited in our own checkout." in page
+    assert f"<dt>Wording folder</dt><dd><code>{wording}</code></dd>" in page
+    assert str(wording) in result.output
+
+
+def test_outside_a_checkout_the_page_uses_the_package_wording(tmp_path: Path) -> None:
+    from bot.protocol import load_protocol
+    from bot.tools.preview import default_locale_dir
+
+    protocol = load_protocol(DEFAULT_STUDY_PATH)
+    (tmp_path / "prompts" / "en-GB").mkdir(parents=True)  # a prompts folder, but no project
+    assert default_locale_dir(protocol, tmp_path) == PROMPTS_DIR / "en-GB"
+
+
+def test_scores_stay_on_the_scale_the_page_names(locale_copy: Path) -> None:
+    """Flesch's formula gives short lines of one-syllable words more than 100."""
+    (locale_copy / "pause" / "not_paused.html.j2").write_text("Yes.\nNo.\nGo.\n", encoding="utf-8")
+    preview = build_preview(DEFAULT_STUDY_PATH, locale_copy, chart=False)
+    scores = [s.reading.ease for s in preview.scored if s.reading is not None]
+    assert max(scores) == 100.0
+    assert min(scores) >= 0.0
+    html = render_page(preview)
+    assert "a reading ease score from 0 to 100 (Flesch)" in html
+    shown = [int(n) for n in re.findall(r"Reading ease (-?\d+)", html)]
+    assert shown and all(0 <= n <= 100 for n in shown)
+
+
 def test_telegram_html_becomes_safe_page_html() -> None:
     html = (
         'Hi <b>Sam &amp; <i>Jo</i></b>. <a href="https://example.org/x?a=1&amp;b=2">link</a> '

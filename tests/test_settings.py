@@ -15,3 +15,14 @@ def test_a_weak_secret_key_is_recognised() -> None:
     good = "q9Zr_Ft2Lw8-Xk4Pb7Hs1Mn6Vd3Jc0Yt5Ra"
     assert secret_key_problem(good) is None
     assert secret_key_problem(f"{good},short") == "short", "every rotated key must be strong"
+
+
+def test_a_phrase_with_a_year_or_symbols_at_its_ends_is_still_words() -> None:
+    import secrets
+
+    from bot.settings import secret_key_problem
+
+    assert secret_key_problem("correcthorsebatterystaple20262026") == "words"
+    assert secret_key_problem("2026!Correct-Horse-Battery-Staple!!") == "words"
+    made = [secrets.token_urlsafe(48) for _ in range(2000)]  # what MAKE_SECRET_KEY prints
+    assert [key for key in made if secret_key_problem(key) is not None] == []

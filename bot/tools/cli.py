@@ -25,20 +25,37 @@ from bot.partners.invites import (
     hash_code,
 )
 from bot.protocol import ProtocolError, StudyProtocol, load_protocol
-from bot.settings import Settings
+from bot.settings import MAKE_SECRET_KEY, MIN_SECRET_KEY_LENGTH, Settings, secret_key_problem
 from bot.tools.broadcast_cli import broadcast_app
+from bot.tools.cli_errors import CompanionGroup, failure_sentence, telegram_sentence
+from bot.tools.cli_errors import reason as _reason
 from bot.tools.staff_cli import staff_app
 from prompts import default_prompts
 from storage import migrate
-from storage.db import is_sqlite
+from storage.db import is_sqlite, sqlite_path
 from storage.models import Role
 
-app = typer.Typer(help="Involvement Companion: a Telegram companion for research partners.")
+app = typer.Typer(
+    help="Involvement Companion: a Telegram companion for research partners.",
+    cls=CompanionGroup,  # a failure no command explains becomes one sentence (cli_errors)
+)
 db_app = typer.Typer(help="Database migrations.")
 app.add_typer(db_app, name="db")
 invite_app = typer.Typer(help="Invite links for partners and staff.")
 app.add_typer(invite_app, name="invite")
 log = logging.getLogger(__name__)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="When a command fails, show the whole error (the token stays hidden)."
+        ),
+    ] = False,
+) -> None:
+    """Options for every command (``--debug`` is read by :class:`CompanionGroup`)."""
 
 
 def _say(key: str, **values: object) -> str:
@@ -69,13 +86,23 @@ class _Item:
 
 
 async def _database_items(settings: Settings) -> list[_Item]:
+    """Whether the database can be reached and is up to date, creating nothing.
+
+    A missing SQLite file is not a problem (``companion run`` creates it); an existing one is
+    read without writing to it (:func:`storage.migrate.sqlite_revision_read_only`).
+    """
     url = settings.database_url
-    shown = _safe_url(url)
     try:
-        current = await asyncio.wait_for(migrate.current_revision(url), timeout=10)
+        shown = _safe_url(url)
+        path = sqlite_path(url)
+        if path is not None and not path.exists():
+            return [_Item(True, _say("database_not_created", path=path))]
+        if path is not None:
+            current = await asyncio.to_thread(migrate.sqlite_revision_read_only, path)
+        else:
+            current = await asyncio.wait_for(migrate.current_revision(url), timeout=10)
     except Exception as exc:
-        reason = type(exc).__name__ if not str(exc) else str(exc).splitlines()[0][:160]
-        return [_Item(False, _say("database_unreachable", url=shown, reason=reason))]
+        return [_Item(False, failure_sentence(exc, settings))]
     head = migrate.head_revision()
     if current == head:
         return [_Item(True, _say("database_ok", url=shown))]
@@ -84,21 +111,40 @@ async def _database_items(settings: Settings) -> list[_Item]:
     return [_Item(False, _say("database_behind", url=shown, current=current or "none", head=head))]
 
 
+def _telegram_items(settings: Settings) -> list[_Item]:
+    """The token and the API address, and whether Telegram answers getMe with them."""
+    token = settings.telegram_bot_token
+    has_token = token is not None and bool(token.get_secret_value().strip())
+    items = [_Item(True, _say("token_ok")) if has_token else _Item(False, _say("token_missing"))]
+    base = settings.telegram_api_base_url
+    if not base.startswith(("http://", "https://")):
+        return [*items, _Item(False, _say("api_url_bad", url=base))]
+    if not has_token:
+        return items
+    try:  # "reachable" only once Telegram has answered, with the bot it knows the token as
+        username = asyncio.run(_bot_username(settings))
+    except Exception as exc:
+        return [*items, _Item(False, failure_sentence(exc, settings))]
+    return [*items, _Item(True, _say("telegram_ok", url=base, username=username))]
+
+
+def _secret_item(settings: Settings) -> _Item:
+    """COMPANION_SECRET_KEY: missing is a warning, weak is a problem (with the fix)."""
+    key = settings.companion_secret_key
+    if key is None:
+        return _Item(True, _say("secret_missing", command=MAKE_SECRET_KEY), warning=True)
+    problem = secret_key_problem(key.get_secret_value())
+    if problem is None:
+        return _Item(True, _say("secret_ok"))
+    why = _say(f"secret_why.{problem}", length=MIN_SECRET_KEY_LENGTH)
+    return _Item(False, _say("secret_weak", why=why, command=MAKE_SECRET_KEY))
+
+
 @app.command("check-config")
 def check_config() -> None:
-    """Check every setting and explain each problem in one plain sentence."""
+    """Check every setting and explain each problem in one plain sentence; change nothing."""
     settings = _settings_or_exit()
-    items: list[_Item] = []
-    token = settings.telegram_bot_token
-    if token is None or not token.get_secret_value().strip():
-        items.append(_Item(False, _say("token_missing")))
-    else:
-        items.append(_Item(True, _say("token_ok")))
-    base = settings.telegram_api_base_url
-    if base.startswith(("http://", "https://")):
-        items.append(_Item(True, _say("api_url", url=base)))
-    else:
-        items.append(_Item(False, _say("api_url_bad", url=base)))
+    items = _telegram_items(settings)
     items += asyncio.run(_database_items(settings))
     try:
         protocol = load_protocol(settings.companion_study)
@@ -109,10 +155,7 @@ def check_config() -> None:
         )
     except ProtocolError as exc:
         items.append(_Item(False, _say("protocol_bad", reason=str(exc))))
-    if settings.companion_secret_key is None:
-        items.append(_Item(True, _say("secret_missing"), warning=True))
-    else:
-        items.append(_Item(True, _say("secret_ok")))
+    items.append(_secret_item(settings))
     items.append(
         _Item(
             True,
@@ -285,11 +328,6 @@ async def _store_invites(
     return created
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0][:160] if str(exc) else ""
-    return text or type(exc).__name__
-
-
 def _invite_usage_problem(role: str, count: int, expires_days: int) -> str | None:
     """The sentence explaining a bad option, or None when the options are fine."""
     prompts = default_prompts()
@@ -373,7 +411,8 @@ def invite_create(
     try:
         username = asyncio.run(_bot_username(settings))
     except (TelegramError, RuntimeError, OSError) as exc:  # no token, wrong token, offline
-        typer.echo(prompts.label("invite.no_telegram", reason=_reason(exc)), err=True)
+        problem = telegram_sentence(prompts, exc, settings)
+        typer.echo(prompts.label("invite.no_telegram", problem=problem), err=True)
         raise typer.Exit(1) from exc
     try:
         made = asyncio.run(
@@ -808,7 +847,10 @@ def preview(
     ] = None,
     locale_dir: Annotated[
         Path | None,
-        typer.Option(help="A wording folder like prompts/en-GB (default: the protocol's own)."),
+        typer.Option(
+            help="The study's wording folder, like prompts/en-GB (default: ./prompts/<locale>"
+            " in a checkout of this project, else the installed one)."
+        ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Where to write the page.")] = Path("preview.html"),
     serve: Annotated[

@@ -85,7 +85,13 @@ from bot.sandbox.html import (
     strip_text,
     utf16_len,
 )
-from bot.tools.readability import HARD_TO_READ_BELOW, Reading, is_staff_template, score_html
+from bot.tools.readability import (
+    EASE_SCALE,
+    HARD_TO_READ_BELOW,
+    Reading,
+    is_staff_template,
+    score_html,
+)
 from bot.transport.view import View
 from prompts import (
     CALLBACK_DATA_LIMIT,
@@ -301,8 +307,18 @@ def _units(text: str, start: int, end: int) -> str:
 # -- building the journey --------------------------------------------------------------------
 
 
-def default_locale_dir(protocol: StudyProtocol) -> Path:
-    """The shipped locale folder for the protocol's locale."""
+def default_locale_dir(protocol: StudyProtocol, here: Path | None = None) -> Path:
+    """The wording folder to preview when none is named: the one a study edits.
+
+    Run from a checkout of this project (a ``pyproject.toml`` beside a ``prompts/`` folder in
+    ``here``, the current directory), that is the checkout's ``prompts/<locale>``. Otherwise
+    it is the package's own, which is the source tree's in an editable install, and else the
+    installed copy (where an edit is lost on the next install).
+    """
+    root = Path.cwd() if here is None else here
+    checkout = root / "prompts" / protocol.study.locale
+    if (root / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
     return PROMPTS_DIR / protocol.study.locale
 
 
@@ -1391,10 +1407,11 @@ def build_preview(
 ) -> Preview:
     """Build every message of the protocol at ``study_path`` with the wording in ``locale_dir``.
 
-    ``locale_dir`` is a locale folder such as ``prompts/en-GB`` (default: the shipped one for
-    the protocol's locale). Raises ``ProtocolError`` for a protocol that does not load and
-    :class:`PreviewError` listing every template that cannot be shown. ``chart=False`` leaves
-    the /journey picture out (it takes a moment to draw).
+    ``locale_dir`` is a locale folder such as ``prompts/en-GB`` (default: the protocol's locale
+    in the checkout run from, else the shipped one; see :func:`default_locale_dir`). Raises
+    ``ProtocolError`` for a protocol that does not load and :class:`PreviewError` listing every
+    template that cannot be shown. ``chart=False`` leaves the /journey picture out (it takes a
+    moment to draw).
     """
     protocol = load_protocol(study_path)
     folder = locale_dir if locale_dir is not None else default_locale_dir(protocol)
@@ -1463,7 +1480,7 @@ def page_environment(locale_dir: Path) -> Environment:
 def render_page(preview: Preview) -> str:
     """The whole page: one self-contained HTML file (inline CSS, no scripts, no other files)."""
     template = page_environment(preview.locale_dir).get_template(PAGE_TEMPLATE)
-    return template.render(preview=preview, hard_below=HARD_TO_READ_BELOW)
+    return template.render(preview=preview, hard_below=HARD_TO_READ_BELOW, scale=EASE_SCALE)
 
 
 def write_preview(

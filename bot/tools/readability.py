@@ -19,6 +19,9 @@ from bot.sandbox.html import parse_html
 STAFF_MARKER = "{# audience: staff #}"
 #: Below this, the preview flags a message as hard to read (plain English scores 60 or more).
 HARD_TO_READ_BELOW = 60.0
+#: The scale a reading ease is given on. Flesch's formula itself runs past it (a few short
+#: lines of one-syllable words score over 100), so scores are held to it, here only.
+EASE_SCALE = (0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,13 @@ def as_sentences(text: str) -> str:
 
 
 def score_text(text: str) -> Reading:
-    """The reading ease of plain ``text`` (each line counted as a sentence)."""
+    """The reading ease of plain ``text`` (each line counted as a sentence), on EASE_SCALE."""
     import textstat
 
     sentences = as_sentences(text)
-    return Reading(
-        float(textstat.flesch_reading_ease(sentences)), int(textstat.lexicon_count(sentences))
-    )
+    lowest, highest = EASE_SCALE
+    ease = min(max(float(textstat.flesch_reading_ease(sentences)), lowest), highest)
+    return Reading(ease, int(textstat.lexicon_count(sentences)))
 
 
 def score_html(html: str) -> Reading:
