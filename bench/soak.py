@@ -27,7 +27,7 @@ runs once more until everything settles, and the tool reports:
 
 Usage: python bench/soak.py [--cycles 100] [--database sqlite|postgresql|both]
                             [--pg-url postgresql+asyncpg://...] [--partners 8] [--seed 1]
-                            [--json]
+                            [--json] [--log-dir DIR]
 The PostgreSQL database (``--pg-url``, or SOAK_PG_URL) is emptied first.
 """
 
@@ -154,7 +154,9 @@ class Partner:
         if self.waiting is not None and self._followed(self.waiting):
             self.waiting, self.waited = None, 0.0
         pending = [
-            q for q in self._questions() if q[1] not in self.answered and q[0]["message_id"] > self.floor
+            q
+            for q in self._questions()
+            if q[1] not in self.answered and q[0]["message_id"] > self.floor
         ]
         if pending:
             self._answer(*pending[-1])
@@ -323,7 +325,7 @@ def bot_env(sb: SandboxTelegram, url: str, data_dir: Path) -> dict[str, str]:
 
 async def start_bot(env: dict[str, str], log_path: Path) -> asyncio.subprocess.Process:
     """`companion run` as its own process, output appended to ``log_path``."""
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log:  # noqa: ASYNC230 - a local log, once per start
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run", env=env, stdout=log, stderr=log
         )
@@ -346,7 +348,7 @@ async def broadcast(env: dict[str, str], number: int) -> bool:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate()
+    _out, err = await process.communicate()
     if process.returncode != 0:
         print(f"  broadcast {number} failed: {err.decode()[-300:]}", flush=True)
     return process.returncode == 0
@@ -410,7 +412,7 @@ class Soak:
         self.ready = False
 
         async def readiness() -> None:
-            while len(sb.requests_for("getUpdates")) <= polls:
+            while len(sb.requests_for("getUpdates")) <= polls:  # noqa: ASYNC110 - the log
                 await asyncio.sleep(0.05)
             self.ready = True
 
@@ -419,7 +421,7 @@ class Soak:
 
     async def _until_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
-        while not self.ready and time.monotonic() < deadline:
+        while not self.ready and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     async def _kill(self, cycle: Cycle) -> None:
@@ -448,7 +450,8 @@ class Soak:
                 sb.faults.hang_after_accept(1, seconds=30.0, method="sendMessage")
             seen = len(sb.requests_for("sendMessage"))
             deadline = time.monotonic() + 10.0
-            while len(sb.requests_for("sendMessage")) <= seen and time.monotonic() < deadline:
+            sending = sb.requests_for
+            while len(sending("sendMessage")) <= seen and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             await asyncio.sleep(self.rng.uniform(0.0, 0.3))
         elif roll < IN_FLIGHT_SHARE + START_UP_SHARE:
@@ -519,7 +522,7 @@ class Soak:
             cycle.killed = time.time()
             self._first_send(sb, cycle)
 
-    async def _count(self, sb: SandboxTelegram) -> None:  # noqa: PLR0912, PLR0915
+    async def _count(self, sb: SandboxTelegram) -> None:
         """Compare what the partners did and saw with what the database holds."""
         report = self.report
         db = Database(self.url)
@@ -567,7 +570,9 @@ class Soak:
         report.answers_lost = len(lost)
         for action in lost[:10]:
             report.problems.append(f"answer lost: {asdict(action)}")
-        in_force = Counter((a.checkin_id, a.question_key) for a in answers if a.superseded_at is None)
+        in_force = Counter(
+            (a.checkin_id, a.question_key) for a in answers if a.superseded_at is None
+        )
         twice = [k for k, n in stored.items() if k is not None and n > 1]
         twice += [f"{k}" for k, n in in_force.items() if n > 1]
         report.answers_stored_twice = len(twice)
@@ -707,9 +712,9 @@ async def main(args: argparse.Namespace) -> int:
             async with SandboxTelegram(spec=spec) as sb:
                 print(f"--- {database}: {args.cycles} kills, {args.partners} partners", flush=True)
                 report = await Soak(args, database, url, workdir).run(sb)
-            if args.keep_log:
+            if args.log_dir:
                 log = (workdir / "companion.log").read_bytes()
-                Path(f"soak-{database}.log").write_bytes(log)
+                (args.log_dir / f"soak-{database}.log").write_bytes(log)
             reports.append(report)
     print_table(reports)
     if args.json:
@@ -727,7 +732,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the reports as JSON too")
     parser.add_argument(
-        "--keep-log", action="store_true", help="keep the bot's log as soak-<database>.log"
+        "--log-dir", type=Path, help="keep the bot's log there, as soak-<database>.log"
     )
     return parser.parse_args(argv)
 

@@ -59,7 +59,9 @@ KNOWN_UNTIL_MERGE = {
 FAMILIES = ("unicode-digit-callback", "forwarded-answer", "uncleaned-telegram-name")
 
 SEED = int(os.environ.get("FUZZ_SEED", "14"))
-UPDATES = int(os.environ.get("FUZZ_UPDATES", "10000" if os.environ.get("CI") == "true" else "1000"))
+UPDATES = int(
+    os.environ.get("FUZZ_UPDATES", "10000" if os.environ.get("CI") == "true" else "1000")
+)
 CHUNK = 250
 
 PARTNERS = [7_600_000 + i for i in range(6)]  # onboarded
@@ -240,9 +242,7 @@ class Fuzzer:
                 update = group.remove_bot(user_id)
             self._keep(update)
             return update
-        kind, chat_id = (
-            ("supergroup", SUPERGROUP) if roll < 0.75 else ("channel", CHANNEL)
-        )
+        kind, chat_id = ("supergroup", SUPERGROUP) if roll < 0.75 else ("channel", CHANNEL)
         chat = self._chat(chat_id, kind)
         base: dict[str, Any] = {
             "message_id": chat.allocate_message_id(),
@@ -259,11 +259,12 @@ class Fuzzer:
                     "old_chat_member": {"status": "left", "user": bot},
                     "new_chat_member": {
                         "status": "administrator", "user": bot, "can_be_edited": False,
-                        "is_anonymous": False, "can_manage_chat": True, "can_delete_messages": True,
-                        "can_manage_video_chats": True, "can_restrict_members": True,
-                        "can_promote_members": False, "can_change_info": True,
-                        "can_invite_users": True, "can_post_stories": False,
-                        "can_edit_stories": False, "can_delete_stories": False,
+                        "is_anonymous": False, "can_manage_chat": True,
+                        "can_delete_messages": True, "can_manage_video_chats": True,
+                        "can_restrict_members": True, "can_promote_members": False,
+                        "can_change_info": True, "can_invite_users": True,
+                        "can_post_stories": False, "can_edit_stories": False,
+                        "can_delete_stories": False,
                     },
                 }  # fmt: skip
                 return self._push({"my_chat_member": member})
@@ -281,7 +282,7 @@ class Fuzzer:
             return self._push({"edited_message": base})
         return self._push({"message": base})
 
-    def private(self, user_id: int) -> dict[str, Any]:  # noqa: PLR0911
+    def private(self, user_id: int) -> dict[str, Any]:
         """Something in the user's own chat with the bot."""
         user = self._user(user_id)
         roll = self.rng.random()
