@@ -443,8 +443,8 @@ class Soak:
             # A send in flight: held before the sandbox handles it (never delivered), or after
             # (delivered, but the bot never hears back).
             cycle.moment = "before accept" if roll < IN_FLIGHT_SHARE / 2 else "after accept"
+            await self._until_ready()
             if cycle.moment == "before accept":
-                await self._until_ready()
                 sb.faults.slow_seconds = 2.0  # every answer waits; the handler has not run
             else:
                 sb.faults.hang_after_accept(1, seconds=30.0, method="sendMessage")
@@ -459,7 +459,7 @@ class Soak:
             await asyncio.sleep(self.rng.uniform(0.2, 3.0))
         else:
             await self._until_ready()
-            await asyncio.sleep(self.rng.uniform(0.2, 4.0))
+            await asyncio.sleep(self.rng.uniform(0.2, 6.0))
         await self._kill(cycle)
         sb.faults.clear()
         sent = self._first_send(sb, cycle)
@@ -618,13 +618,23 @@ class Soak:
                 f"recording them, more than the {report.unknown_rows} rows left unknown"
             )
         for partner in self.partners:
-            if partner.withdrawn_mark is not None:
-                after = [
-                    m
-                    for m in sb.sent_to(partner.user_id)
-                    if m["message_id"] > partner.withdrawn_mark
-                ]
-                report.contact_after_withdrawal += max(0, len(after) - 1)  # the goodbye
+            if partner.withdrawn_mark is None:
+                continue
+            # After the goodbye (or, if its delivery is unknown, after the press): anything
+            # sent between the press and its processing was sent while they were still in.
+            goodbye = [
+                r.tg_message_id
+                for r in rows
+                if r.chat_id == partner.user_id and r.kind == "goodbye" and r.tg_message_id
+            ]
+            since = goodbye[0] if goodbye else partner.withdrawn_mark
+            after = [m for m in sb.sent_to(partner.user_id) if m["message_id"] > since]
+            if not goodbye:
+                after = after[1:]  # the goodbye itself
+            report.contact_after_withdrawal += len(after)
+            for message in after[:3]:
+                words = (message.get("text") or message.get("caption") or "")[:60]
+                report.problems.append(f"sent after withdrawal: {words!r}")
         report.connector_alerts = len(sb.sent_to(CONNECTOR))
         report.spec_errors = len(sb.spec_errors)
         times = sorted(c.first_send for c in self.cycles if c.first_send is not None)
