@@ -302,9 +302,7 @@ class Fuzzer:
             command = self.rng.choice(COMMANDS)
             payload = None
             if self.rng.random() < 0.5:
-                payload = self.rng.choice(
-                    [junk(self.rng), "x" * 300, *(self.codes if command == "start" else [])]
-                )
+                payload = self.rng.choice([junk(self.rng), "x" * 300, *self._codes_for(user_id)])
             update = user.send_command(command, payload or None)
         elif roll < 0.70:
             data, message_id = self.callback_data(user_id)
@@ -358,6 +356,14 @@ class Fuzzer:
         if roll < 0.16 and "forwarded-answer" in self.families:
             return self.forward(user_id)
         return self.private(user_id)
+
+    def _codes_for(self, user_id: int) -> list[str]:
+        """Invite codes this person might type: their own if invited; anyone may try a forged
+        one (a real code with one character changed). A real code makes an outsider a partner,
+        so outsiders never get one."""
+        forged = [c[:-1] + ("A" if c[-1] != "A" else "B") for c in self.codes[:1]]
+        own = [self.codes[INVITEES.index(user_id)]] if user_id in INVITEES else []
+        return own + forged
 
     def _start_as_newcomer(self) -> dict[str, Any]:
         user_id = self.rng.choice(NEW_STAFF + INVITEES)
