@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -212,3 +215,22 @@ def raw_message(update_id: int, user_id: int, name: str, text: str) -> dict[str,
             **({"entities": entities} if entities else {}),
         },
     }
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bot ARGS`` in ``cwd`` with only the settings in ``env`` (none inherited, no
+    .env from elsewhere), as a person would run it; its output captured."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "COMPANION_"))}
+    clean.pop("DATABASE_URL", None)
+    clean["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -5,29 +5,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from storage.db import is_sqlite
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import run_cli
 
 
 def companion(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "COMPANION_"))}
-    clean.pop("DATABASE_URL", None)
-    clean["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        env={**clean, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, env=env, cwd=cwd, timeout=60)
 
 
 def test_check_config_names_each_problem_and_fails(tmp_path: Path) -> None:

@@ -8,15 +8,14 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import free_port
+from tests.support import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 #: A token of the right shape that the sandbox (like Telegram) answers 401 for.
 REJECTED = "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345"
 SECRET_PART = REJECTED.split(":", 1)[1]
@@ -27,18 +26,7 @@ STRONG_KEY = "q9Zr_Ft2Lw8-Xk4Pb7Hs1Mn6Vd3Jc0Yt5Ra"
 
 def run_companion(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m bot ARGS`` with only the settings given (no .env, no inherited ones)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "COMPANION_"))}
-    clean.pop("DATABASE_URL", None)
-    clean["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        env={**clean, **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    return run_cli(*args, env=env, cwd=cwd)
 
 
 async def run_in_thread(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
