@@ -732,6 +732,7 @@ async def main(args: argparse.Namespace) -> int:
                 report = await Soak(args, database, url, workdir).run(sb)
             if args.log_dir:
                 log = (workdir / "companion.log").read_bytes()
+                args.log_dir.mkdir(parents=True, exist_ok=True)
                 (args.log_dir / f"soak-{database}.log").write_bytes(log)
             reports.append(report)
     print_table(reports)
