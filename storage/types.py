@@ -39,14 +39,17 @@ def _aware_to_utc(value: Any) -> datetime | None:
     return _as_utc(value)
 
 
+def _in_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive value is refused so a local-time bug cannot be stored."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTCDateTime column; attach a time zone")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
 def _utc_to_sqlite(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTCDateTime column; attach a time zone")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:_SQLITE_STORED_LENGTH]
+    return _in_utc(value).isoformat(" ", "microseconds")[:_SQLITE_STORED_LENGTH]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -68,9 +71,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """Normalise to UTC before writing; refuse naive datetimes."""
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTCDateTime column; attach a time zone")
-        value = value.astimezone(UTC)
+        value = _in_utc(value)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value

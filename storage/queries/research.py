@@ -9,6 +9,7 @@ answers needs no more memory than one of a hundred.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,8 +74,10 @@ async def stream(
             ahead = asyncio.ensure_future(anext(batches, None))
             yield rows
     finally:
-        if not ahead.done():
+        if not ahead.done():  # the caller stopped early: let the fetch finish being cancelled
             ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ahead
         await result.close()
 
 
