@@ -100,10 +100,12 @@ def make_settings(sb: object, database_url: str, **overrides: object) -> object:
 async def companion(
     sandbox: object, database: Database, database_url: str, tmp_path: Path
 ) -> AsyncIterator[object]:
-    """The whole bot, long-polling the sandbox, on the test database (see tests.support)."""
-    from tests.support import running_companion
+    """The whole bot, long-polling the sandbox, on the test database (see tests.support), with
+    office hours that never close so that no test depends on the time of day it runs at."""
+    from tests.support import always_open_protocol, running_companion
 
-    async with running_companion(sandbox, database_url, tmp_path / "data") as bot:
+    protocol = always_open_protocol()
+    async with running_companion(sandbox, database_url, tmp_path / "data", protocol) as bot:
         yield bot
 
 

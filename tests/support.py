@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.protocol import StudyProtocol
+from bot.protocol import OfficeHours, StudyProtocol
 from storage.clock import utcnow
 from storage.models import (
     InboxStatus,
@@ -28,6 +28,20 @@ from storage.models import (
 from tests.conftest import make_settings
 
 SECRET = "test-secret-key-for-free-text-and-pseudonyms"
+ALWAYS_OPEN = OfficeHours(days=[0, 1, 2, 3, 4, 5, 6], start="00:00", end="23:59")
+
+
+def always_open_protocol() -> StudyProtocol:
+    """The default protocol with office hours all day, every day.
+
+    For end-to-end tests on today's wall clock: a partner's message must reach the connector
+    the same way at 3 pm on a Tuesday and at 6 pm on a Friday (test_relay_e2e covers the
+    out-of-hours note on a day the office is closed).
+    """
+    from bot.protocol import load_protocol
+    from bot.settings import DEFAULT_STUDY_PATH
+
+    return load_protocol(DEFAULT_STUDY_PATH).model_copy(update={"office_hours": ALWAYS_OPEN})
 
 
 @contextlib.asynccontextmanager

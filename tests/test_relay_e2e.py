@@ -30,10 +30,9 @@ from storage.models import (
 )
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
-from tests.support import buttons, count, data_for, running_companion, settle
+from tests.support import ALWAYS_OPEN, buttons, count, data_for, running_companion, settle
 
 SAM, ALI = 8601, 8602
-ALWAYS_OPEN = OfficeHours(days=[0, 1, 2, 3, 4, 5, 6], start="00:00", end="23:59")
 NEVER_OPEN_TODAY = OfficeHours(days=[(utcnow().weekday() + 3) % 7], start="09:00", end="17:00")
 
 
