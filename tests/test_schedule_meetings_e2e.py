@@ -29,7 +29,6 @@ PROTOCOL = weekly_only_protocol()
 PROMPTS = Prompts()
 AMIRA, BEN = 9401, 9402
 TITLE = "Planning day"
-SUNDAY = 6
 
 
 def next_local(weekday: int, hhmm: str, days_ahead: int = 3) -> datetime:
@@ -143,8 +142,11 @@ async def test_reminders_answers_a_change_and_the_reflection_after(
 async def test_after_downtime_the_checkin_goes_once_and_the_late_reminder_is_missed(
     sandbox, database, database_url, tmp_path
 ):
-    amira = await enrol(database, AMIRA, name="Amira", checkin_weekday=SUNDAY)
-    sunday_18 = next_local(SUNDAY, "18:00")
+    # Her check-in day is four days from today: its last one was three days ago, so nothing
+    # of hers is due before the meeting's two-day reminder, whatever day the test runs.
+    day = (utcnow().astimezone(LONDON).weekday() + 4) % 7
+    amira = await enrol(database, AMIRA, name="Amira", checkin_weekday=day)
+    sunday_18 = next_local(day, "18:00")  # called Sunday below
     meeting_start = sunday_18 - timedelta(hours=6)  # Sunday 12:00
     async with running_companion(sandbox, database_url, tmp_path, PROTOCOL) as companion:
         sandbox.user(AMIRA, "Amira")
