@@ -17,7 +17,36 @@ from storage.db import Database, is_sqlite
 from storage.migrate import upgrade
 from storage.models import Base
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist, each worker gets a PostgreSQL database of its own (``test_gw0``,
+    ``test_gw1``, ... beside the one named), made afresh, so that workers never truncate each
+    other's tables. The environment is updated too, for tests that read it themselves."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or is_sqlite(url) or not worker:
+        return url
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+
+    async def recreate() -> None:
+        server = base.set(drivername="postgresql", database=base.database)
+        conn = await asyncpg.connect(server.render_as_string(hide_password=False))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate())
+    own = base.set(database=name).render_as_string(hide_password=False)
+    os.environ["TEST_DATABASE_URL"] = own
+    return own
+
+
+TEST_DATABASE_URL = _database_of_this_worker(os.environ.get("TEST_DATABASE_URL"))
 _pg_migrated = False
 
 
