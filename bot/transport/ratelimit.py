@@ -3,8 +3,11 @@
 Telegram allows about 30 messages a second overall, one a second per chat and 20 a minute per
 group. :class:`SendLimiter` keeps all three, plus the pauses a ``RetryAfter`` asks for:
 
-* **Global:** sends start at least ``1 / global_rate`` seconds apart (no bursts), and no more
-  than ``global_rate`` requests count against any one-second window.
+* **Global:** sends start on a schedule ``1 / global_rate`` seconds apart (no bursts), and no
+  more than ``global_rate`` requests count against any one-second window. A start the event
+  loop made a little late (up to half an interval) does not push the schedule back, so the
+  next one may follow that much sooner: without it every late wake-up is lost for good and
+  the pace falls to about 0.9 of the rate. After a pause or an idle spell there is no credit.
 * **Per chat:** a private chat gets at most ``chat_rate`` sends a second; a group (negative
   chat id) gets the same and, in addition, at most ``group_per_minute`` in any 60 seconds.
 * **Pauses:** :meth:`SendLimiter.pause_chat` and :meth:`SendLimiter.pause_all` hold sends back
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+#: How late (as a share of the global interval) a start may be and still keep the schedule.
+GLOBAL_CATCH_UP = 0.5
 #: Two 429s from different chats within this many seconds are treated as a global limit.
 GLOBAL_429_WINDOW = 1.0
 #: How long a chat's bookkeeping is kept after its last send before it is forgotten.
@@ -234,7 +239,10 @@ class SendLimiter:
         self.clock = clock
         self._global_interval = 1.0 / global_rate
         self._global_window = _Window(limit=max(1, math.floor(global_rate)), period=1.0)
-        self._last_global_start = -math.inf
+        #: When the next send may start on the global schedule.
+        self._global_due = -math.inf
+        #: The last reservation and the schedule before it (so an unused slot gives it back).
+        self._undo: tuple[Slot, float] | None = None
         self._paused_all_until = -math.inf
         self._chats: dict[int, _ChatState] = {}
         self._recent_429: dict[int, float] = {}
@@ -277,7 +285,7 @@ class SendLimiter:
             now = self.clock()
         return max(
             now,
-            self._last_global_start + self._global_interval,
+            self._global_due,
             self._paused_all_until,
             self._global_window.ready_at(now),
         )
@@ -319,7 +327,9 @@ class SendLimiter:
         if self.ready_at(chat_id, now) > now:
             return None
         slot = Slot(limiter=self, chat_id=chat_id, start=now)
-        self._last_global_start = now
+        self._undo = (slot, self._global_due)
+        on_time = now - self._global_due <= GLOBAL_CATCH_UP * self._global_interval
+        self._global_due = (self._global_due if on_time else now) + self._global_interval
         self._global_window.slots.append(slot)
         if chat_id is not None:
             state = self._chat(chat_id)
@@ -375,8 +385,9 @@ class SendLimiter:
         slot.cancelled = True
         # The reservation moved the minimum-interval marks forward; an unused slot gives
         # them back only if nothing else was reserved since.
-        if self._last_global_start == slot.start:
-            self._last_global_start = -math.inf
+        if self._undo is not None and self._undo[0] is slot:
+            self._global_due = self._undo[1]
+            self._undo = None
         if slot.chat_id is not None:
             state = self._chats.get(slot.chat_id)
             if state is not None and state.last_start == slot.start:
