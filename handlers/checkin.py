@@ -20,7 +20,7 @@ from bot.partners.views import checkins as views
 from bot.partners.voice import fetch_voice_answer
 from handlers.filters import AwaitingInput
 from storage.clock import utcnow
-from storage.models import Person, Role
+from storage.models import Checkin, Person, Role
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ async def start_checkin(update: Update, context: BotContext) -> None:
         context.prompts,
         person,
         checkins.manual_checkin_key(context.protocol),
-        occurrence_key=f"manual:{person.id}:{update_id}",
+        occurrence_key=Checkin.asked_for_key(person.id, update_id),
         now=now,
         source="manual",
     )

@@ -311,6 +311,21 @@ class Checkin(Base):
     current_question: Mapped[str | None] = mapped_column(String(64), default=None)
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
 
+    @staticmethod
+    def asked_for_key(person_id: int, update_id: int) -> str:
+        """The occurrence key of a check-in a partner asked for (``/checkin``, one update)."""
+        return f"{ASKED_FOR_PREFIX}{person_id}:{update_id}"
+
+    @hybrid_property
+    def asked_for(self) -> bool:
+        """Whether the partner started this check-in themselves (``/checkin``), not the
+        schedule; in SQL too (``Checkin.asked_for``)."""
+        return self.occurrence_key.startswith(ASKED_FOR_PREFIX)
+
+
+#: The start of the occurrence key of every check-in a partner asked for.
+ASKED_FOR_PREFIX = "manual:"
+
 
 class Answer(Base):
     """One answer to one question; a changed answer adds a row and supersedes the old one."""

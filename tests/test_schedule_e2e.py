@@ -177,3 +177,36 @@ async def test_a_partner_who_blocked_the_bot_is_not_prompted_again(
     # The bot heard of the block at once (Telegram's my_chat_member update), so nothing was
     # even tried; without that update, the first send's 403 does the same (test_outbox).
     assert statuses == [(OccurrenceStatus.MISSED, "unreachable")] * 2
+
+
+async def test_a_checkin_the_partner_asked_for_is_not_cut_off_by_the_weekly_one(
+    sandbox, database, database_url, tmp_path
+):
+    """Sam types /checkin two minutes before the weekly check-in is due and has not pressed
+    anything yet when it falls due: the weekly one waits, and Sam's first answer counts (it
+    used to close Sam's check-in under them, and the press found it closed)."""
+    sam = await enrol(database, PARTNER, checkin_weekday=SUNDAY)
+    async with running_companion(sandbox, database_url, tmp_path, WEEKLY_ONLY) as companion:
+        user = sandbox.user(PARTNER, "Sam")
+        sunday = next_sunday_at("18:00")
+        await companion.scheduler.advance_to(sunday - timedelta(minutes=2))
+        user.send_command("checkin")
+        await settle(companion, sandbox)
+        [asked] = sandbox.sent_to(PARTNER)
+        await companion.scheduler.advance_to(sunday + timedelta(seconds=1))
+        await settle(companion, sandbox)
+        assert len(sandbox.sent_to(PARTNER)) == 1, "the weekly one does not cut in"
+        user.press(asked, dict(buttons(asked))["4"])
+        await settle(companion, sandbox)
+        assert "views count" in texts(sandbox, PARTNER)[-1], "the answer counted"
+        async with database.sessions() as session:
+            weekly = (
+                await session.execute(
+                    select(Occurrence.status, Occurrence.reason).where(
+                        Occurrence.person_id == sam.id,
+                        Occurrence.checkin_key == "weekly",
+                        Occurrence.due_at <= sunday + timedelta(hours=1),
+                    )
+                )
+            ).all()
+        assert weekly == [(OccurrenceStatus.PLANNED, "busy")], "it waits its turn"

@@ -109,10 +109,12 @@ class ScheduledCheckins(OccurrenceKindRules):
         if (
             going is not None
             and going.occurrence_key != occurrence.key
-            and await checkins.has_answers(session, going.id)
+            and (going.asked_for or await checkins.has_answers(session, going.id))
         ):
-            # They are part-way through another check-in: this one waits rather than cut in.
-            # An untouched one is simply replaced (open_checkin closes it as missed).
+            # They are part-way through another check-in, or asked for one themselves (their
+            # first answer may be on its way): this one waits rather than cut in and close
+            # it under them. An untouched scheduled one is simply replaced (open_checkin
+            # closes it as missed).
             later = min(now + BUSY_RETRY, occurrence.window_ends_at)
             if later >= occurrence.window_ends_at:
                 return OccurrenceStatus.MISSED, "busy"
