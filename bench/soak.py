@@ -21,13 +21,14 @@ runs once more until everything settles, and the tool reports:
 * messages doubled: a bot message that reached the partner twice (goal: at most one per kill,
   each from a send whose outcome was unknown); a message is matched to its outbox row by the
   Telegram message id the sender recorded, so a copy without a row is a send the bot never
-  heard back from;
+  heard back from (a copy repeated with no kill between, after a send timed out, is counted
+  apart);
 * contact after withdrawal, failed updates, connector alerts (goal 0 each);
 * the median and p90 time from a restart (process spawned) to the next message sent.
 
 Usage: python bench/soak.py [--cycles 100] [--database sqlite|postgresql|both]
                             [--pg-url postgresql+asyncpg://...] [--partners 8] [--seed 1]
-                            [--json] [--log-dir DIR]
+                            [--json] [--log-dir DIR] [--log-level DEBUG]
 The PostgreSQL database (``--pg-url``, or SOAK_PG_URL) is emptied first.
 """
 
@@ -37,19 +38,23 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import html
 import json
-import math
 import os
 import random
+import re
+import shutil
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -79,6 +84,7 @@ FIRST_PARTNER = 810_000
 CONNECTOR = 890_001
 SECRET = "soak-secret-key-for-free-text-and-pseudonyms-0123456789"
 STALL_SECONDS = 15.0  # a partner waits this long (bot up and polling) before it nudges
+TWIN_SECONDS = 30.0  # a resend comes within this long of the copy it repeats
 END_MARK = "That is your check-in done"
 BROADCAST_EVERY = 10
 IN_FLIGHT_SHARE = 1 / 3  # kills while a send is in flight (half before, half after accept)
@@ -238,6 +244,7 @@ class Report:
     messages_doubled: int = 0
     doubled_max_per_kill: int = 0
     doubled_max_per_chat_per_kill: int = 0
+    doubled_after_a_timeout: int = 0
     delivered_without_row: int = 0
     unknown_rows: int = 0
     unknown_by_kind: dict[str, int] = field(default_factory=dict)  # "<kind> <key prefix>"
@@ -268,9 +275,15 @@ async def prepare_database(url: str) -> None:
 
 
 async def enrol(url: str, user_ids: list[int]) -> None:
-    """Partners with onboarding done and consent given, no quiet hours, straight in the DB."""
+    """Partners with onboarding done and consent given, no quiet hours, straight in the DB.
+
+    Their weekly check-in falls due about a minute and a half in, while they are answering
+    the ones they asked for, so every soak also tries a scheduled check-in meeting one in
+    progress.
+    """
     db = Database(url)
     now = utcnow()
+    weekly = (now + timedelta(seconds=120)).astimezone(ZoneInfo("Europe/London"))
     try:
         async with db.transaction() as session:
             for user_id in user_ids:
@@ -292,8 +305,8 @@ async def enrol(url: str, user_ids: list[int]) -> None:
                         person_id=person.id,
                         group_key="north",
                         timezone="Europe/London",
-                        checkin_weekday=3,
-                        checkin_time="18:00",
+                        checkin_weekday=weekly.weekday(),
+                        checkin_time=weekly.strftime("%H:%M"),
                         quiet_start="00:00",
                         quiet_end="00:00",
                         onboarding_step="done",
@@ -311,7 +324,9 @@ async def enrol(url: str, user_ids: list[int]) -> None:
         await db.dispose()
 
 
-def bot_env(sb: SandboxTelegram, url: str, data_dir: Path) -> dict[str, str]:
+def bot_env(
+    sb: SandboxTelegram, url: str, data_dir: Path, log_level: str = "INFO"
+) -> dict[str, str]:
     """The environment of `companion run` (and the CLI) for this soak."""
     return {
         **os.environ,
@@ -321,7 +336,7 @@ def bot_env(sb: SandboxTelegram, url: str, data_dir: Path) -> dict[str, str]:
         "COMPANION_DATA_DIR": str(data_dir),
         "COMPANION_SECRET_KEY": SECRET,
         "COMPANION_CONNECTOR_IDS": str(CONNECTOR),
-        "COMPANION_LOG_LEVEL": "INFO",
+        "COMPANION_LOG_LEVEL": log_level,
     }
 
 
@@ -378,7 +393,7 @@ class Soak:
         await prepare_database(self.url)
         await enrol(self.url, ids)
         self.partners = [Partner(sb, i, random.Random(self.rng.random())) for i in ids]
-        env = bot_env(sb, self.url, self.workdir / "data")
+        env = bot_env(sb, self.url, self.workdir / "data", self.args.log_level)
         log_path = self.workdir / "companion.log"
         driver = asyncio.create_task(self._drive(sb))
         try:
@@ -587,43 +602,94 @@ class Soak:
             Counter(f"{r.kind} {r.idempotency_key.split(':')[0]}" for r in unknown)
         )
         # A copy the bot never heard back from is "doubled" when the same message (same
-        # text and buttons) reached the same chat again, recorded, after the next restart and
-        # before the kill after it: the resend of a conversation step. The same words much
-        # later (next week's identical question) are not a double.
+        # text and buttons; a question's buttons name its check-in) reached the same chat
+        # within TWIN_SECONDS, recorded against its row: the resend of a conversation step.
+        # The resend may even come first: a request the killed process had made can still be
+        # handled after the restart. It is put down to the kill between the two copies, or,
+        # with no kill between them, to a send that timed out while the bot was up.
         kills = [c.killed for c in self.cycles if c.killed]
         doubled: list[tuple[int, int]] = []  # (kill index, chat id)
+        copies: defaultdict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+        alone: defaultdict[int, list[str]] = defaultdict(list)  # no row, no recorded twin
+        requests: defaultdict[int, list[tuple[float, tuple[str, tuple[str, ...]]]]]
+        requests = defaultdict(list)
+        for request in sb.requests:
+            if request.method in SEND_METHODS and request.ok:
+                params = dict(request.params)
+                markup = params.get("reply_markup")
+                if isinstance(markup, str):
+                    params["reply_markup"] = json.loads(markup)
+                for field_name in ("text", "caption"):  # as the partner sees it
+                    if params.get("parse_mode") == "HTML" and field_name in params:
+                        params[field_name] = html.unescape(
+                            re.sub("<[^>]+>", "", params[field_name])
+                        )
+                requests[int(params["chat_id"])].append((request.time, _signature(params)))
         for chat_id in [*(p.user_id for p in self.partners), CONNECTOR]:
             mapped = {r.tg_message_id for r in rows if r.chat_id == chat_id and r.tg_message_id}
             messages = sb.sent_to(chat_id)
-            for i, message in enumerate(messages):
+            recorded = [m for m in messages if m["message_id"] in mapped]
+            for message in messages:
                 if message["message_id"] in mapped:
                     continue
-                kill = bisect.bisect_left(kills, float(message["date"]))
-                after = kills[kill] if kill < len(kills) else math.inf
-                before_next = kills[kill + 1] if kill + 1 < len(kills) else math.inf
-                twin = next(
-                    (
-                        m
-                        for m in messages[i + 1 :]
-                        if m["message_id"] in mapped
-                        and after - 1 <= float(m["date"]) <= before_next + 1
-                        and _signature(m) == _signature(message)
-                    ),
-                    None,
-                )
-                if twin is None:
+                sent = float(message["date"])
+                twins = [
+                    m
+                    for m in recorded
+                    if _signature(m) == _signature(message)
+                    and abs(float(m["date"]) - sent) <= TWIN_SECONDS
+                ]
+                if not twins:
                     report.delivered_without_row += 1
-                else:
+                    alone[chat_id].append(
+                        f"#{message['message_id']}: "
+                        f"{(message.get('text') or message.get('caption') or '')[:50]!r}"
+                    )
+                    continue
+                twin = min(twins, key=lambda m: abs(float(m["date"]) - sent))
+                # When the two requests arrived (a message's date is when it was handled, in
+                # whole seconds, and a held request is handled late): was there a kill between?
+                arrived = [
+                    at
+                    for at, signature in requests.get(chat_id, [])
+                    if signature == _signature(message)
+                    and abs(at - sent) <= TWIN_SECONDS + 1
+                    and abs(at - float(twin["date"])) <= TWIN_SECONDS + 1
+                ]
+                if not arrived:
+                    report.problems.append(f"no request found for #{message['message_id']}")
+                early, late = (min(arrived), max(arrived)) if arrived else (sent, sent)
+                kill = bisect.bisect_left(kills, early)
+                if kill < len(kills) and kills[kill] <= late:
                     doubled.append((kill, chat_id))
+                    copies[kill, chat_id].append(message)
+                else:
+                    report.doubled_after_a_timeout += 1
         report.messages_doubled = len(doubled)
         per_kill = Counter(kill for kill, _chat in doubled)
         report.doubled_max_per_chat_per_kill = max(Counter(doubled).values(), default=0)
+        for (kill, chat_id), twice in copies.items():
+            if len(twice) > 1:
+                report.problems.append(
+                    f"chat {chat_id} got {len(twice)} messages again after kill {kill + 1}: "
+                    + "; ".join(
+                        f"#{m['message_id']} {(m.get('text') or m.get('caption') or '')[:40]!r}"
+                        for m in twice
+                    )
+                )
         report.doubled_max_per_kill = max(per_kill.values(), default=0)
-        if report.delivered_without_row > report.unknown_rows:
-            report.problems.append(
-                f"{report.delivered_without_row} messages reached Telegram with no outbox row "
-                f"recording them, more than the {report.unknown_rows} rows left unknown"
-            )
+        # Every copy with no row and no recorded twin must be a send left ``unknown``: at most
+        # two per unknown row in that chat (a conversation step is sent once more, and that
+        # send too can be cut off; anything else is sent once).
+        unknown_in = Counter(r.chat_id for r in unknown)
+        for chat_id, lines in alone.items():
+            if len(lines) > 2 * unknown_in[chat_id]:
+                report.problems.append(
+                    f"chat {chat_id}: {len(lines)} messages reached Telegram with no outbox row "
+                    f"recording them and no recorded copy, for {unknown_in[chat_id]} rows "
+                    "left unknown"
+                )
+                report.problems.extend(f"  no row, no twin: {line}" for line in lines[:5])
         for partner in self.partners:
             if partner.withdrawn_mark is None:
                 continue
@@ -652,7 +718,8 @@ class Soak:
 
 
 def _signature(message: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """What makes two copies of one message the same: the text and the buttons' data."""
+    """What makes two copies of one message the same: the text and the buttons' data (of a
+    message, or of the parameters of the request that sent it)."""
     rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
     data = tuple(b.get("callback_data") or b.get("url") or "" for row in rows for b in row)
     return (message.get("text") or message.get("caption") or "", data)
@@ -666,6 +733,7 @@ ROWS = (
     ("messages doubled", "messages_doubled", "<= kills"),
     ("  most doubled in one kill", "doubled_max_per_kill", ""),
     ("  most doubled in one chat in one kill", "doubled_max_per_chat_per_kill", "<= 1"),
+    ("  doubled after a send timed out (no kill)", "doubled_after_a_timeout", ""),
     ("  sends left unknown", None, None),
     ("contact after withdrawal", "contact_after_withdrawal", "0"),
     ("failed updates", "failed_updates", "0"),
@@ -713,6 +781,24 @@ def verdict(report: Report) -> bool:
     )
 
 
+def keep_evidence(
+    folder: Path, database: str, workdir: Path, sb: SandboxTelegram, soak: Soak
+) -> None:
+    """Keep what a failed goal is traced with: the bot's log, each chat as the partners saw
+    it (every message, and what each partner did), the report, and the SQLite file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(workdir / "companion.log", folder / f"soak-{database}.log")
+    did = {p.user_id: [asdict(a) for a in p.actions] for p in soak.partners}
+    chats = {
+        str(chat_id): {"messages": sb.sent_to(chat_id), "actions": did.get(chat_id, [])}
+        for chat_id in sorted(sb.chats)
+    }
+    (folder / f"soak-{database}-chats.json").write_text(json.dumps(chats, indent=1))
+    (folder / f"soak-{database}-report.json").write_text(json.dumps(asdict(soak.report), indent=1))
+    if database == "sqlite":
+        shutil.copyfile(workdir / "soak.db", folder / "soak-sqlite.db")
+
+
 async def main(args: argparse.Namespace) -> int:
     """Run the soak on each database asked for; exit status 1 if a goal was missed."""
     chosen = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
@@ -729,11 +815,10 @@ async def main(args: argparse.Namespace) -> int:
             spec = BotApiSpec.load(spec_path) if spec_path else None
             async with SandboxTelegram(spec=spec) as sb:
                 print(f"--- {database}: {args.cycles} kills, {args.partners} partners", flush=True)
-                report = await Soak(args, database, url, workdir).run(sb)
-            if args.log_dir:
-                log = (workdir / "companion.log").read_bytes()
-                args.log_dir.mkdir(parents=True, exist_ok=True)
-                (args.log_dir / f"soak-{database}.log").write_bytes(log)
+                soak = Soak(args, database, url, workdir)
+                report = await soak.run(sb)
+                if args.log_dir:
+                    keep_evidence(args.log_dir, database, workdir, sb, soak)
             reports.append(report)
     print_table(reports)
     if args.json:
@@ -751,8 +836,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the reports as JSON too")
     parser.add_argument(
-        "--log-dir", type=Path, help="keep the bot's log there, as soak-<database>.log"
+        "--log-dir",
+        type=Path,
+        help="keep the evidence there: the bot's log, the chats, the report, the SQLite file",
     )
+    parser.add_argument("--log-level", default="INFO", help="the bot's COMPANION_LOG_LEVEL")
     return parser.parse_args(argv)
 
 
