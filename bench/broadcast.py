@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -198,6 +200,15 @@ async def run(partners: int, blocked: int, rate: float) -> int:
     print(f"rate, whole run:     {achieved:.2f} msg/s ({achieved / rate:.3f})")
     print(f"rate, outside holds: {achieved_active:.2f} msg/s ({achieved_active / rate:.3f})")
     print(f"requests during a retry_after: {during_hold} (budget 0)")
+    times = sorted(c["time"] for c in sends)
+    gaps = sorted(b - a for a, b in itertools.pairwise(times) if b - a < 0.5)  # not the holds
+    if gaps:
+        print(
+            f"gaps between requests: median {1000 * statistics.median(gaps):.1f} ms, "
+            f"p90 {1000 * gaps[int(0.9 * (len(gaps) - 1))]:.1f} ms "
+            f"(the rate's interval: {1000 / rate:.1f} ms); requests outside holds: "
+            f"{len(sends) / max(seconds - held, 1e-9) / rate:.3f} of the rate"
+        )
     print(f"every reachable partner exactly once: {once}")
     print(
         f"report: delivered {counts.delivered}, unreachable {counts.unreachable}, "
