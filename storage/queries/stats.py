@@ -72,18 +72,19 @@ async def scale_cells(
     """Current answers in ``values`` to scale ``questions``, by period, group and question.
 
     One pass over the answers: each row of the result counts the answers per value (one
-    ``SUM(CASE ...)`` column each) and the people behind them, which the small-group rule
-    needs, instead of a second scan for the people. The people are counted in two levels
-    (per person first, then the persons per cell) rather than with ``COUNT(DISTINCT ...)``:
-    both are hash aggregates PostgreSQL can share among parallel workers, where a distinct
-    count needs one sort in one process.
+    ``SUM(CASE ...)`` column each) and the distinct people behind them, which the small-group
+    rule needs, instead of a second scan for the people.
     """
     period = period_of(Answer.answered_at, starts).label("period")
-    per_value = [
-        func.sum(case((Answer.value_number == v, 1), else_=0)).label(f"v{v}") for v in values
-    ]
-    per_person = (
-        select(period, PartnerProfile.group_key, Answer.question_key, *per_value)
+    per_value = [func.sum(case((Answer.value_number == v, 1), else_=0)) for v in values]
+    rows = await session.execute(
+        select(
+            period,
+            PartnerProfile.group_key,
+            Answer.question_key,
+            func.count(distinct(Answer.person_id)),
+            *per_value,
+        )
         .join(PartnerProfile, PartnerProfile.person_id == Answer.person_id)
         .where(
             Answer.question_key.in_(list(questions)),
@@ -91,16 +92,7 @@ async def scale_cells(
             Answer.value_number.between(values.start, values.stop - 1),
             Answer.answered_at >= starts[0],
         )
-        .group_by(period, PartnerProfile.group_key, Answer.question_key, Answer.person_id)
-        .subquery()
-    )
-    cell = (per_person.c.period, per_person.c.group_key, per_person.c.question_key)
-    rows = await session.execute(
-        select(
-            *cell,
-            func.count(),
-            *(func.sum(per_person.c[f"v{v}"]) for v in values),
-        ).group_by(*cell)
+        .group_by(period, PartnerProfile.group_key, Answer.question_key)
     )
     return [
         ScaleCell(
