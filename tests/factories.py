@@ -33,8 +33,12 @@ async def enrol(
     checkin_time: str | None = "18:00",
     status: PersonStatus = PersonStatus.ACTIVE,
     enrolled_at: datetime | None = None,
+    quiet: tuple[str, str] | None = ("21:00", "08:00"),
 ) -> Person:
-    """Create an enrolled person (a finished onboarding unless ``onboarded=False``)."""
+    """Create an enrolled person (a finished onboarding unless ``onboarded=False``).
+
+    ``quiet=None``: no quiet hours, for a test that must not depend on the hour it runs at
+    (messages to a partner in their quiet hours wait for them to end)."""
     now = enrolled_at or utcnow()
     async with db.transaction() as session:
         person = Person(pseudonym=new_pseudonym(), role=role, status=status, created_at=now)
@@ -57,8 +61,8 @@ async def enrol(
                     timezone=timezone,
                     checkin_weekday=checkin_weekday if onboarded else None,
                     checkin_time=checkin_time if onboarded else None,
-                    quiet_start="21:00",
-                    quiet_end="08:00",
+                    quiet_start=quiet[0] if quiet else "00:00",
+                    quiet_end=quiet[1] if quiet else "00:00",
                     onboarding_step="done" if onboarded else "welcome",
                     enrolled_at=now,
                     onboarded_at=now if onboarded else None,
