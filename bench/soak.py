@@ -24,7 +24,7 @@ runs once more until everything settles, and the tool reports:
   heard back from (a copy repeated with no kill between, after a send timed out, is counted
   apart). Right after each kill the soak reads which rows it left ``sending``: only those can
   be doubled, and a conversation may have at most one of them in flight (goal: at most one
-  per chat per kill, and no more doubles than steps caught in flight);
+  per chat per kill, and no more doubles than sends caught in flight);
 * contact after withdrawal, failed updates, connector alerts (goal 0 each);
 * the median and p90 time from a restart (process spawned) to the next message sent.
 
@@ -657,12 +657,11 @@ class Soak:
             for message in messages:
                 if message["message_id"] in mapped:
                     continue
-                sent = float(message["date"])
+                sent, signature = float(message["date"]), _signature(message)
                 twins = [
                     m
                     for m in recorded
-                    if _signature(m) == _signature(message)
-                    and abs(float(m["date"]) - sent) <= TWIN_SECONDS
+                    if _signature(m) == signature and abs(float(m["date"]) - sent) <= TWIN_SECONDS
                 ]
                 if not twins:
                     report.delivered_without_row += 1
@@ -676,8 +675,8 @@ class Soak:
                 # whole seconds, and a held request is handled late): was there a kill between?
                 arrived = [
                     at
-                    for at, signature in requests.get(chat_id, [])
-                    if signature == _signature(message)
+                    for at, requested in requests.get(chat_id, [])
+                    if requested == signature
                     and abs(at - sent) <= TWIN_SECONDS + 1
                     and abs(at - float(twin["date"])) <= TWIN_SECONDS + 1
                 ]

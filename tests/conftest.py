@@ -32,7 +32,7 @@ def _database_of_this_worker(url: str | None) -> str | None:
     name = f"{base.database}_{worker}"
 
     async def recreate() -> None:
-        server = base.set(drivername="postgresql", database=base.database)
+        server = base.set(drivername="postgresql")  # asyncpg's own URL form
         conn = await asyncpg.connect(server.render_as_string(hide_password=False))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.calendar.quiet import NO_QUIET_HOURS
 from bot.partners.people import new_pseudonym
 from storage.clock import utcnow
 from storage.db import Database
@@ -61,8 +62,8 @@ async def enrol(
                     timezone=timezone,
                     checkin_weekday=checkin_weekday if onboarded else None,
                     checkin_time=checkin_time if onboarded else None,
-                    quiet_start=quiet[0] if quiet else "00:00",
-                    quiet_end=quiet[1] if quiet else "00:00",
+                    quiet_start=quiet[0] if quiet else NO_QUIET_HOURS,
+                    quiet_end=quiet[1] if quiet else NO_QUIET_HOURS,
                     onboarding_step="done" if onboarded else "welcome",
                     enrolled_at=now,
                     onboarded_at=now if onboarded else None,

@@ -31,8 +31,8 @@ SECRET = "test-secret-key-for-free-text-and-pseudonyms"
 ALWAYS_OPEN = OfficeHours(days=[0, 1, 2, 3, 4, 5, 6], start="00:00", end="23:59")
 
 
-def always_open_protocol() -> StudyProtocol:
-    """The default protocol with office hours all day, every day.
+def always_open_protocol(hours: OfficeHours = ALWAYS_OPEN) -> StudyProtocol:
+    """The default protocol with office hours all day, every day (or ``hours``).
 
     For end-to-end tests on today's wall clock: a partner's message must reach the connector
     the same way at 3 pm on a Tuesday and at 6 pm on a Friday (test_relay_e2e covers the
@@ -41,7 +41,7 @@ def always_open_protocol() -> StudyProtocol:
     from bot.protocol import load_protocol
     from bot.settings import DEFAULT_STUDY_PATH
 
-    return load_protocol(DEFAULT_STUDY_PATH).model_copy(update={"office_hours": ALWAYS_OPEN})
+    return load_protocol(DEFAULT_STUDY_PATH).model_copy(update={"office_hours": hours})
 
 
 @contextlib.asynccontextmanager

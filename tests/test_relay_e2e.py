@@ -11,8 +11,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.protocol import OfficeHours, load_protocol
-from prompts import DEFAULT_STUDY_PATH, Prompts
+from bot.protocol import OfficeHours
+from prompts import Prompts
 from storage.clock import utcnow
 from storage.models import (
     AuditEvent,
@@ -30,14 +30,11 @@ from storage.models import (
 )
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
-from tests.support import ALWAYS_OPEN, buttons, count, data_for, running_companion, settle
+from tests.support import always_open_protocol as protocol
+from tests.support import buttons, count, data_for, running_companion, settle
 
 SAM, ALI = 8601, 8602
 NEVER_OPEN_TODAY = OfficeHours(days=[(utcnow().weekday() + 3) % 7], start="09:00", end="17:00")
-
-
-def protocol(hours: OfficeHours = ALWAYS_OPEN):
-    return load_protocol(DEFAULT_STUDY_PATH).model_copy(update={"office_hours": hours})
 
 
 async def partner(database, sandbox, user_id: int, name: str):
