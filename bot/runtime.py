@@ -33,6 +33,7 @@ from bot.schedule.leader import Leadership
 from bot.settings import Settings
 from bot.transport.inbox import ALLOWED_UPDATES, InboxPoller, InboxWorker
 from bot.transport.ratelimit import SendLimiter
+from bot.transport.receipts import Receipts, receipts_path
 from bot.transport.sender import OutboxSender
 from prompts import Prompts
 from storage import migrate
@@ -130,6 +131,11 @@ class Companion:
             self.limiter,
             on_unreachable=unreachable_handler(self.prompts),
             data_dir=settings.companion_data_dir,
+            receipts=Receipts(
+                receipts_path(
+                    settings.companion_data_dir, self.db.url.render_as_string(hide_password=True)
+                )
+            ),
         )
         self.services.sender = self.sender
         self.worker = InboxWorker(
@@ -330,6 +336,8 @@ class Companion:
             with contextlib.suppress(Exception):
                 await bot.shutdown()
         await self.db.dispose()
+        if self.sender.receipts is not None:
+            self.sender.receipts.close()
         await self.leadership.release()
 
     async def _stop_loops(self) -> None:

@@ -127,7 +127,8 @@ async def start_companion_process(
 ) -> asyncio.subprocess.Process:
     """``companion run`` as its own process against the sandbox (output appended to a log).
 
-    ``env`` adds settings, e.g. ``COMPANION_GLOBAL_RATE="30"``.
+    ``env`` adds settings, e.g. ``COMPANION_GLOBAL_RATE="30"``. Its files (``/mydata`` zips,
+    delivery receipts) go to ``data/`` beside the log unless ``env`` says otherwise.
     """
     import os
     import sys
@@ -138,6 +139,7 @@ async def start_companion_process(
         "TELEGRAM_API_BASE_URL": sandbox.base_url,
         "DATABASE_URL": database_url,
         "COMPANION_LOG_LEVEL": "INFO",
+        "COMPANION_DATA_DIR": str(log_path.parent / "data"),
         **env,
     }
     log = open(log_path, "ab")  # noqa: SIM115 - closed when the process exits

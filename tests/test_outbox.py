@@ -31,10 +31,12 @@ from telegram.request import HTTPXRequest
 from tenacity.wait import wait_exponential_jitter
 
 from bot.partners.reachability import unreachable_handler
+from bot.transport import receipts as receipts_module
 from bot.transport.delivery_errors import Outcome, classify
 from bot.transport.http import AiohttpRequest
 from bot.transport.outbox import OutboxPayloadError, enqueue
 from bot.transport.ratelimit import SendLimiter
+from bot.transport.receipts import Receipts
 from bot.transport.sender import OutboxSender
 from prompts import Prompts
 from storage.clock import utcnow
@@ -576,6 +578,99 @@ async def test_recover_sends_a_conversation_step_again_once(
     assert step.status == OutboxStatus.SENT and texts(sb, 120) == ["next question"]
     assert reminder.status == OutboxStatus.UNKNOWN and texts(sb, 121) == []
     assert not step.conversation_step, "sent again only once"
+
+
+# -- receipts: a send Telegram accepted, noted before the database records it -------------
+
+
+async def mark_sending(db: Database, key: str) -> int:
+    """Leave row ``key`` as a killed process would: claimed (attempt 1) and in flight."""
+    async with db.transaction() as session:
+        row = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+        )
+        assert row is not None
+        row.status, row.attempts = OutboxStatus.SENDING, 1
+        return row.id
+
+
+async def test_a_send_with_a_receipt_is_recovered_as_sent_not_resent(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], tmp_path: Path
+) -> None:
+    """Killed after Telegram answered but before the database heard: the receipt settles it,
+    so a conversation step is not sent twice and a reminder does not become unknown."""
+    sb.user(130)
+    sb.user(131)
+    sb.user(132)
+    await queue(
+        database,
+        {"key": "q", "chat_id": 130, "text": "next question", "conversation_step": True},
+        {"key": "r", "chat_id": 131, "text": "a reminder"},
+        {"key": "old", "chat_id": 132, "text": "sent again since", "conversation_step": True},
+    )
+    receipts = Receipts(tmp_path / "receipts.log")
+    step, reminder, old = [await mark_sending(database, k) for k in ("q", "r", "old")]
+    assert receipts.note(step, 1, 501) and receipts.note(reminder, 1, None)
+    receipts.note(old, 2, 777)  # an attempt that is not the one in flight settles nothing
+    with open(receipts.path, "ab") as torn:
+        torn.write(b"99 1 5")  # a line the kill cut short
+    receipts.close()
+
+    sender = make_sender(receipts=Receipts(receipts.path))
+    assert await sender.recover() == 1, "only the row without its receipt was interrupted"
+    assert receipts.path.read_bytes() == b"", "applied receipts are not kept"
+    async with running(sender):
+        await sender.drain(10)
+    first, second, third = await rows(database)
+    assert (first.status, first.tg_message_id) == (OutboxStatus.SENT, 501)
+    assert (second.status, second.tg_message_id) == (OutboxStatus.SENT, None)
+    assert third.status == OutboxStatus.SENT and not third.conversation_step
+    assert texts(sb, 130) == [] and texts(sb, 131) == [], "nothing sent twice"
+    assert texts(sb, 132) == ["sent again since"]
+
+
+async def test_receipts_are_written_as_sends_are_answered_and_emptied_once_recorded(
+    database: Database,
+    sb: Any,
+    make_sender: Callable[..., OutboxSender],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(receipts_module, "ROLL_OVER_BYTES", 40)
+    for chat in range(140, 146):
+        sb.user(chat)
+    receipts = Receipts(tmp_path / "data" / "receipts.log")
+    written: list[str] = []
+    note = receipts.note
+
+    def spy(outbox_id: int, attempt: int, message_id: int | None) -> bool:
+        written.append(f"{outbox_id} {attempt} {message_id}")
+        return note(outbox_id, attempt, message_id)
+
+    monkeypatch.setattr(receipts, "note", spy)
+    await queue(database, *({"key": f"k{c}", "chat_id": c, "text": "hi"} for c in range(140, 146)))
+    sender = make_sender(receipts=receipts)
+    async with running(sender):
+        await sender.drain(10)
+    sent = {r.id: r.tg_message_id for r in await rows(database)}
+    assert sorted(written) == sorted(f"{i} 1 {m}" for i, m in sent.items()), "one per send"
+    assert receipts.path.stat().st_size < 40, "emptied once everything in it was recorded"
+    receipts.close()
+
+
+async def test_a_receipt_that_cannot_be_written_costs_only_its_protection(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], tmp_path: Path
+) -> None:
+    sb.user(150)
+    (tmp_path / "not-a-dir").write_text("")
+    receipts = Receipts(tmp_path / "not-a-dir" / "receipts.log")
+    await queue(database, {"key": "x", "chat_id": 150, "text": "still sent"})
+    sender = make_sender(receipts=receipts)
+    async with running(sender):
+        await sender.drain(10)
+    (row,) = await rows(database)
+    assert row.status == OutboxStatus.SENT and texts(sb, 150) == ["still sent"]
+    assert receipts.read() == []
 
 
 async def test_a_conversation_step_whose_outcome_is_unknown_is_sent_once_more(

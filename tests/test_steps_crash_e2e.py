@@ -14,7 +14,7 @@ import asyncio
 import signal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.connector import broadcast as broadcasts
 from bot.protocol import load_protocol
@@ -127,6 +127,73 @@ async def test_a_checkin_question_caught_by_a_kill_is_sent_again_a_broadcast_is_
     assert len(got) == (1 if accepted else 0)
     (step,) = [r for r in rows if NEXT_QUESTION in str(r.payload.get("text", ""))]
     assert step.status == OutboxStatus.SENT and not step.conversation_step, "sent again once"
+
+
+async def test_a_question_telegram_answered_is_not_sent_again_when_the_kill_beat_the_database(
+    sandbox, database, database_url, tmp_path
+):
+    """Killed after Telegram answered but before the database recorded the send (held up here
+    by another writer): the receipt written the moment the answer came settles it at the
+    restart, so the partner sees the question once and goes on without a nudge."""
+    await enrol(database, PARTNER, name="Sam")
+    sam = sandbox.user(PARTNER, "Sam")
+    log_path = tmp_path / "companion.log"
+
+    def start() -> asyncio.Future:
+        return start_companion_process(sandbox, database_url, log_path)
+
+    def receipts() -> str:
+        return "".join(p.read_text() for p in (tmp_path / "data").glob("outbox-receipts-*.log"))
+
+    process = await start()
+    try:
+        sam.send_command("checkin")
+        await wait_until(lambda: len(sandbox.sent_to(PARTNER)) == 1, 30, "the first question")
+        first = sandbox.sent_to(PARTNER)[0]
+        sandbox.faults.hang_before_accept(1, seconds=2.0, method="sendMessage")
+        sam.press(first, data_for(first, "4"))
+        await wait_until(
+            lambda: in_flight(sandbox, PARTNER, NEXT_QUESTION), 30, "the next question's send"
+        )
+        # While Telegram holds the question, keep the bot from recording it: another writer
+        # holds the row (PostgreSQL) or the database's write lock (SQLite).
+        async with database.transaction() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == OutboxStatus.SENDING)
+                .values(attempts=OutboxMessage.attempts)
+            )
+            await wait_until(lambda: len(questions(sandbox)) == 1, 30, "Telegram's delivery")
+            await wait_until(lambda: receipts() != "", 30, "the receipt")
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+    sandbox.faults.clear()
+    step = await newest(database, PARTNER)
+    assert step.status == OutboxStatus.SENDING, "the kill came before the database heard"
+
+    process = await start()
+    try:
+        await wait_until(lambda: receipts() == "", 30, "the receipts applied")
+        await asyncio.sleep(1.5)  # time for anything the restart might (wrongly) send again
+        (asked,) = questions(sandbox)
+        sam.press(asked, data_for(asked, "3"))
+        await wait_until(
+            lambda: any("part of the team" in (m.get("text") or "") for m in sent(sandbox)),
+            30,
+            "the question after the answer",
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 20)
+    async with database.sessions() as session:
+        step = await session.get(OutboxMessage, step.id)
+    assert step is not None and step.status == OutboxStatus.SENT
+    assert step.tg_message_id == asked["message_id"]
+    assert "found delivered by their receipts" in log_path.read_text()
 
 
 async def newest(database, chat_id: int) -> OutboxMessage:

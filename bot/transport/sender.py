@@ -52,6 +52,7 @@ from bot.transport.outbox import (
     clear_quoted_words,
 )
 from bot.transport.ratelimit import SendLimiter, Slot, slot_already_reserved
+from bot.transport.receipts import Receipts
 from storage.clock import utcnow
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonStatus
@@ -128,7 +129,9 @@ class OutboxSender:
     Run exactly one per database (on PostgreSQL: only in the replica holding the leader
     lock). ``on_unreachable`` is called when Telegram answers 403 for a person.
     ``data_dir`` is where file paths in ``sendDocument``/``sendPhoto`` payloads are resolved.
-    ``retry_wait`` is the tenacity wait strategy for retries (tests shorten it).
+    ``retry_wait`` is the tenacity wait strategy for retries (tests shorten it). ``receipts``,
+    when given, notes each send Telegram accepted the moment it answers, so that a crash before
+    the database records it does not make it ``unknown`` (see :mod:`bot.transport.receipts`).
     """
 
     def __init__(
@@ -143,6 +146,7 @@ class OutboxSender:
         max_in_flight: int = 64,
         data_dir: Path | None = None,
         retry_wait: wait_base | None = None,
+        receipts: Receipts | None = None,
     ) -> None:
         self.db = db
         self.bot = bot
@@ -153,6 +157,7 @@ class OutboxSender:
         self.max_in_flight = max_in_flight
         self.data_dir = data_dir
         self.retry_wait: wait_base = retry_wait or _DEFAULT_RETRY_WAIT
+        self.receipts = receipts
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
@@ -175,14 +180,39 @@ class OutboxSender:
     async def recover(self) -> int:
         """Settle rows left in ``sending`` by a previous run; return how many were left.
 
-        Call once at start-up, before :meth:`run`. Those sends may or may not have reached
-        Telegram. A conversation step (someone is waiting on it to go on) is sent once more: at
-        worst they see it twice, which is better than a conversation that has gone quiet.
-        Everything else (broadcasts, reminders, alerts) becomes ``unknown`` and is never resent
-        blindly; staff can see it.
+        Call once at start-up, before :meth:`run`. Those the receipts name (see
+        :mod:`bot.transport.receipts`) reached Telegram and become ``sent``. The others may or
+        may not have reached it. A conversation step (someone is waiting on it to go on) is
+        sent once more: at worst they see it twice, which is better than a conversation that
+        has gone quiet. Everything else (broadcasts, reminders, alerts) becomes ``unknown``
+        and is never resent blindly; staff can see it.
         """
         sending = OutboxMessage.status == OutboxStatus.SENDING
+        receipts = self.receipts.read() if self.receipts is not None else []
         async with self.db.transaction() as session:
+            if receipts:
+                settled = await session.execute(
+                    _RECORD_SENT.where(
+                        _OUTBOX.c.status == OutboxStatus.SENDING,
+                        _OUTBOX.c.attempts == bindparam("b_attempt"),
+                    ),
+                    [
+                        {
+                            "b_id": r.outbox_id,
+                            "b_attempt": r.attempt,
+                            "b_message_id": r.message_id,
+                            "b_now": utcnow(),
+                        }
+                        for r in receipts
+                    ],
+                )
+                await clear_quoted_words(
+                    session, _OUTBOX.c.id.in_([r.outbox_id for r in receipts])
+                )
+                log.info(
+                    "outbox recovery: %d sends found delivered by their receipts",
+                    int(getattr(settled, "rowcount", 0) or 0),
+                )
             stuck = (
                 (
                     await session.execute(
@@ -210,6 +240,8 @@ class OutboxSender:
                 await clear_quoted_words(session, _OUTBOX.c.id.in_(stuck))
             resent = int(getattr(again, "rowcount", 0) or 0)
             count = int(getattr(result, "rowcount", 0) or 0)
+        if self.receipts is not None:
+            self.receipts.clear()  # applied and committed: none of them is needed again
         if count or resent:
             log.warning(
                 "outbox recovery: %d interrupted sends marked unknown, %d conversation steps "
@@ -426,7 +458,10 @@ class OutboxSender:
                 await self._handle_error(claimed, classify(exc))
                 return
             slot.release()
-            await self._record_sent(claimed, message)
+            noted = self.receipts is not None and self.receipts.note(
+                claimed.id, claimed.attempts, _message_id(message)
+            )
+            await self._record_sent(claimed, message, noted=noted)
         except Exception as exc:
             # Database trouble, most likely. The row stays as it was (``sending`` becomes
             # ``unknown`` at the next start). The exception text may quote SQL parameters,
@@ -586,15 +621,23 @@ class OutboxSender:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    async def _record_sent(self, claimed: _Claimed, message: telegram.Message | bool) -> None:
-        message_id = message.message_id if isinstance(message, telegram.Message) else None
+    async def _record_sent(
+        self, claimed: _Claimed, message: telegram.Message | bool, *, noted: bool = False
+    ) -> None:
+        try:
+            await self._record_sent_once(claimed, _message_id(message))
+        finally:
+            if noted and self.receipts is not None:
+                self.receipts.recorded()
+
+    async def _record_sent_once(self, claimed: _Claimed, message_id: int | None) -> None:
         for attempt in range(3):
             try:
                 await self._records.submit((claimed.id, message_id, claimed.quotes))
                 break
             except Exception as exc:
-                # Delivered but not recorded: it stays ``sending`` and recover() makes it
-                # ``unknown`` (never resent) if this keeps failing.
+                # Delivered but not recorded: it stays ``sending``, and recover() settles it
+                # from its receipt (or, without one, makes it ``unknown``).
                 if attempt == 2:
                     log.error(
                         "outbox %d: delivered but could not record it (%s)",
@@ -768,6 +811,11 @@ class OutboxSender:
             held_count,
         )
         self.wake()
+
+
+def _message_id(message: telegram.Message | bool) -> int | None:
+    """Telegram's id for a sent message (None for methods that answer ``True``)."""
+    return message.message_id if isinstance(message, telegram.Message) else None
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
