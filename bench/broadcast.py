@@ -38,6 +38,7 @@ from bot.connector import broadcast as broadcasts
 from bot.partners.people import new_pseudonym
 from bot.partners.reachability import unreachable_handler
 from bot.protocol import load_protocol
+from bot.runtime import prepare_to_serve
 from bot.transport.http import AiohttpRequest
 from bot.transport.ratelimit import SendLimiter
 from bot.transport.sender import OutboxSender
@@ -94,6 +95,7 @@ async def enrol_partners(db: Database, count: int) -> None:
 
 async def run(partners: int, blocked: int, rate: float) -> int:
     """Run the benchmark; return the process exit code."""
+    prepare_to_serve()  # as `companion run` does
     protocol = load_protocol(DEFAULT_STUDY_PATH)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
@@ -130,6 +132,7 @@ async def run(partners: int, blocked: int, rate: float) -> int:
                         on_unreachable=unreachable_handler(Prompts()),
                     )
                     started = time.perf_counter()
+                    started_wall = time.time()
                     task = asyncio.create_task(sender.run())
                     bursts = [int(f * (partners - blocked)) for f in BURSTS_AT]
                     try:
@@ -158,6 +161,7 @@ async def run(partners: int, blocked: int, rate: float) -> int:
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
                     seconds = time.perf_counter() - started
+                    ended_wall = time.time()
                 async with db.sessions() as session:
                     report = await broadcasts.report(session, sent.id, now=utcnow())
                 calls = (await sb.client.get(f"{sb.url}/control/requests")).json()[before:]
@@ -208,6 +212,14 @@ async def run(partners: int, blocked: int, rate: float) -> int:
             f"p90 {1000 * gaps[int(0.9 * (len(gaps) - 1))]:.1f} ms "
             f"(the rate's interval: {1000 / rate:.1f} ms); requests outside holds: "
             f"{len(sends) / max(seconds - held, 1e-9) / rate:.3f} of the rate"
+        )
+    if times:
+        holds = [b - a for a, b in itertools.pairwise(times) if b - a >= 0.5]
+        print(
+            f"first request {times[0] - started_wall:.2f} s after the start, last "
+            f"{ended_wall - times[-1]:.2f} s before the end; pauses around the 429s: "
+            + ", ".join(f"{h:.2f} s" for h in holds)
+            + f" (each asked for {RETRY_AFTER} s)"
         )
     print(f"every reachable partner exactly once: {once}")
     print(

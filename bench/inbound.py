@@ -51,7 +51,7 @@ from bot.logs import quiet_http_libraries
 from bot.partners import checkins
 from bot.partners.people import new_pseudonym
 from bot.protocol import load_protocol
-from bot.runtime import Companion, use_short_switch_interval
+from bot.runtime import Companion, prepare_to_serve
 from bot.settings import Settings
 from prompts import Prompts
 from storage.clock import utcnow
@@ -309,7 +309,7 @@ async def main(
 ) -> int:
     """Run the scenarios and print their figures; exit status 1 if one misses the budget."""
     quiet_http_libraries()
-    use_short_switch_interval()  # as `companion run` does
+    prepare_to_serve()  # as `companion run` does
     ratios: list[float] = []
     async with remote_sandbox() as sb:
         await run_bare(sb, range(1_000_000, 1_000_000 + 50), "text")  # warm up

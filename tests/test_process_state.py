@@ -53,13 +53,15 @@ def test_companion_run_imports_only_what_running_needs() -> None:
     assert extra == []
 
 
-async def test_a_running_bot_owns_its_clock_throttle_and_switch_interval(
+async def test_a_running_bot_owns_its_clock_throttle_switch_interval_and_collector(
     sandbox, database, database_url: str, tmp_path: Path
 ) -> None:
     interval = sys.getswitchinterval()
+    frozen = gc.get_freeze_count()
     own = Clock()
     async with running_companion(sandbox, database_url, tmp_path / "a") as first:
         assert sys.getswitchinterval() == interval, "only `companion run` changes it"
+        assert gc.get_freeze_count() == frozen, "only `companion run` freezes what is loaded"
         assert first.scheduler.clock is CLOCK, "the process clock unless told otherwise"
         assert first.services.outsider_replies.allow(5001)
     from bot.runtime import Companion
@@ -108,3 +110,17 @@ def test_the_sqlite_write_locks_go_with_their_event_loops(tmp_path: Path) -> Non
         asyncio.run(_write_once(f"sqlite+aiosqlite:///{tmp_path / f'{n}.db'}"))
     gc.collect()
     assert len(db_module._write_locks) <= before
+
+
+def test_companion_run_freezes_what_it_loaded_before_serving() -> None:
+    """The objects alive at start-up are kept out of the collector's full passes (each one
+    walked them all and held every send up for about 100 ms, bench/broadcast.py)."""
+    probe = (
+        "import gc, sys\n"
+        "from bot.runtime import prepare_to_serve\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "prepare_to_serve()\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+        "assert sys.getswitchinterval() <= 0.001\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)

@@ -104,6 +104,73 @@ def test_global_rate_never_exceeded_in_any_window(clock: FakeClock) -> None:
     assert len(starts) >= 5 * 30 * 0.95  # and the budget is nearly all used
 
 
+def simulate_reserve_ahead(clock: FakeClock, *, depart_now: bool) -> list[float]:
+    """Five seconds of a sender that reserves a slot, spends 40 ms claiming its row, then
+    sends (the answer back 2 ms later), as the outbox sender does; the departure times."""
+    limiter = make(clock, global_rate=30)
+    waiting: list[tuple[float, Any]] = []  # (claimed at, slot)
+    flying: list[tuple[float, Any]] = []  # (answered at, slot)
+    departures: list[float] = []
+    chat = 0
+    while clock.now < 1005.0:
+        for answered, slot in [f for f in flying if f[0] <= clock.now]:
+            slot.release()
+            flying.remove((answered, slot))
+        for claimed, slot in [w for w in waiting if w[0] <= clock.now]:
+            if limiter.try_depart(slot):
+                waiting.remove((claimed, slot))
+                departures.append(clock.now)
+                flying.append((clock.now + 0.002, slot))
+        chat += 1
+        slot = limiter.try_acquire(chat, depart_now=depart_now)
+        if slot is not None:
+            waiting.append((clock.now + 0.040, slot))
+        clock.advance(0.001)
+    return departures
+
+
+def test_a_send_counts_from_when_it_leaves_not_from_its_reservation(clock: FakeClock) -> None:
+    """Counting from the reservation charged every send its claim's 40 ms too: a whole
+    interval lost every second or so. Counted from when each request leaves, the pace keeps to the rate, and no
+    one-second window of departures (what the server counts) holds more than the limit."""
+    ahead = simulate_reserve_ahead(clock, depart_now=False)
+    assert count_in_any_window(ahead, 1.0) <= 30
+    assert len(ahead) >= 4.9 * 30 * 0.99
+    at_reservation = simulate_reserve_ahead(FakeClock(), depart_now=True)
+    assert count_in_any_window(at_reservation, 1.0) <= 30
+    assert len(at_reservation) <= len(ahead) - 4, "one interval lost every second or so"
+
+
+def test_a_pause_set_after_the_reservation_holds_the_departure(clock: FakeClock) -> None:
+    limiter = make(clock)
+    slot = limiter.try_acquire(7, depart_now=False)
+    assert slot is not None
+    limiter.pause_all(1.0)  # a 429 for another send came back meanwhile
+    assert not limiter.try_depart(slot)
+    assert limiter.departure_ready_at(slot) == pytest.approx(clock.now + 1.0)
+    clock.advance(1.0)
+    assert limiter.try_depart(slot)
+
+
+async def test_depart_waits_for_the_window() -> None:
+    limiter = SendLimiter(2, 100, 20)
+    first = limiter.try_acquire(1)
+    assert first is not None
+    await asyncio.sleep(0.51)
+    ahead = limiter.try_acquire(2, depart_now=False)
+    assert ahead is not None
+    assert limiter.try_acquire(3) is None, "the schedule still paces reservations"
+    await asyncio.sleep(0.51)
+    second = limiter.try_acquire(3)
+    assert second is not None  # the reserved-ahead slot has not left: it does not count
+    started = time.monotonic()
+    first.release()
+    second.release()
+    await limiter.depart(ahead)  # two in the last second: wait for the first to age out
+    assert time.monotonic() - started >= 0.9
+    ahead.release()
+
+
 def test_in_flight_requests_hold_the_global_window(clock: FakeClock) -> None:
     """A request counts until its answer is back plus one second (jitter-proof)."""
     limiter = make(clock, global_rate=3)

@@ -192,7 +192,7 @@ def run(
         Companion,
         SchemaBehindError,
         WebhookOptions,
-        use_short_switch_interval,
+        prepare_to_serve,
     )
     from bot.schedule.leader import AlreadyRunningError
 
@@ -223,7 +223,7 @@ def run(
                 ),
             )
         }
-    use_short_switch_interval()
+    prepare_to_serve()
     try:
         asyncio.run(companion.run_until_stopped(**options))
     except AlreadyRunningError as exc:

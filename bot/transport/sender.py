@@ -24,6 +24,7 @@ Logs name the outbox id, kind, chat id and status, never the message text or the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,7 +53,7 @@ from bot.transport.outbox import (
     clear_quoted_words,
 )
 from bot.transport.ratelimit import SendLimiter, Slot, slot_already_reserved
-from bot.transport.receipts import Receipts
+from bot.transport.receipts import Receipt, Receipts
 from storage.clock import utcnow
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonStatus
@@ -191,28 +192,7 @@ class OutboxSender:
         receipts = self.receipts.read() if self.receipts is not None else []
         async with self.db.transaction() as session:
             if receipts:
-                settled = await session.execute(
-                    _RECORD_SENT.where(
-                        _OUTBOX.c.status == OutboxStatus.SENDING,
-                        _OUTBOX.c.attempts == bindparam("b_attempt"),
-                    ),
-                    [
-                        {
-                            "b_id": r.outbox_id,
-                            "b_attempt": r.attempt,
-                            "b_message_id": r.message_id,
-                            "b_now": utcnow(),
-                        }
-                        for r in receipts
-                    ],
-                )
-                await clear_quoted_words(
-                    session, _OUTBOX.c.id.in_([r.outbox_id for r in receipts])
-                )
-                log.info(
-                    "outbox recovery: %d sends found delivered by their receipts",
-                    int(getattr(settled, "rowcount", 0) or 0),
-                )
+                await self._settle_from_receipts(session, receipts)
             stuck = (
                 (
                     await session.execute(
@@ -251,6 +231,27 @@ class OutboxSender:
             )
         return count + resent
 
+    @staticmethod
+    async def _settle_from_receipts(session: AsyncSession, receipts: Sequence[Receipt]) -> None:
+        """Record as ``sent`` the rows still ``sending`` on the very attempt a receipt names."""
+        rows = await session.execute(
+            select(_OUTBOX.c.id, _OUTBOX.c.attempts).where(
+                _OUTBOX.c.status == OutboxStatus.SENDING,
+                _OUTBOX.c.id.in_({r.outbox_id for r in receipts}),
+            )
+        )
+        in_flight = {row_id: attempts for row_id, attempts in rows}
+        now = utcnow()
+        settled = [
+            {"b_id": r.outbox_id, "b_message_id": r.message_id, "b_now": now}
+            for r in receipts
+            if in_flight.get(r.outbox_id) == r.attempt
+        ]
+        if settled:
+            await session.execute(_RECORD_SENT, settled)
+            await clear_quoted_words(session, _OUTBOX.c.id.in_([s["b_id"] for s in settled]))
+        log.info("outbox recovery: %d sends found delivered by their receipts", len(settled))
+
     def wake(self) -> None:
         """New rows were committed: look for work now rather than at the next poll."""
         self._refresh = True
@@ -266,35 +267,55 @@ class OutboxSender:
         heads: list[_Head] = []
         fetched_at = -math.inf
         heads_cost = 0.0
+        # The list of chat heads is read in the background while the dispatcher goes on
+        # starting sends from the list it has: a long queue makes the read take tens of
+        # milliseconds, and waiting for it left the rate's slots unused (bench/broadcast.py).
+        fetch: asyncio.Task[list[_Head]] | None = None
         try:
             while True:
                 age = loop.time() - fetched_at
                 # A long queue makes the list costly to read: read it less often then, so
                 # reading never takes more than about a sixth of the sender's time.
                 min_age = max(self._heads_min_age, HEADS_COST_FACTOR * heads_cost)
-                if (self._refresh and age >= min_age) or age >= self._heads_max_age:
+                due = (self._refresh and age >= min_age) or age >= self._heads_max_age
+                if fetch is None and due:
                     self._refresh = False
                     fetched_at = loop.time()
-                    try:
-                        # A busy chat's head is the very row in flight (its claim may not be
-                        # committed yet): drop it, or it would be tried again once done.
-                        heads = [h for h in await self._heads() if h.chat_id not in self._busy]
-                        heads_cost = loop.time() - fetched_at
-                    except Exception as exc:  # the database may come back: keep going
-                        log.error(
-                            "outbox sender: cannot read the outbox (%s); retrying in %.1f s",
-                            type(exc).__name__,
-                            self.poll_interval,
-                        )
-                        log.debug("outbox read failure", exc_info=True)
-                        heads = []
+                    fetch = asyncio.create_task(self._heads(), name="outbox-heads")
+                    fetch.add_done_callback(lambda _: self._poke())
+                if fetch is not None and fetch.done():
+                    heads = self._fresh_heads(fetch)
+                    heads_cost = loop.time() - fetched_at
+                    fetch = None
                 timeout = self._start_ready(heads)
                 refresh_at = min_age if self._refresh else self._heads_max_age
                 timeout = min(timeout, fetched_at + refresh_at - loop.time())
                 await self._sleep(loop, timeout)
         finally:
             self._running = False
+            if fetch is not None:
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await fetch
             await self._finish_in_flight()
+
+    def _fresh_heads(self, fetch: asyncio.Task[list[_Head]]) -> list[_Head]:
+        """The heads a finished read found, less the chats with a send in flight.
+
+        A busy chat's head is the very row in flight (its claim may not be committed yet):
+        it is dropped, or it would be tried again once done. A row that went while the read
+        ran may still be listed; its claim finds it taken and the slot is given back.
+        """
+        try:
+            return [h for h in fetch.result() if h.chat_id not in self._busy]
+        except Exception as exc:  # the database may come back: keep going
+            log.error(
+                "outbox sender: cannot read the outbox (%s); retrying in %.1f s",
+                type(exc).__name__,
+                self.poll_interval,
+            )
+            log.debug("outbox read failure", exc_info=exc)
+            return []
 
     async def drain(self, timeout: float) -> None:
         """Return once no row is ``pending`` or ``sending``; raise TimeoutError after ``timeout``.
@@ -373,13 +394,15 @@ class OutboxSender:
                 if head.due > now:
                     soonest = min(soonest, (head.due - now).total_seconds())
                     continue
-                global_wait = self.limiter.delay(None)
+                global_wait = self.limiter.delay(None, ahead=True)
                 if global_wait > 0:
                     # Nothing can go before the global slot frees up (inf: until an answer
                     # comes back, which wakes us anyway).
                     soonest = min(soonest, global_wait)
                     break
-                slot = self.limiter.try_acquire(head.chat_id)
+                # The slot is reserved now, before the claim; the request counts against
+                # Telegram's windows only once it leaves (limiter.depart, in _deliver).
+                slot = self.limiter.try_acquire(head.chat_id, depart_now=False)
                 if slot is None:
                     soonest = min(soonest, self.limiter.delay(head.chat_id))
                     continue
@@ -450,6 +473,7 @@ class OutboxSender:
                 await self._fail_unsendable(claimed, exc)
                 return
             try:
+                await self.limiter.depart(slot)
                 with slot_already_reserved():
                     message = await request()
             except Exception as exc:
