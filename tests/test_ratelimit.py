@@ -131,8 +131,9 @@ def simulate_reserve_ahead(clock: FakeClock, *, depart_now: bool) -> list[float]
 
 def test_a_send_counts_from_when_it_leaves_not_from_its_reservation(clock: FakeClock) -> None:
     """Counting from the reservation charged every send its claim's 40 ms too: a whole
-    interval lost every second or so. Counted from when each request leaves, the pace keeps to the rate, and no
-    one-second window of departures (what the server counts) holds more than the limit."""
+    interval lost every second or so. Counted from when each request leaves, the pace keeps
+    to the rate, and no one-second window of departures (what the server counts) holds more
+    than the limit."""
     ahead = simulate_reserve_ahead(clock, depart_now=False)
     assert count_in_any_window(ahead, 1.0) <= 30
     assert len(ahead) >= 4.9 * 30 * 0.99

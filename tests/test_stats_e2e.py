@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.charts.lines import COLOURS
 from bot.protocol import load_protocol
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.clock import utcnow
@@ -72,9 +73,27 @@ async def ask_stats(companion, sandbox, period_label: str) -> list[dict]:
         if b["text"] == period_label
     ]
     connector.press(choose, data)
-    await sandbox.wait_for_messages(CONNECTOR_ID, before + 4, timeout=30)
+    await sandbox.wait_for_messages(CONNECTOR_ID, before + 7, timeout=30)
     await settle(companion, sandbox, within=20)
     return sandbox.sent_to(CONNECTOR_ID)[before:]
+
+
+def colour_share(data: bytes, colour: str, *, top: float = 1.0) -> float:
+    """The share of a PNG's pixels within a small distance of ``colour`` (``#RRGGBB``), in
+    the ``top`` share of the picture's height."""
+    import io
+
+    from matplotlib.image import imread
+
+    pixels = imread(io.BytesIO(data), format="png")[:, :, :3]
+    pixels = pixels[: int(len(pixels) * top)]
+    wanted = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    close = (abs(pixels - wanted) < 0.08).all(axis=2)
+    return float(close.mean())
+
+
+def photo_data(sandbox, photo: dict) -> bytes:
+    return sandbox.files.get(photo["photo"][-1]["file_id"]).data
 
 
 async def test_stats_protect_small_groups_in_words_and_charts(companion, sandbox, database):
@@ -82,7 +101,9 @@ async def test_stats_protect_small_groups_in_words_and_charts(companion, sandbox
     sent = await ask_stats(companion, sandbox, "4 weeks")
     photos = [m for m in sent if "photo" in m]
     [summary] = [m for m in sent if "text" in m]
-    assert len(photos) == 4, "check-ins answered, and one per scale question"
+    # Check-ins answered; each scale question overall; and, for each scale question with
+    # answers, one line per group (nobody answered "part of the team": no such chart).
+    assert len(photos) == 6
     for photo in photos:
         assert len(photo["caption"]) <= 1024
         data = sandbox.files.get(photo["photo"][-1]["file_id"]).data
@@ -93,6 +114,18 @@ async def test_stats_protect_small_groups_in_words_and_charts(companion, sandbox
     assert "Overall: 100% of" in checkins["caption"]
     assert "North West: 3 (2 to 4)." in confidence["caption"]
     assert "South West: too few to show" in confidence["caption"]
+    by_group = photos[2]
+    assert by_group["caption"].startswith("Confidence in each group: the middle answer each month")
+    assert "North West: " in by_group["caption"]
+    [south] = [line for line in by_group["caption"].splitlines() if line.startswith("South")]
+    assert "too few to show" in south and not any(c.isdigit() for c in south)
+    picture = photo_data(sandbox, by_group)
+    keep_chart(picture, "stats-confidence-groups.png")
+    assert png_size(picture) == (800, 1000)
+    assert colour_share(picture, COLOURS[0]) > 0.002, "the north line is drawn"
+    # The south line (two people) is not drawn; a note at the foot says why, in its colour.
+    assert colour_share(picture, COLOURS[1], top=0.8) == 0
+    assert colour_share(picture, COLOURS[1]) > 0.001
     text = summary["text"]
     assert "North West: 6" in text and "South West: too few to show" in text
     assert "Everyone: 8." in text
@@ -107,6 +140,12 @@ async def test_min_group_size_is_a_protocol_setting(sandbox, database, database_
         sent = await ask_stats(bot, sandbox, "All")
     [summary] = [m for m in sent if "text" in m]
     assert "South West: 2" in summary["text"] and "3 came" in summary["text"]
+    by_group = next(m for m in sent if "photo" in m and "in each group" in m["caption"])
+    picture = photo_data(sandbox, by_group)
+    keep_chart(picture, "stats-confidence-groups-min2.png")
+    assert colour_share(picture, COLOURS[0]) > 0.002
+    assert colour_share(picture, COLOURS[1], top=0.8) > 0.002, "both lines are drawn"
+    assert "too few to show" not in by_group["caption"]
 
 
 async def test_stats_are_refused_to_partners_and_outsiders(companion, sandbox, database):

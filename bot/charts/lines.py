@@ -50,6 +50,8 @@ class ChartWords:
     subtitle: str = ""
     too_few: str = ""
     value_format: str = "{:g}"  # how a y tick reads, e.g. "{:.0f}%"
+    #: With several lines, a gap names whose it is: "{names}: too few to show".
+    too_few_for: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def _plot(
 
     span = scale.high - scale.low
     labels: list[tuple[float, float, str, str]] = []
+    gaps: dict[float, list[str]] = {}  # x -> the lines with a gap there
     for index, line in enumerate(series):
         colour = COLOURS[index % len(COLOURS)]
         xs = [float(date2num(_day(w, zone))) for w, _ in line.points]
@@ -116,18 +119,45 @@ def _plot(
         if shown:
             labels.append((shown[-1][0], shown[-1][1], line.label, colour))
         for x, y in zip(xs, ys, strict=True):
-            if math.isnan(y) and words.too_few:  # a gap: say why, where the point would be
-                axes.text(
-                    x,
-                    scale.low + span * 0.08,
-                    words.too_few,
-                    rotation=90,
-                    fontsize=TEXT_PT * 0.6,
-                    color="#444444",
-                    ha="center",
-                    va="bottom",
-                )
+            if math.isnan(y):
+                gaps.setdefault(x, []).append(line.label)
+    if len(series) > 1 and words.too_few_for:
+        _name_gaps(axes, series, gaps, words.too_few_for)
+        return labels
+    for x in sorted(gaps) if words.too_few else ():  # a gap: say why, where a point would be
+        axes.text(
+            x,
+            scale.low + span * 0.08,
+            words.too_few,
+            rotation=90,
+            fontsize=TEXT_PT * 0.6,
+            color="#444444",
+            ha="center",
+            va="bottom",
+        )
     return labels
+
+
+def _name_gaps(
+    axes: Any, series: Sequence[Series], gaps: dict[float, list[str]], words: str
+) -> None:
+    """With several lines, say below them, in words and in each line's colour, which have
+    gaps (too few people there); the caption says which months."""
+    gapped = {name for names in gaps.values() for name in names}
+    notes = [(i, line.label) for i, line in enumerate(series) if line.label in gapped]
+    for row, (index, name) in enumerate(notes):
+        axes.text(
+            0.03,
+            0.03 + 0.07 * (len(notes) - 1 - row),
+            words.format(names=name),
+            transform=axes.transAxes,
+            fontsize=TEXT_PT * 0.7,
+            fontweight="bold",
+            color=COLOURS[index % len(COLOURS)],
+            ha="left",
+            va="bottom",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 2},
+        )
 
 
 def _x_axis(axes: Any, days: list[datetime], words: ChartWords, zone: ZoneInfo) -> None:

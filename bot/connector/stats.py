@@ -2,8 +2,8 @@
 
 For "4 weeks", "3 months" or "all": people taking part by group; check-ins answered per week
 (a share of those sent, never per person); each scale question's median and spread (the
-middle half of answers) per month, overall, and per group over the period; meeting
-attendance; hours given. Any figure about fewer people than the protocol's
+middle half of answers) per month, overall and per group, and per group over the period;
+meeting attendance; hours given. Any figure about fewer people than the protocol's
 ``min_group_size`` is None here, which every chart and sentence shows as "too few to show".
 All counting is done by the database (see :mod:`storage.queries.stats`).
 """
@@ -35,13 +35,15 @@ class Spread:
 
 @dataclass(frozen=True)
 class ScaleStats:
-    """One scale question: per month overall, and per group over the whole period."""
+    """One scale question: per month overall, per group over the whole period, and per group
+    per month (``group_months``: each group's name and its months)."""
 
     key: str
     low: int
     high: int
     months: list[tuple[datetime, Spread]]
     groups: list[tuple[str, Spread]]
+    group_months: list[tuple[str, list[tuple[datetime, Spread]]]]
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ async def study_stats(
         by_month: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         by_group: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         month_people: dict[int, int] = defaultdict(int)
+        cell_of: dict[tuple[str | None, int], tuple[dict[int, int], int]] = {}
         # Over the whole period, a group has at least as many people as in its fullest
         # month: a safe lower bound (it can only hide a figure, never show a small one).
         group_people: dict[str | None, int] = defaultdict(int)
@@ -170,6 +173,7 @@ async def study_stats(
                 by_group[cell.group][value] += answers
             month_people[cell.period] += cell.people  # a partner is in one group: sums add up
             group_people[cell.group] = max(group_people[cell.group], cell.people)
+            cell_of[cell.group, cell.period] = (cell.answers, cell.people)
         assert question.min is not None and question.max is not None
         scale_stats.append(
             ScaleStats(
@@ -184,6 +188,16 @@ async def study_stats(
                     (
                         group_name(g),
                         spread(by_group[g], group_people.get(g, 0), least),
+                    )
+                    for g in sorted(by_group, key=str)
+                ],
+                group_months=[
+                    (
+                        group_name(g),
+                        [
+                            (start, spread(*cell_of.get((g, i), ({}, 0)), least))
+                            for i, start in enumerate(months)
+                        ],
                     )
                     for g in sorted(by_group, key=str)
                 ],

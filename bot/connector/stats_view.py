@@ -13,10 +13,12 @@ from typing import Any
 
 from bot.calendar.words import date_words, day_words
 from bot.charts.lines import ChartWords, Scale, Series, draw_lines
-from bot.connector.stats import Spread, StudyStats
+from bot.connector.stats import ScaleStats, Spread, StudyStats
 from prompts import Prompts
 
 CAPTION_MONTHS = 12
+#: Months per group in a by-group chart's caption (a caption holds at most 1,024 characters).
+CAPTION_GROUP_MONTHS = 3
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ def _spread_values(spread: Spread) -> dict[str, Any]:
 
 
 def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
-    """The charts of ``stats``: check-ins answered per week, then one per scale question."""
+    """The charts of ``stats``: check-ins answered per week, then for each scale question its
+    overall chart and, when the study has more than one group, one line per group."""
     months_short = prompts.labels("tools.dates.months_short")
     too_few = prompts.label("stats.too_few")
     zone = stats.zone
@@ -84,6 +87,7 @@ def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
         )
     ]
     names = prompts.labels("tools.journey.lines")
+    month_names = prompts.labels("tools.dates.months")
     for scale in stats.scales:
         label = names.get(scale.key, scale.key)
         band = [
@@ -109,9 +113,7 @@ def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
                     "high_end": scale.high,
                     "months": [
                         {
-                            "month": prompts.labels("tools.dates.months")[
-                                str(m.astimezone(zone).month)
-                            ],
+                            "month": month_names[str(m.astimezone(zone).month)],
                             **_spread_values(s),
                         }
                         for m, s in scale.months[-CAPTION_MONTHS:]
@@ -120,7 +122,51 @@ def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
                 },
             )
         )
+        if len(scale.group_months) > 1:
+            charts.append(_by_group(prompts, stats, scale, label, month_names))
     return charts
+
+
+def _by_group(
+    prompts: Prompts,
+    stats: StudyStats,
+    scale: ScaleStats,
+    label: str,
+    month_names: dict[str, str],
+) -> StatsChart:
+    """One scale question's middle answer per month, one line per group (no bands: with
+    several lines they would hide each other)."""
+    return StatsChart(
+        name=f"{scale.key}-groups",
+        series=[Series(g, [(m, s.median) for m, s in months]) for g, months in scale.group_months],
+        words=ChartWords(
+            prompts.label("stats.scale_groups_title", label=label),
+            prompts.labels("tools.dates.months_short"),
+            subtitle=prompts.label("stats.scale_subtitle", low=scale.low, high=scale.high),
+            too_few=prompts.label("stats.too_few"),
+            too_few_for=prompts.label("stats.too_few_for"),
+        ),
+        scale=Scale(scale.low, scale.high, tuple(range(scale.low, scale.high + 1))),
+        caption="stats/scale_groups_caption",
+        values={
+            "label": label,
+            "low_end": scale.low,
+            "high_end": scale.high,
+            "groups": [
+                {
+                    "name": g,
+                    "months": [
+                        {
+                            "month": month_names[str(m.astimezone(stats.zone).month)],
+                            **_spread_values(s),
+                        }
+                        for m, s in months[-CAPTION_GROUP_MONTHS:]
+                    ],
+                }
+                for g, months in scale.group_months
+            ],
+        },
+    )
 
 
 def summary_values(prompts: Prompts, stats: StudyStats) -> dict[str, Any]:
