@@ -190,7 +190,9 @@ async def measure(url: str, data_dir: Path) -> dict[str, float]:
         for _ in range(3):
             began = time.perf_counter()
             async with db.sessions() as session:
-                stats = await study_stats(session, protocol, "all", now=utcnow())
+                stats = await study_stats(
+                    session, protocol, "all", now=utcnow(), reads=db.sessions
+                )  # as the handler does: the scale answers counted beside the rest
             figures_times.append(time.perf_counter() - began)
         figures = min(figures_times)
         began = time.perf_counter()

@@ -50,7 +50,13 @@ async def stats_button(update: Update, context: BotContext) -> None:
         context.answer_button(update, prompts.label("stats.old_button"))
         return
     context.answer_button(update)
-    stats = await study_stats(context.session, context.protocol, period, now=utcnow())
+    stats = await study_stats(
+        context.session,
+        context.protocol,
+        period,
+        now=utcnow(),
+        reads=context.services.db.sessions,
+    )
     charts = stats_charts(prompts, stats)
     stem = f"stats-{context.scope.update_id}"
     folder = context.settings.companion_data_dir / CHARTS_FOLDER

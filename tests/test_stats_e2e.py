@@ -165,7 +165,7 @@ async def test_stats_are_refused_to_partners_and_outsiders(companion, sandbox, d
 async def test_the_figures_read_the_answers_once(database) -> None:
     """One pass over the answers (bench/stats.py measures what it saves): the answers' counts
     per value and the people behind them, which the small-group rule needs, come from one
-    query, the same on SQLite and PostgreSQL."""
+    query (on PostgreSQL counted per person first, on SQLite in one aggregate)."""
     from sqlalchemy import event
 
     from bot.connector.stats import study_stats
@@ -191,3 +191,23 @@ async def test_the_figures_read_the_answers_once(database) -> None:
     assert len(from_answers) == 1, from_answers
     [confidence] = [s for s in stats.scales if s.key == "confidence"]
     assert any(spread.median is not None for _, spread in confidence.months)
+
+
+async def test_both_ways_of_counting_the_scales_agree(database) -> None:
+    """PostgreSQL counts each person's answers first and SQLite counts in one aggregate
+    (each the faster on its database); on the same answers they give the same cells."""
+    from bot.connector.stats import _month_starts
+    from storage.queries import stats as q
+
+    await seed(database)
+    now = utcnow()
+    starts = _month_starts(
+        now - timedelta(days=70), now, load_protocol(DEFAULT_STUDY_PATH).groups[0].zone
+    )
+    keys = ["confidence", "valued", "part_of_team"]
+    async with database.sessions() as session:
+        one_pass = await q._scale_cells_one_pass(session, keys, range(1, 6), starts)
+        per_person = await q._scale_cells_per_person(session, keys, range(1, 6), starts)
+    order = lambda cells: sorted(cells, key=lambda c: (c.period, str(c.group), c.question))  # noqa: E731
+    assert order(one_pass) == order(per_person)
+    assert {c.people for c in one_pass} == {6, 2}, "north's six and south's two, each month"

@@ -10,15 +10,17 @@ All counting is done by the database (see :mod:`storage.queries.stats`).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.protocol import StudyProtocol
+from bot.protocol import Question, StudyProtocol
 from storage.queries import stats as q
 
 PERIODS: dict[str, int | None] = {"4w": 28, "3m": 91, "all": None}
@@ -115,9 +117,19 @@ def _small(count: int, least: int) -> int | None:
 
 
 async def study_stats(
-    session: AsyncSession, protocol: StudyProtocol, period: str, *, now: datetime
+    session: AsyncSession,
+    protocol: StudyProtocol,
+    period: str,
+    *,
+    now: datetime,
+    reads: Callable[[], AbstractAsyncContextManager[AsyncSession]] | None = None,
 ) -> StudyStats:
-    """The figures for ``period`` (one of :data:`PERIODS`), small groups already hidden."""
+    """The figures for ``period`` (one of :data:`PERIODS`), small groups already hidden.
+
+    ``reads`` opens a read-only session of its own: the scale answers (by far the longest
+    count) are then counted on it while the other figures are read on ``session``, side by
+    side on the database.
+    """
     least, zone = protocol.min_group_size, protocol.groups[0].zone
     days = PERIODS[period]
     if days is None:
@@ -130,11 +142,30 @@ async def study_stats(
     def group_name(key: str | None) -> str:
         return names.get(key or "", key or "-")
 
-    taking_part = await q.taking_part_by_group(session)
+    scales = [qn for qn in protocol.questions if qn.kind == "scale"]
+    months = _month_starts(since, now, zone)
+    values = range(
+        min((qn.min or 0 for qn in scales), default=0),
+        max((qn.max or 0 for qn in scales), default=0) + 1,
+    )
+
+    async def count_scales() -> list[q.ScaleCell]:
+        if reads is None:
+            return await q.scale_cells(session, [s.key for s in scales], values, months)
+        async with reads() as own:
+            return await q.scale_cells(own, [s.key for s in scales], values, months)
+
+    async with asyncio.TaskGroup() as side_by_side:
+        counting = side_by_side.create_task(count_scales()) if reads is not None else None
+        taking_part = await q.taking_part_by_group(session)
+        weeks = _week_starts(since, now, zone)
+        sent_by_week = {w.period: w for w in await q.checkin_periods(session, weeks, now)}
+        attended = await q.attendance(session, since, now)
+        given = await q.hours_by_group(session, since, now)
+    cells = counting.result() if counting is not None else await count_scales()
+
     people = [(group_name(k), _small(n, least)) for k, n in sorted(taking_part.items(), key=str)]
 
-    weeks = _week_starts(since, now, zone)
-    sent_by_week = {w.period: w for w in await q.checkin_periods(session, weeks, now)}
     week_shares = []
     for index, start in enumerate(weeks):
         week = sent_by_week.get(index)
@@ -149,66 +180,9 @@ async def study_stats(
         else None
     )
 
-    scales = [qn for qn in protocol.questions if qn.kind == "scale"]
-    months = _month_starts(since, now, zone)
-    values = range(
-        min((qn.min or 0 for qn in scales), default=0),
-        max((qn.max or 0 for qn in scales), default=0) + 1,
-    )
-    cells = await q.scale_cells(session, [s.key for s in scales], values, months)
-    scale_stats = []
-    for question in scales:
-        by_month: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        by_group: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        month_people: dict[int, int] = defaultdict(int)
-        cell_of: dict[tuple[str | None, int], tuple[dict[int, int], int]] = {}
-        # Over the whole period, a group has at least as many people as in its fullest
-        # month: a safe lower bound (it can only hide a figure, never show a small one).
-        group_people: dict[str | None, int] = defaultdict(int)
-        for cell in cells:
-            if cell.question != question.key or cell.period < 0:
-                continue
-            for value, answers in cell.answers.items():
-                by_month[cell.period][value] += answers
-                by_group[cell.group][value] += answers
-            month_people[cell.period] += cell.people  # a partner is in one group: sums add up
-            group_people[cell.group] = max(group_people[cell.group], cell.people)
-            cell_of[cell.group, cell.period] = (cell.answers, cell.people)
-        assert question.min is not None and question.max is not None
-        scale_stats.append(
-            ScaleStats(
-                key=question.key,
-                low=question.min,
-                high=question.max,
-                months=[
-                    (start, spread(by_month.get(i, {}), month_people.get(i, 0), least))
-                    for i, start in enumerate(months)
-                ],
-                groups=[
-                    (
-                        group_name(g),
-                        spread(by_group[g], group_people.get(g, 0), least),
-                    )
-                    for g in sorted(by_group, key=str)
-                ],
-                group_months=[
-                    (
-                        group_name(g),
-                        [
-                            (start, spread(*cell_of.get((g, i), ({}, 0)), least))
-                            for i, start in enumerate(months)
-                        ],
-                    )
-                    for g in sorted(by_group, key=str)
-                ],
-            )
-        )
+    scale_stats = [_scale_stats(question, cells, months, least, group_name) for question in scales]
 
-    meetings = [
-        (m.title, m.starts_at, _small(n, least))
-        for m, n in await q.attendance(session, since, now)
-    ]
-    given = await q.hours_by_group(session, since, now)
+    meetings = [(m.title, m.starts_at, _small(n, least)) for m, n in attended]
     hours = [
         (group_name(g), round(m / 60, 1) if n >= least else None)
         for g, (m, n) in sorted(given.items(), key=str)
@@ -229,6 +203,59 @@ async def study_stats(
         meetings=meetings,
         hours=hours,
         hours_total=round(total_minutes / 60, 1) if total_people >= least else None,
+    )
+
+
+def _scale_stats(
+    question: Question,
+    cells: Sequence[q.ScaleCell],
+    months: Sequence[datetime],
+    least: int,
+    group_name: Callable[[str | None], str],
+) -> ScaleStats:
+    """One scale question's figures from the counted cells, small groups hidden."""
+    by_month: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    by_group: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    month_people: dict[int, int] = defaultdict(int)
+    cell_of: dict[tuple[str | None, int], tuple[dict[int, int], int]] = {}
+    # Over the whole period, a group has at least as many people as in its fullest
+    # month: a safe lower bound (it can only hide a figure, never show a small one).
+    group_people: dict[str | None, int] = defaultdict(int)
+    for cell in cells:
+        if cell.question != question.key or cell.period < 0:
+            continue
+        for value, answers in cell.answers.items():
+            by_month[cell.period][value] += answers
+            by_group[cell.group][value] += answers
+        month_people[cell.period] += cell.people  # a partner is in one group: sums add up
+        group_people[cell.group] = max(group_people[cell.group], cell.people)
+        cell_of[cell.group, cell.period] = (cell.answers, cell.people)
+    assert question.min is not None and question.max is not None
+    return ScaleStats(
+        key=question.key,
+        low=question.min,
+        high=question.max,
+        months=[
+            (start, spread(by_month.get(i, {}), month_people.get(i, 0), least))
+            for i, start in enumerate(months)
+        ],
+        groups=[
+            (
+                group_name(g),
+                spread(by_group[g], group_people.get(g, 0), least),
+            )
+            for g in sorted(by_group, key=str)
+        ],
+        group_months=[
+            (
+                group_name(g),
+                [
+                    (start, spread(*cell_of.get((g, i), ({}, 0)), least))
+                    for i, start in enumerate(months)
+                ],
+            )
+            for g in sorted(by_group, key=str)
+        ],
     )
 
 
