@@ -42,6 +42,16 @@ def sent(sandbox) -> list[dict]:
     return sandbox.sent_to(PARTNER)
 
 
+async def answer_and_go_on(sandbox, sam, question: dict) -> None:
+    """Sam answers 3 to ``question``; the check-in's next question must follow."""
+    sam.press(question, data_for(question, "3"))
+    await wait_until(
+        lambda: any("part of the team" in (m.get("text") or "") for m in sent(sandbox)),
+        30,
+        "the question after the answer",
+    )
+
+
 def in_flight(sandbox, chat_id: int, words: str) -> bool:
     """Whether the bot has made a sendMessage call to ``chat_id`` whose text has ``words``."""
     return any(
@@ -101,12 +111,7 @@ async def test_a_checkin_question_caught_by_a_kill_is_sent_again_a_broadcast_is_
         await asyncio.sleep(1.5)  # time for anything else the restart might (wrongly) send
         asked = questions(sandbox)
         assert len(asked) == (2 if accepted else 1), "at most one doubled message per crash"
-        sam.press(asked[-1], data_for(asked[-1], "3"))
-        await wait_until(
-            lambda: any("part of the team" in (m.get("text") or "") for m in sent(sandbox)),
-            30,
-            "the question after the answer",
-        )
+        await answer_and_go_on(sandbox, sam, asked[-1])
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 20)
@@ -180,12 +185,7 @@ async def test_a_question_telegram_answered_is_not_sent_again_when_the_kill_beat
         await wait_until(lambda: receipts() == "", 30, "the receipts applied")
         await asyncio.sleep(1.5)  # time for anything the restart might (wrongly) send again
         (asked,) = questions(sandbox)
-        sam.press(asked, data_for(asked, "3"))
-        await wait_until(
-            lambda: any("part of the team" in (m.get("text") or "") for m in sent(sandbox)),
-            30,
-            "the question after the answer",
-        )
+        await answer_and_go_on(sandbox, sam, asked)
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 20)

@@ -47,6 +47,16 @@ def _spread_values(spread: Spread) -> dict[str, Any]:
     }
 
 
+def _axis(scale: ScaleStats) -> Scale:
+    """A scale question's y axis: its whole range, every point labelled."""
+    return Scale(scale.low, scale.high, tuple(range(scale.low, scale.high + 1)))
+
+
+def _scale_words(label: str, scale: ScaleStats) -> dict[str, Any]:
+    """What every scale caption says first: the question and what its ends mean."""
+    return {"label": label, "low_end": scale.low, "high_end": scale.high}
+
+
 def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
     """The charts of ``stats``: check-ins answered per week, then for each scale question its
     overall chart and, when the study has more than one group, one line per group."""
@@ -105,12 +115,10 @@ def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
                     subtitle=prompts.label("stats.scale_subtitle", low=scale.low, high=scale.high),
                     too_few=too_few,
                 ),
-                scale=Scale(scale.low, scale.high, tuple(range(scale.low, scale.high + 1))),
+                scale=_axis(scale),
                 caption="stats/scale_caption",
                 values={
-                    "label": label,
-                    "low_end": scale.low,
-                    "high_end": scale.high,
+                    **_scale_words(label, scale),
                     "months": [
                         {
                             "month": month_names[str(m.astimezone(zone).month)],
@@ -146,12 +154,10 @@ def _by_group(
             too_few=prompts.label("stats.too_few"),
             too_few_for=prompts.label("stats.too_few_for"),
         ),
-        scale=Scale(scale.low, scale.high, tuple(range(scale.low, scale.high + 1))),
+        scale=_axis(scale),
         caption="stats/scale_groups_caption",
         values={
-            "label": label,
-            "low_end": scale.low,
-            "high_end": scale.high,
+            **_scale_words(label, scale),
             "groups": [
                 {
                     "name": g,
