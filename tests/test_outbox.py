@@ -658,6 +658,43 @@ async def test_receipts_are_written_as_sends_are_answered_and_emptied_once_recor
     receipts.close()
 
 
+def test_a_receipt_whose_send_is_not_yet_recorded_survives_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database could not record send 1 (or not yet): however often the file is
+    rewritten, its receipt stays for the next start; the recorded ones go."""
+    monkeypatch.setattr(receipts_module, "ROLL_OVER_BYTES", 1)
+    receipts = Receipts(tmp_path / "receipts.log")
+    for outbox_id in (1, 2, 3):
+        assert receipts.note(outbox_id, 1, 100 + outbox_id)
+    receipts.recorded(2)
+    receipts.recorded(3)
+    assert receipts.read() == [receipts_module.Receipt(1, 1, 101)]
+    receipts.note(4, 2, None)
+    receipts.recorded(4)
+    assert receipts.read() == [receipts_module.Receipt(1, 1, 101)]
+    receipts.close()
+
+
+async def test_recovery_copes_with_more_receipts_than_a_query_takes_parameters(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], tmp_path: Path
+) -> None:
+    """A clean stop keeps the file; a busy bot can leave tens of thousands of receipts in it
+    (asyncpg refuses a query with more than 32,767 parameters)."""
+    sb.user(160)
+    await queue(database, {"key": "q", "chat_id": 160, "text": "hello", "conversation_step": True})
+    step = await mark_sending(database, "q")
+    receipts = Receipts(tmp_path / "receipts.log")
+    for outbox_id in range(1_000_000, 1_040_000):  # sends long since recorded
+        receipts.note(outbox_id, 1, outbox_id)
+    receipts.note(step, 1, 42)
+    receipts.close()
+    assert await make_sender(receipts=Receipts(receipts.path)).recover() == 0
+    (row,) = await rows(database)
+    assert (row.status, row.tg_message_id) == (OutboxStatus.SENT, 42)
+    assert texts(sb, 160) == []
+
+
 async def test_a_receipt_that_cannot_be_written_costs_only_its_protection(
     database: Database, sb: Any, make_sender: Callable[..., OutboxSender], tmp_path: Path
 ) -> None:

@@ -153,6 +153,29 @@ def test_a_pause_set_after_the_reservation_holds_the_departure(clock: FakeClock)
     assert limiter.try_depart(slot)
 
 
+def test_a_slot_that_waited_out_a_long_pause_still_counts_once_it_leaves(
+    clock: FakeClock,
+) -> None:
+    """Reserved, then held back by a minute's retry_after: when they leave, the sends count
+    against the one-second window as any other (not as long finished)."""
+    limiter = make(clock, global_rate=2, chat_rate=100)
+    ahead = []
+    for chat in (1, 2):
+        slot = limiter.try_acquire(chat, depart_now=False)
+        assert slot is not None
+        ahead.append(slot)
+        clock.advance(0.5)
+    limiter.pause_all(70.0)
+    clock.advance(70.0)
+    assert all(limiter.try_depart(slot) for slot in ahead)
+    assert limiter.try_acquire(3) is None, "two have just left and are still in flight"
+    for slot in ahead:
+        slot.release()
+    assert limiter.try_acquire(3) is None, "each counts a second after its answer"
+    clock.advance(1.0)
+    assert limiter.try_acquire(3) is not None
+
+
 async def test_depart_waits_for_the_window() -> None:
     limiter = SendLimiter(2, 100, 20)
     first = limiter.try_acquire(1)

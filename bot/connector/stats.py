@@ -155,14 +155,19 @@ async def study_stats(
         async with reads() as own:
             return await q.scale_cells(own, [s.key for s in scales], values, months)
 
-    async with asyncio.TaskGroup() as side_by_side:
-        counting = side_by_side.create_task(count_scales()) if reads is not None else None
+    counting = asyncio.ensure_future(count_scales()) if reads is not None else None
+    try:
         taking_part = await q.taking_part_by_group(session)
         weeks = _week_starts(since, now, zone)
         sent_by_week = {w.period: w for w in await q.checkin_periods(session, weeks, now)}
         attended = await q.attendance(session, since, now)
         given = await q.hours_by_group(session, since, now)
-    cells = counting.result() if counting is not None else await count_scales()
+    except BaseException:
+        if counting is not None:  # never leave the side count running on its own
+            counting.cancel()
+            await asyncio.gather(counting, return_exceptions=True)
+        raise
+    cells = await counting if counting is not None else await count_scales()
 
     people = [(group_name(k), _small(n, least)) for k, n in sorted(taking_part.items(), key=str)]
 

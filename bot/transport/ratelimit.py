@@ -136,6 +136,8 @@ class Slot:
     #: Whether the request has left (see :meth:`SendLimiter.depart`); until then it counts
     #: against no window.
     departed: bool = True
+    #: When it left (the reservation's time for a slot that leaves at once).
+    left: float | None = None
 
     @property
     def open(self) -> bool:
@@ -195,12 +197,16 @@ class _Window:
 def _end(slot: Slot, now: float) -> float:
     """When a slot stopped counting as in flight (``inf`` while it still does).
 
-    A slot never released is taken as finished :data:`SLOT_MAX_HOLD` seconds after it was
-    reserved, so one forgotten ``release()`` cannot stall every send for good.
+    A slot never released is taken as finished :data:`SLOT_MAX_HOLD` seconds after it left,
+    so one forgotten ``release()`` cannot stall every send for good. Counted from when it
+    left, not from its reservation: a slot that waited out a minute's ``retry_after`` before
+    leaving must still count once it leaves.
     """
     if slot.end is not None:
         return slot.end
-    deadline = slot.start + SLOT_MAX_HOLD
+    if not slot.departed:
+        return math.inf  # kept (counting against nothing) until it leaves or is cancelled
+    deadline = (slot.start if slot.left is None else slot.left) + SLOT_MAX_HOLD
     return deadline if deadline <= now else math.inf
 
 
@@ -355,7 +361,13 @@ class SendLimiter:
         now = self.clock()
         if self.ready_at(chat_id, now, ahead=not depart_now) > now:
             return None
-        slot = Slot(limiter=self, chat_id=chat_id, start=now, departed=depart_now)
+        slot = Slot(
+            limiter=self,
+            chat_id=chat_id,
+            start=now,
+            departed=depart_now,
+            left=now if depart_now else None,
+        )
         self._undo = (slot, self._global_due)
         on_time = now - self._global_due <= GLOBAL_CATCH_UP * self._global_interval
         self._global_due = (self._global_due if on_time else now) + self._global_interval
@@ -400,6 +412,7 @@ class SendLimiter:
             now = self.clock()
             slot.departed = self.departure_ready_at(slot, now) <= now
             if slot.departed:
+                slot.left = now
                 lead = min(now - slot.start, MAX_LEAD)
                 self._lead += LEAD_WEIGHT * (lead - self._lead)
         return slot.departed

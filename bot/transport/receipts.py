@@ -30,7 +30,7 @@ from bot.transport.callbacks import number
 
 log = logging.getLogger(__name__)
 
-#: The file is emptied once every receipt in it is in the database and it has grown this big.
+#: Once the file has grown this big it is rewritten with only the receipts still needed.
 ROLL_OVER_BYTES = 1 << 20
 
 
@@ -60,42 +60,68 @@ class Receipts:
         self.path = path
         self._fd: int | None = None
         self._size = 0
-        self._unrecorded = 0
+        self._compact_at = ROLL_OVER_BYTES
+        #: Receipts written but whose sends the database does not have yet, by outbox id.
+        self._waiting: dict[int, bytes] = {}
 
     def note(self, outbox_id: int, attempt: int, message_id: int | None) -> bool:
         """Write down, now and synchronously, that Telegram accepted this send; whether it was.
 
-        Never raises: a receipt that cannot be written only loses its protection. Each receipt
-        written is followed by one :meth:`recorded` once the database has the send.
+        Never raises: a receipt that cannot be written only loses its protection. Call
+        :meth:`recorded` once the database has the send.
         """
         line = f"{outbox_id} {attempt} {'-' if message_id is None else message_id}\n".encode()
         try:
             if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                self._size = os.fstat(self._fd).st_size
+                self._open()
+            assert self._fd is not None
             os.write(self._fd, line)
         except OSError as exc:
             log.warning("could not write a delivery receipt (%s)", type(exc).__name__)
             return False
         self._size += len(line)
-        self._unrecorded += 1
+        self._waiting[outbox_id] = line
         return True
 
-    def recorded(self) -> None:
-        """A send noted by :meth:`note` is now in the database (or never will be from this run).
+    def recorded(self, outbox_id: int) -> None:
+        """The database now has the send of ``outbox_id``: its receipt is no longer needed.
 
-        When none is left waiting and the file has grown, it is emptied: everything in it is
-        in the database already.
+        Not called for a send the database could not record: its receipt stays (across
+        compactions too) for the next start. Once the file has grown past
+        :data:`ROLL_OVER_BYTES`, it is rewritten with only the receipts still waiting.
         """
-        self._unrecorded = max(0, self._unrecorded - 1)
-        if self._unrecorded == 0 and self._size >= ROLL_OVER_BYTES and self._fd is not None:
+        self._waiting.pop(outbox_id, None)
+        if self._size >= self._compact_at:
+            self._compact()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    def _compact(self) -> None:
+        """Replace the file, in one rename, by one holding only the receipts still waiting.
+
+        Until the rename the old file is whole, and after it the new one is: a kill at any
+        moment leaves every waiting receipt on disk. Nothing is written in between, since
+        writing a receipt never waits.
+        """
+        kept = b"".join(self._waiting.values())
+        spare = self.path.with_name(self.path.name + ".new")
+        try:
+            fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                os.ftruncate(self._fd, 0)
-            except OSError as exc:
-                log.warning("could not empty the delivery receipts (%s)", type(exc).__name__)
-                return
-            self._size = 0
+                os.write(fd, kept)
+            finally:
+                os.close(fd)
+            os.replace(spare, self.path)
+            self.close()
+            self._open()
+        except OSError as exc:
+            log.warning("could not compact the delivery receipts (%s)", type(exc).__name__)
+            self._compact_at = self._size + ROLL_OVER_BYTES  # not again on every send
+            return
+        self._compact_at = ROLL_OVER_BYTES
 
     def read(self) -> list[Receipt]:
         """The receipts a previous run left (a torn last line is skipped)."""
@@ -129,7 +155,7 @@ class Receipts:
             log.warning("could not empty the delivery receipts (%s)", type(exc).__name__)
             return
         self._size = 0
-        self._unrecorded = 0
+        self._waiting.clear()
 
     def close(self) -> None:
         """Close the file (the receipts in it stay for the next start)."""

@@ -233,11 +233,15 @@ class OutboxSender:
 
     @staticmethod
     async def _settle_from_receipts(session: AsyncSession, receipts: Sequence[Receipt]) -> None:
-        """Record as ``sent`` the rows still ``sending`` on the very attempt a receipt names."""
+        """Record as ``sent`` the rows still ``sending`` on the very attempt a receipt names.
+
+        The rows left ``sending`` are few (at most the sends in flight when the process
+        stopped), so they are read and matched here rather than named in the query: the
+        receipts can be many more than a query may carry parameters.
+        """
         rows = await session.execute(
             select(_OUTBOX.c.id, _OUTBOX.c.attempts).where(
-                _OUTBOX.c.status == OutboxStatus.SENDING,
-                _OUTBOX.c.id.in_({r.outbox_id for r in receipts}),
+                _OUTBOX.c.status == OutboxStatus.SENDING
             )
         )
         in_flight = {row_id: attempts for row_id, attempts in rows}
@@ -288,8 +292,11 @@ class OutboxSender:
                     heads_cost = loop.time() - fetched_at
                     fetch = None
                 timeout = self._start_ready(heads)
-                refresh_at = min_age if self._refresh else self._heads_max_age
-                timeout = min(timeout, fetched_at + refresh_at - loop.time())
+                if fetch is None:
+                    refresh_at = min_age if self._refresh else self._heads_max_age
+                    timeout = min(timeout, fetched_at + refresh_at - loop.time())
+                else:  # the read's end wakes us; until then there is no refresh to wait for
+                    timeout = min(timeout, self.poll_interval)
                 await self._sleep(loop, timeout)
         finally:
             self._running = False
@@ -482,10 +489,9 @@ class OutboxSender:
                 await self._handle_error(claimed, classify(exc))
                 return
             slot.release()
-            noted = self.receipts is not None and self.receipts.note(
-                claimed.id, claimed.attempts, _message_id(message)
-            )
-            await self._record_sent(claimed, message, noted=noted)
+            if self.receipts is not None:
+                self.receipts.note(claimed.id, claimed.attempts, _message_id(message))
+            await self._record_sent(claimed, message)
         except Exception as exc:
             # Database trouble, most likely. The row stays as it was (``sending`` becomes
             # ``unknown`` at the next start). The exception text may quote SQL parameters,
@@ -496,7 +502,9 @@ class OutboxSender:
             )
             log.debug("outbox %d delivery crash", outbox_id, exc_info=True)
         finally:
-            if slot.open:
+            if slot.open and slot.departed:  # the request may have left with it
+                slot.release()
+            elif slot.open:  # nothing was sent with it
                 slot.cancel()
             self._busy.discard(chat_id)
 
@@ -645,16 +653,12 @@ class OutboxSender:
 
     # -- outcomes --------------------------------------------------------------------------
 
-    async def _record_sent(
-        self, claimed: _Claimed, message: telegram.Message | bool, *, noted: bool = False
-    ) -> None:
-        try:
-            await self._record_sent_once(claimed, _message_id(message))
-        finally:
-            if noted and self.receipts is not None:
-                self.receipts.recorded()
+    async def _record_sent(self, claimed: _Claimed, message: telegram.Message | bool) -> None:
+        if await self._record_sent_once(claimed, _message_id(message)) and self.receipts:
+            self.receipts.recorded(claimed.id)  # only now is its receipt no longer needed
 
-    async def _record_sent_once(self, claimed: _Claimed, message_id: int | None) -> None:
+    async def _record_sent_once(self, claimed: _Claimed, message_id: int | None) -> bool:
+        """Record the send as ``sent`` (three tries); whether it was."""
         for attempt in range(3):
             try:
                 await self._records.submit((claimed.id, message_id, claimed.quotes))
@@ -668,9 +672,10 @@ class OutboxSender:
                         claimed.id,
                         type(exc).__name__,
                     )
-                    return
+                    return False
                 await asyncio.sleep(0.2 * (attempt + 1))
         log.debug("outbox %d %s chat %d: sent", claimed.id, claimed.kind, claimed.chat_id)
+        return True
 
     async def _record_batch(self, sent: Sequence[tuple[int, int | None, bool]]) -> list[None]:
         """Record several deliveries as ``sent`` in one transaction (one executemany); the
