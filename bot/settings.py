@@ -22,6 +22,9 @@ DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 MIN_SECRET_KEY_LENGTH = 32
 MAKE_SECRET_KEY = 'python3 -c "import secrets; print(secrets.token_urlsafe(48))"'  # noqa: S105
 _FEWEST_DISTINCT_CHARACTERS = 12
+#: Letters only, yet not words: this long and in mixed case, as a random key can come out
+#: (``token_urlsafe(48)`` gives 64 characters, with no digit about once in 50,000 keys).
+_RANDOM_LETTERS_LENGTH = 48
 _NOT_LETTERS = string.digits + string.punctuation + " "
 
 
@@ -30,8 +33,9 @@ def secret_key_problem(value: str) -> str | None:
 
     Weak: shorter than :data:`MIN_SECRET_KEY_LENGTH`, made of letters only (a word or a phrase:
     dictionary attacks try those first, and with digits or symbols at the ends, such as a
-    year, next), or of few distinct characters (``aaaa...``, ``12341234...``). Keys that pass
-    look like what :data:`MAKE_SECRET_KEY` prints.
+    year, next), or of few distinct characters (``aaaa...``, ``12341234...``). Letters only is
+    still fine in a key of at least 48 letters in mixed case, as a random key can be. Every
+    key :data:`MAKE_SECRET_KEY` prints passes.
     """
     keys = [k.strip() for k in value.split(",")]
     if not any(keys):
@@ -39,8 +43,11 @@ def secret_key_problem(value: str) -> str | None:
     for key in keys:
         if len(key) < MIN_SECRET_KEY_LENGTH:
             return "short"
-        middle = key.strip(_NOT_LETTERS)
-        if middle.replace(" ", "").replace("-", "").replace("_", "").isalpha():
+        letters = key.strip(_NOT_LETTERS).replace(" ", "").replace("-", "").replace("_", "")
+        random_looking = len(letters) >= _RANDOM_LETTERS_LENGTH and not (
+            letters.islower() or letters.isupper()
+        )
+        if letters.isalpha() and not random_looking:
             return "words"
         if len(set(key)) < _FEWEST_DISTINCT_CHARACTERS:
             return "repetitive"

@@ -26,3 +26,9 @@ def test_a_phrase_with_a_year_or_symbols_at_its_ends_is_still_words() -> None:
     assert secret_key_problem("2026!Correct-Horse-Battery-Staple!!") == "words"
     made = [secrets.token_urlsafe(48) for _ in range(2000)]  # what MAKE_SECRET_KEY prints
     assert [key for key in made if secret_key_problem(key) is not None] == []
+    # About one key in 50,000 it prints has no digit at all: still not words.
+    assert (
+        secret_key_problem("vkjllsDLKJKhfVkz_fT-IDfLrQvspCBeZQGBvNtFQFeXLaNbwzEjxltwXHIPxceu")
+        is None
+    )
+    assert secret_key_problem("thequickbrownfoxjumpsoverthelazydogandthenranbackhome") == "words"
