@@ -491,6 +491,38 @@ async def test_forbidden_marks_person_unreachable_and_tells_staff(
     assert [e.action for e in events] == ["person.unreachable"]
 
 
+async def test_a_write_that_loses_a_deadlock_is_tried_again(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], caplog: Any
+) -> None:
+    """Another transaction deadlocked with the 403's commit once (PostgreSQL fails one of
+    the two): the commit is tried again, rather than leaving the row ``sending`` (and the
+    chat's later rows held) until the next start."""
+    from sqlalchemy.exc import OperationalError
+
+    sb.user(113).block()
+    person = await add_person(database, "P-deadlock")
+    await queue(database, {"key": "d1", "chat_id": 113, "text": "one", "person_id": person})
+    handler = unreachable_handler(Prompts(), staff_chats=staff_chats)
+    failures = [OperationalError("UPDATE person", {}, Exception("deadlock detected"))]
+
+    async def deadlocks_once(session: AsyncSession, *args: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await handler(session, *args)
+
+    sender = make_sender(on_unreachable=deadlocks_once)
+    with caplog.at_level(logging.WARNING, logger="bot.transport.sender"):
+        async with running(sender):
+            await sender.drain(10)
+    by_key = {r.idempotency_key: r for r in await rows(database)}
+    assert by_key["d1"].status == OutboxStatus.FAILED
+    assert "write failed (OperationalError), trying again" in caplog.text
+    assert "delivery crashed" not in caplog.text
+    async with database.sessions() as session:
+        stored = await session.get(Person, person)
+    assert stored is not None and stored.status == PersonStatus.UNREACHABLE
+
+
 async def test_withdrawn_person_is_never_sent_anything(
     database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
 ) -> None:

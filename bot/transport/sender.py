@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import telegram
 from sqlalchemy import bindparam, func, select, update
@@ -59,6 +59,10 @@ from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonStatus
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+#: How many times the sender tries one of its own writes (see OutboxSender._write).
+_WRITE_TRIES = 3
 
 #: What to do when Telegram answers 403 for a person (session, person id, reason, now): mark
 #: them unreachable and tell the staff, in the same transaction that fails the row.
@@ -658,24 +662,37 @@ class OutboxSender:
             self.receipts.recorded(claimed.id)  # only now is its receipt no longer needed
 
     async def _record_sent_once(self, claimed: _Claimed, message_id: int | None) -> bool:
-        """Record the send as ``sent`` (three tries); whether it was."""
-        for attempt in range(3):
-            try:
-                await self._records.submit((claimed.id, message_id, claimed.quotes))
-                break
-            except Exception as exc:
-                # Delivered but not recorded: it stays ``sending``, and recover() settles it
-                # from its receipt (or, without one, makes it ``unknown``).
-                if attempt == 2:
-                    log.error(
-                        "outbox %d: delivered but could not record it (%s)",
-                        claimed.id,
-                        type(exc).__name__,
-                    )
-                    return False
-                await asyncio.sleep(0.2 * (attempt + 1))
+        """Record the send as ``sent``; whether it was."""
+        try:
+            await self._write(
+                claimed.id, lambda: self._records.submit((claimed.id, message_id, claimed.quotes))
+            )
+        except Exception as exc:
+            # Delivered but not recorded: it stays ``sending``, and recover() settles it from
+            # its receipt (or, without one, makes it ``unknown``).
+            log.error(
+                "outbox %d: delivered but could not record it (%s)", claimed.id, type(exc).__name__
+            )
+            return False
         log.debug("outbox %d %s chat %d: sent", claimed.id, claimed.kind, claimed.chat_id)
         return True
+
+    async def _write(self, outbox_id: int, write: Callable[[], Awaitable[_T]]) -> _T:
+        """One of the sender's own writes about a claimed row, tried up to three times.
+
+        Another transaction can deadlock with it (PostgreSQL then fails one of the two) or
+        hold a lock a moment too long; given up at once, the row would stay ``sending`` until
+        the next start and hold its chat's later rows back.
+        """
+        for attempt in range(1, _WRITE_TRIES):
+            try:
+                return await write()
+            except Exception as exc:
+                log.warning(
+                    "outbox %d: write failed (%s), trying again", outbox_id, type(exc).__name__
+                )
+                await asyncio.sleep(0.2 * attempt)
+        return await write()
 
     async def _record_batch(self, sent: Sequence[tuple[int, int | None, bool]]) -> list[None]:
         """Record several deliveries as ``sent`` in one transaction (one executemany); the
@@ -696,6 +713,9 @@ class OutboxSender:
 
     async def _set(self, claimed: _Claimed, **values: Any) -> None:
         """Update the claimed row; if that settles a row quoting someone, clear their words."""
+        await self._write(claimed.id, lambda: self._set_once(claimed, values))
+
+    async def _set_once(self, claimed: _Claimed, values: dict[str, Any]) -> None:
         async with self.db.transaction() as session:
             await session.execute(
                 update(OutboxMessage)
@@ -807,6 +827,20 @@ class OutboxSender:
 
     async def _mark_unreachable(self, claimed: _Claimed, description: str) -> None:
         """403: fail the row, mark the person unreachable and tell the staff, in one commit."""
+        held_count = await self._write(
+            claimed.id, lambda: self._mark_unreachable_once(claimed, description)
+        )
+        log.warning(
+            "outbox %d %s chat %d: failed, chat unreachable (403); %d queued rows held",
+            claimed.id,
+            claimed.kind,
+            claimed.chat_id,
+            held_count,
+        )
+        self.wake()
+
+    async def _mark_unreachable_once(self, claimed: _Claimed, description: str) -> int:
+        """The commit of :meth:`_mark_unreachable`; how many queued rows it held back."""
         now = utcnow()
         async with self.db.transaction() as session:
             await session.execute(
@@ -832,14 +866,7 @@ class OutboxSender:
             await clear_quoted_words(session, (OutboxMessage.id == claimed.id) | others)
             if claimed.person_id is not None:
                 await self.on_unreachable(session, claimed.person_id, description[:200], now)
-        log.warning(
-            "outbox %d %s chat %d: failed, chat unreachable (403); %d queued rows held",
-            claimed.id,
-            claimed.kind,
-            claimed.chat_id,
-            held_count,
-        )
-        self.wake()
+        return held_count
 
 
 def _message_id(message: telegram.Message | bool) -> int | None:
