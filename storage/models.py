@@ -297,7 +297,11 @@ class Checkin(Base):
     """One occurrence of a check-in for one partner."""
 
     __tablename__ = "checkin"
-    __table_args__ = (Index("ix_checkin_person_status", "person_id", "status"),)
+    __table_args__ = (
+        Index("ix_checkin_person_status", "person_id", "status"),
+        # /stats: when the study's first check-in went out, and the weeks' check-ins.
+        Index("ix_checkin_opened_at", "opened_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     occurrence_key: Mapped[str] = mapped_column(String(200), unique=True)
