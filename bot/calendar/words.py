@@ -28,7 +28,7 @@ def day_words(prompts: Prompts, when: datetime, zone: ZoneInfo) -> str:
         "tools.dates.day",
         weekday=prompts.labels("tools.dates.weekdays")[str(local.weekday())],
         day=local.day,
-        month=prompts.labels("tools.dates.months")[str(local.month)],
+        month=month_words(prompts, when, zone),
     )
 
 
@@ -38,8 +38,13 @@ def date_words(prompts: Prompts, when: datetime, zone: ZoneInfo) -> str:
     return prompts.label(
         "tools.dates.date",
         day=local.day,
-        month=prompts.labels("tools.dates.months")[str(local.month)],
+        month=month_words(prompts, when, zone),
     )
+
+
+def month_words(prompts: Prompts, when: datetime, zone: ZoneInfo) -> str:
+    """The local month of ``when``, e.g. ``March``."""
+    return prompts.labels("tools.dates.months")[str(when.astimezone(zone).month)]
 
 
 def slot_words(prompts: Prompts, slot: CheckinSlot) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.calendar.words import date_words, day_words
+from bot.calendar.words import date_words, day_words, month_words
 from bot.charts.lines import ChartWords, Scale, Series, draw_lines
 from bot.connector.stats import ScaleStats, Spread, StudyStats
 from prompts import Prompts
@@ -97,7 +97,6 @@ def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
         )
     ]
     names = prompts.labels("tools.journey.lines")
-    month_names = prompts.labels("tools.dates.months")
     for scale in stats.scales:
         label = names.get(scale.key, scale.key)
         band = [
@@ -121,7 +120,7 @@ def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
                     **_scale_words(label, scale),
                     "months": [
                         {
-                            "month": month_names[str(m.astimezone(zone).month)],
+                            "month": month_words(prompts, m, zone),
                             **_spread_values(s),
                         }
                         for m, s in scale.months[-CAPTION_MONTHS:]
@@ -131,7 +130,7 @@ def stats_charts(prompts: Prompts, stats: StudyStats) -> list[StatsChart]:
             )
         )
         if len(scale.group_months) > 1:
-            charts.append(_by_group(prompts, stats, scale, label, month_names))
+            charts.append(_by_group(prompts, stats, scale, label))
     return charts
 
 
@@ -140,7 +139,6 @@ def _by_group(
     stats: StudyStats,
     scale: ScaleStats,
     label: str,
-    month_names: dict[str, str],
 ) -> StatsChart:
     """One scale question's middle answer per month, one line per group (no bands: with
     several lines they would hide each other)."""
@@ -163,7 +161,7 @@ def _by_group(
                     "name": g,
                     "months": [
                         {
-                            "month": month_names[str(m.astimezone(stats.zone).month)],
+                            "month": month_words(prompts, m, stats.zone),
                             **_spread_values(s),
                         }
                         for m, s in months[-CAPTION_GROUP_MONTHS:]

@@ -219,8 +219,12 @@ class _ChatState:
     paused_until: float = -math.inf
 
     def ready_at(self, now: float) -> float:
-        ready = max(now, self.last_start + self.min_interval, self.paused_until)
-        ready = max(ready, self.rate_window.ready_at(now))
+        """When the next send to this chat may be reserved: its pace, pause and windows."""
+        return max(self.last_start + self.min_interval, self.limits_ready_at(now))
+
+    def limits_ready_at(self, now: float) -> float:
+        """When a request to this chat may leave: its pause and its windows."""
+        ready = max(now, self.paused_until, self.rate_window.ready_at(now))
         if self.group_window is not None:
             ready = max(ready, self.group_window.ready_at(now))
         return ready
@@ -312,12 +316,12 @@ class SendLimiter:
         """
         if now is None:
             now = self.clock()
-        return max(
-            now,
-            self._global_due,
-            self._paused_all_until,
-            self._global_window.ready_at(now, self._lead if ahead else 0.0),
-        )
+        return max(self._global_due, self._global_limits_ready_at(now, ahead=ahead))
+
+    def _global_limits_ready_at(self, now: float, *, ahead: bool = False) -> float:
+        """When a request may leave as far as the whole bot goes: its pause and its window."""
+        lead = self._lead if ahead else 0.0
+        return max(now, self._paused_all_until, self._global_window.ready_at(now, lead))
 
     def ready_at(
         self, chat_id: int | None, now: float | None = None, *, ahead: bool = False
@@ -398,13 +402,9 @@ class SendLimiter:
         """Clock time at which ``slot``'s request may leave (``inf``: wait for an answer)."""
         if now is None:
             now = self.clock()
-        ready = max(now, self._paused_all_until, self._global_window.ready_at(now))
+        ready = self._global_limits_ready_at(now)
         state = self._chats.get(slot.chat_id) if slot.chat_id is not None else None
-        if state is not None:
-            ready = max(ready, state.paused_until, state.rate_window.ready_at(now))
-            if state.group_window is not None:
-                ready = max(ready, state.group_window.ready_at(now))
-        return ready
+        return ready if state is None else max(ready, state.limits_ready_at(now))
 
     def try_depart(self, slot: Slot) -> bool:
         """Let ``slot``'s request leave now if every window allows it; whether it may."""

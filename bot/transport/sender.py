@@ -37,8 +37,8 @@ import telegram
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InputFile
-from tenacity import RetryCallState, Retrying
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
+from tenacity.wait import wait_base, wait_exponential_jitter, wait_incrementing
 
 from bot.transport.batching import Coalescer
 from bot.transport.delivery_errors import Classification, Outcome, classify
@@ -658,7 +658,8 @@ class OutboxSender:
     # -- outcomes --------------------------------------------------------------------------
 
     async def _record_sent(self, claimed: _Claimed, message: telegram.Message | bool) -> None:
-        if await self._record_sent_once(claimed, _message_id(message)) and self.receipts:
+        recorded = await self._record_sent_once(claimed, _message_id(message))
+        if recorded and self.receipts is not None:
             self.receipts.recorded(claimed.id)  # only now is its receipt no longer needed
 
     async def _record_sent_once(self, claimed: _Claimed, message_id: int | None) -> bool:
@@ -684,15 +685,22 @@ class OutboxSender:
         hold a lock a moment too long; given up at once, the row would stay ``sending`` until
         the next start and hold its chat's later rows back.
         """
-        for attempt in range(1, _WRITE_TRIES):
-            try:
-                return await write()
-            except Exception as exc:
-                log.warning(
-                    "outbox %d: write failed (%s), trying again", outbox_id, type(exc).__name__
-                )
-                await asyncio.sleep(0.2 * attempt)
-        return await write()
+
+        def trying_again(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "outbox %d: write failed (%s), trying again", outbox_id, type(failure).__name__
+            )
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(_WRITE_TRIES),
+            wait=wait_incrementing(start=0.2, increment=0.2),
+            before_sleep=trying_again,
+            reraise=True,
+        ):
+            with attempt:
+                result = await write()
+        return result
 
     async def _record_batch(self, sent: Sequence[tuple[int, int | None, bool]]) -> list[None]:
         """Record several deliveries as ``sent`` in one transaction (one executemany); the
