@@ -491,6 +491,34 @@ async def test_forbidden_marks_person_unreachable_and_tells_staff(
     assert [e.action for e in events] == ["person.unreachable"]
 
 
+async def test_a_slow_read_of_the_queue_neither_stalls_sending_nor_spins(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], monkeypatch: Any
+) -> None:
+    """Reading which chat is next can take a while on a long queue: the sender waits for it
+    without turning the event loop over and over, and sends once it has it."""
+    sb.user(170)
+    await queue(database, {"key": "s", "chat_id": 170, "text": "after a slow read"})
+    sender = make_sender()
+    read, turns = sender._heads, 0
+    start_ready = sender._start_ready
+
+    async def slow_read() -> Any:
+        await asyncio.sleep(0.6)
+        return await read()
+
+    def counted(heads: Any) -> float:
+        nonlocal turns
+        turns += 1
+        return start_ready(heads)
+
+    monkeypatch.setattr(sender, "_heads", slow_read)
+    monkeypatch.setattr(sender, "_start_ready", counted)
+    async with running(sender):
+        await sender.drain(10)
+    assert texts(sb, 170) == ["after a slow read"]
+    assert turns < 50, f"{turns} turns of the dispatcher while it waited"
+
+
 async def test_a_write_that_loses_a_deadlock_is_tried_again(
     database: Database, sb: Any, make_sender: Callable[..., OutboxSender], caplog: Any
 ) -> None:
