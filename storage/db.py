@@ -134,6 +134,19 @@ class Database:
         """Whether this database is SQLite (one process only)."""
         return self.url.get_backend_name() == "sqlite"
 
+    def plain_driver_target(self) -> tuple[str, str] | None:
+        """How another process reaches this database with its plain driver.
+
+        ``("sqlite", file)`` or ``("postgresql", dsn)`` (the dsn as asyncpg takes it, password
+        included: give it to that process on a pipe, never on its command line); None for an
+        SQLite database in memory, which no other process can see.
+        """
+        if self.is_sqlite:
+            path = sqlite_path(self.url)
+            return None if path is None else ("sqlite", str(path.resolve()))
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return ("postgresql", dsn)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one write transaction: committed on success, rolled back on error."""

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,15 @@ from typer.testing import CliRunner
 from bot.research.export import ExportOptions, make_window, record_export, write_export
 from bot.tools.cli import app
 from prompts import DEFAULT_STUDY_PATH, Prompts
-from storage.models import Answer, AuditEvent, PersonStatus, TelegramIdentity
+from storage.models import (
+    Answer,
+    AuditEvent,
+    Occurrence,
+    OccurrenceKind,
+    OccurrenceStatus,
+    PersonStatus,
+    TelegramIdentity,
+)
 from tests.factories import enrol
 from tests.support import SECRET, data_for, settle
 from tests.tools_support import Given, add_checkin, day, protocol_with
@@ -360,3 +369,51 @@ async def test_the_command_writes_the_zip_and_says_so(database, database_url, tm
     assert [r["value"] for r in table(read_zip(out), "responses")] == ["3"]
     assert Prompts().label("research.cli.progress", table="responses") == "Exporting responses"
     assert protocol_with().min_group_size == 5
+
+
+async def test_times_seconds_and_reminders_are_exact_across_a_clock_change(
+    companion, database, tmp_path
+):
+    """The database formats the times: to the second (cut, not rounded), in UTC with a Z and
+    in the partner's zone across the spring clock change, with the seconds each answer took and
+    whether the reminder had gone out by then."""
+    sam = await enrol(database, 987_650_003, name="Sam", timezone="Europe/London")
+    due = datetime(2025, 3, 30, 0, 30, tzinfo=UTC)  # London moves to BST at 01:00 UTC
+    checkin_id = await add_checkin(
+        database,
+        sam.id,
+        [
+            Given("confidence", 3, due + timedelta(seconds=29, microseconds=999_600)),
+            Given("valued", 4, due + timedelta(seconds=59, microseconds=400_000)),
+            Given("part_of_team", 2, datetime(2025, 3, 30, 1, 0, 5, tzinfo=UTC)),
+        ],
+        when=due,
+    )
+    async with database.transaction() as session:
+        session.add(
+            Occurrence(
+                key=f"checkin_nudge:{checkin_id}",
+                kind=OccurrenceKind.CHECKIN_NUDGE,
+                person_id=sam.id,
+                checkin_id=checkin_id,
+                due_at=due + timedelta(seconds=50),
+                window_ends_at=due + timedelta(hours=1),
+                status=OccurrenceStatus.DONE,
+                done_at=due + timedelta(seconds=50),
+            )
+        )
+    files = await export_to(companion, tmp_path / "times.zip")
+    rows = {r["question_id"]: r for r in table(files, "responses")}
+    first, second, third = rows["confidence"], rows["valued"], rows["part_of_team"]
+    assert first["answered_at_utc"] == "2025-03-30T00:30:29Z"
+    assert first["answered_at_local"] == "2025-03-30T00:30:29+00:00"
+    assert third["answered_at_utc"] == "2025-03-30T01:00:05Z"
+    assert third["answered_at_local"] == "2025-03-30T02:00:05+01:00"
+    assert first["planned_local_date"] == "2025-03-30"
+    # 29.9996 s is 29 whole seconds; the second answer took 59.4 - 29.9996 = 29.4 s
+    assert [first["seconds_to_answer"], second["seconds_to_answer"]] == ["29", "29"]
+    assert third["seconds_to_answer"] == "1745"  # 01:00:05 - 00:30:59.4
+    assert [r["reminder_sent"] for r in (first, second, third)] == ["false", "true", "true"]
+    (checkin,) = [c for c in table(files, "checkins") if c["checkin_id"] == str(checkin_id)]
+    assert checkin["due_at_utc"] == "2025-03-30T00:30:00Z"
+    assert checkin["reminder_sent"] == "true"

@@ -35,7 +35,15 @@ from bot.calendar.zones import zone_named
 from bot.partners.voice import read_voice
 from bot.protocol import StudyProtocol
 from bot.research import codebook as cb
+from bot.research import parts
 from bot.research.pseudonyms import Pseudonymiser
+from bot.research.rows import (
+    Partner,
+    Question,
+    RowContext,
+    answer_rows,
+    checkin_rows,
+)
 from prompts import Prompts
 from storage.clock import utcnow
 from storage.crypto import TextCipher
@@ -46,7 +54,6 @@ from storage.queries import research as q
 Format = Literal["csv", "xlsx"]
 Progress = Callable[[str, int, int | None], None]  # table, rows written so far, rows in all
 WORKBOOK = "export.xlsx"
-UTC_ZONE = ZoneInfo("UTC")
 
 
 class ExportError(ValueError):
@@ -170,23 +177,8 @@ def _bool(value: bool | None) -> str:
     return "true" if value else "false"
 
 
-@dataclass(frozen=True)
-class _Partner:
-    pseudonym: str
-    group: str
-    zone: ZoneInfo
-    withdrawn: str  # "true" / "false", ready for the row
-
-
-@dataclass(frozen=True)
-class _Question:
-    wording: str
-    version: str
-    labels: dict[str, str]
-
-
-class _Context:
-    """What every row builder needs: people, questions, words and the cipher."""
+class _Context(RowContext):
+    """The row builders' context, made from the protocol, its words and the options."""
 
     def __init__(
         self,
@@ -196,159 +188,25 @@ class _Context:
         pseudonyms: Pseudonymiser,
         options: ExportOptions,
     ) -> None:
-        self.protocol = protocol
-        self.prompts = prompts
-        self.cipher = cipher
-        self.pseudonyms = pseudonyms
-        self.options = options
-        self.people: dict[int, _Partner] = {}
-        self.questions: dict[str, _Question] = {}
+        questions = {}
         for question in protocol.questions:
             wording = cb.question_wording(prompts, question)
-            self.questions[question.key] = _Question(
+            questions[question.key] = Question(
                 wording, cb.wording_version(wording), cb.answer_labels(prompts, question)
             )
-        self.kinds = {c.key: c.schedule for c in protocol.checkins}
-        self.unreadable = prompts.label("research.unreadable_text")
-        self.voice_files: list[tuple[str, str]] = []  # (stored path, name in the zip)
-
-    def kind(self, checkin_key: str, manual: bool) -> str:
-        if manual:
-            return "partner"
-        return self.kinds.get(checkin_key, checkin_key)
-
-    def partner(self, person_id: int) -> _Partner:
-        known = self.people.get(person_id)
-        if known is None:  # a person outside the partner list (never expected): no identity
-            known = _Partner(self.pseudonyms(f"id:{person_id}"), "", UTC_ZONE, "")
-            self.people[person_id] = known
-        return known
-
-    def text(self, stored: str | None, encrypted: bool) -> str:
-        if stored is None:
-            return ""
-        try:
-            return self.cipher.decrypt(stored, encrypted)
-        except ValueError:
-            return self.unreadable
-
-
-def _answer_rows(
-    ctx: _Context, rows: Sequence[Any], table: cb.Table, *, history: bool
-) -> Iterator[list[Any]]:
-    """Rows of responses.csv (or answer_history.csv) from the answers query."""
-    free_text = ctx.options.free_text
-    voice = ctx.options.voice
-    questions = ctx.questions
-    people = ctx.people
-    last_checkin = None
-    planned = kind = ""
-    for r in rows:
-        (
-            answer_id,
-            checkin_id,
-            person_id,
-            checkin_key,
-            manual,
-            due_at,
-            opened_at,
-            question_key,
-            number,
-            choice,
-            text,
-            encrypted,
-            voice_seconds,
-            voice_path,
-            skipped,
-            answered_at,
-            previous_at,
-            reminded_at,
-            superseded_at,
-        ) = r
-        partner = people.get(person_id) or ctx.partner(person_id)
-        if checkin_id != last_checkin:
-            last_checkin = checkin_id
-            planned = due_at.astimezone(partner.zone).date().isoformat() if due_at else ""
-            kind = ctx.kind(checkin_key, bool(manual))
-        question = questions.get(question_key)
-        if number is not None:
-            value = str(number)
-        elif choice is not None:
-            value = choice
-        else:
-            value = ""
-        started = previous_at or opened_at
-        row = [
-            answer_id,
-            partner.pseudonym,
-            partner.group,
-            checkin_id,
-            kind,
-            checkin_key,
-            planned,
-            question_key,
-            question.wording if question else "",
-            question.version if question else "",
-            value,
-            question.labels.get(value, value) if question and value else "",
-        ]
-        if free_text:
-            row.append(ctx.text(text, encrypted) if text is not None else "")
-        if voice:
-            if voice_path:
-                name = f"voice/{partner.pseudonym}-{answer_id}.ogg"
-                ctx.voice_files.append((voice_path, name))
-                row.append(name)
-            else:
-                row.append("")
-        row += [
-            voice_seconds if voice_seconds is not None else "",
-            "true" if skipped else "false",
-            _utc(answered_at),
-            _local(answered_at, partner.zone),
-            "true" if reminded_at is not None and reminded_at <= answered_at else "false",
-            max(0, int((answered_at - started).total_seconds())) if started else "",
-            partner.withdrawn,
-        ]
-        if history:
-            row.append(_utc(superseded_at))
-        yield row
-
-
-def _checkin_rows(ctx: _Context, rows: Sequence[Any]) -> Iterator[list[Any]]:
-    for r in rows:
-        (
-            checkin_id,
-            person_id,
-            checkin_key,
-            manual,
-            due_at,
-            opened_at,
-            completed_at,
-            closes_at,
-            status,
-            reason,
-            reminded_at,
-            answers,
-        ) = r
-        partner = ctx.partner(person_id)
-        yield [
-            checkin_id,
-            partner.pseudonym,
-            partner.group,
-            ctx.kind(checkin_key, bool(manual)),
-            checkin_key,
-            due_at.astimezone(partner.zone).date().isoformat() if due_at else "",
-            _utc(due_at),
-            _utc(opened_at),
-            _utc(completed_at),
-            _utc(closes_at),
-            status,
-            reason or "",
-            _bool(reminded_at is not None),
-            answers,
-            partner.withdrawn,
-        ]
+        super().__init__(
+            questions=questions,
+            kinds={c.key: c.schedule for c in protocol.checkins},
+            unreadable=prompts.label("research.unreadable_text"),
+            cipher=cipher,
+            pseudonym=pseudonyms,
+            free_text=options.free_text,
+            voice=options.voice,
+        )
+        self.protocol = protocol
+        self.prompts = prompts
+        self.pseudonyms = pseudonyms
+        self.options = options
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -419,6 +277,11 @@ class _CsvTable:
 
     def rows(self, rows: Iterable[list[Any]]) -> None:
         self.writer.writerows(rows)
+
+    def append_raw(self, data: bytes) -> None:
+        """Append CSV rows already encoded (a part written by a helper process)."""
+        self.text.flush()
+        self.text.buffer.write(data)
 
     def close(self) -> None:
         self.text.flush()
@@ -523,7 +386,7 @@ async def _load_partners(session: AsyncSession, ctx: _Context) -> list[list[Any]
         for r in batch:
             (pid, internal, status, group, zone_name, enrolled, paused, withdrawn, changed) = r
             withdrawn_now = status == PersonStatus.WITHDRAWN
-            partner = _Partner(
+            partner = Partner(
                 ctx.pseudonyms(internal),
                 group or "",
                 zone_named(zone_name or protocol.groups[0].timezone),
@@ -630,51 +493,123 @@ def _question_rows(ctx: _Context) -> tuple[list[list[Any]], list[list[Any]]]:
     return questions, labels
 
 
+@dataclass(frozen=True)
+class _Split:
+    """What starting helper processes for ``responses.csv`` takes (see bot.research.parts)."""
+
+    db: Database
+    secret: str
+    folder: Path
+    prefix: str
+
+
+async def _start_parts(
+    session: AsyncSession, ctx: _Context, span: q.AnswerSpan, split: _Split | None
+) -> list[parts.Part]:
+    if split is None:
+        return []
+    ranges = parts.plan(span, cores=parts.usable_cores())
+    target = split.db.plain_driver_target()
+    if not ranges or target is None:
+        return []
+    return await parts.start(
+        ranges=ranges,
+        window=ctx.options.window,
+        dialect=session.get_bind().dialect,
+        target=target,
+        ctx=ctx,
+        secret=split.secret,
+        folder=split.folder,
+        prefix=split.prefix,
+    )
+
+
+async def _write_parts(
+    writer: _TableWriter,
+    helpers: list[parts.Part],
+    ctx: _Context,
+    *,
+    total: int,
+    progress: Progress | None,
+) -> int:
+    if not isinstance(writer, _CsvTable):
+        raise TypeError("only CSV is written in parts")
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress("responses", done, total)
+
+    try:
+        rows, voice = await parts.append_all(helpers, writer.append_raw, report)
+    except parts.PartFailedError as exc:
+        raise ExportError("part_failed", reason=str(exc)) from exc
+    finally:
+        writer.close()
+    ctx.voice_files += voice
+    return rows
+
+
 async def _write_tables(
     session: AsyncSession,
     sink: _Sink,
     ctx: _Context,
     tables: dict[str, cb.Table],
+    *,
     progress: Progress | None,
+    split: _Split | None = None,
 ) -> dict[str, int]:
+    """Write every table; a big ``responses.csv`` is written in parts by helpers, last."""
     window = ctx.options.window
     counts: dict[str, int] = {}
     participants = await _load_partners(session, ctx)
-    total = await q.count_answers(session, window, in_force=True) if progress else None
-    counts["responses"] = await _write_streamed(
-        session,
-        sink,
-        tables["responses"],
-        q.answers(window, in_force=True),
-        lambda rows: _answer_rows(ctx, rows, tables["responses"], history=False),
-        total=total,
-        progress=progress,
-    )
-    counts["answer_history"] = await _write_streamed(
-        session,
-        sink,
-        tables["answer_history"],
-        q.answers(window, in_force=False),
-        lambda rows: _answer_rows(ctx, rows, tables["answer_history"], history=True),
-        progress=progress,
-    )
-    counts["checkins"] = await _write_streamed(
-        session,
-        sink,
-        tables["checkins"],
-        q.checkins(window),
-        lambda rows: _checkin_rows(ctx, rows),
-        progress=progress,
-    )
-    counts["participants"] = _write_rows(sink, tables["participants"], participants)
-    meetings, attendance, involvement = await _meeting_rows(session, ctx)
-    counts["meetings"] = _write_rows(sink, tables["meetings"], meetings)
-    counts["attendance"] = _write_rows(sink, tables["attendance"], attendance)
-    counts["involvement"] = _write_rows(sink, tables["involvement"], involvement)
-    questions, labels = _question_rows(ctx)
-    counts["questions"] = _write_rows(sink, tables["questions"], questions)
-    counts["value_labels"] = _write_rows(sink, tables["value_labels"], labels)
-    return counts
+    span = await q.answer_span(session, window, in_force=True)
+    helpers = await _start_parts(session, ctx, span, split)
+    try:
+        if not helpers:
+            counts["responses"] = await _write_streamed(
+                session,
+                sink,
+                tables["responses"],
+                q.answers(window, in_force=True),
+                lambda rows: answer_rows(ctx, rows, history=False),
+                total=span.count,
+                progress=progress,
+            )
+        counts["answer_history"] = await _write_streamed(
+            session,
+            sink,
+            tables["answer_history"],
+            q.answers(window, in_force=False),
+            lambda rows: answer_rows(ctx, rows, history=True),
+            progress=progress,
+        )
+        counts["checkins"] = await _write_streamed(
+            session,
+            sink,
+            tables["checkins"],
+            q.checkins(window),
+            lambda rows: checkin_rows(ctx, rows),
+            progress=progress,
+        )
+        counts["participants"] = _write_rows(sink, tables["participants"], participants)
+        meetings, attendance, involvement = await _meeting_rows(session, ctx)
+        counts["meetings"] = _write_rows(sink, tables["meetings"], meetings)
+        counts["attendance"] = _write_rows(sink, tables["attendance"], attendance)
+        counts["involvement"] = _write_rows(sink, tables["involvement"], involvement)
+        questions, labels = _question_rows(ctx)
+        counts["questions"] = _write_rows(sink, tables["questions"], questions)
+        counts["value_labels"] = _write_rows(sink, tables["value_labels"], labels)
+        if helpers:
+            counts["responses"] = await _write_parts(
+                sink.table(tables["responses"]),
+                helpers,
+                ctx,
+                total=span.count,
+                progress=progress,
+            )
+    finally:
+        await parts.stop(helpers)
+    return {name: counts[name] for name in tables}
 
 
 def _tables(protocol: StudyProtocol, options: ExportOptions) -> dict[str, cb.Table]:
@@ -778,13 +713,16 @@ async def write_export(
         async with db.sessions() as session:
             if options.format == "xlsx":
                 sheets = _SheetSink(workbook_path)
-                counts = await _write_tables(session, sheets, ctx, tables, progress)
+                counts = await _write_tables(session, sheets, ctx, tables, progress=progress)
                 codebook = cb.codebook_rows(prompts, list(tables.values()), fmt="xlsx")
                 _write_rows(sheets, cb.CODEBOOK, codebook)
                 sheets.close()
                 bundle.add_file(WORKBOOK, workbook_path)
             else:
-                counts = await _write_tables(session, _CsvSink(bundle), ctx, tables, progress)
+                split = _Split(db, secret or "", partial.parent, partial.name)
+                counts = await _write_tables(
+                    session, _CsvSink(bundle), ctx, tables, progress=progress, split=split
+                )
                 codebook = cb.codebook_rows(prompts, list(tables.values()), fmt="csv")
         bundle.add_bytes("codebook.csv", _csv_bytes(cb.CODEBOOK.names, codebook))
         package = datapackage(

@@ -131,7 +131,7 @@ async def gather(
     facts.completed = by_status.get(CheckinStatus.COMPLETED, 0)
     facts.missed = by_status.get(CheckinStatus.MISSED, 0) + by_status.get(CheckinStatus.EXPIRED, 0)
     async for batch in q.stream(session, q.checkins(window)):
-        facts.reminded += sum(1 for row in batch if row.reminded_at is not None)
+        facts.reminded += sum(1 for row in batch if row.reminded == "true")
     facts.meetings = await _scalar(
         session,
         select(func.count())

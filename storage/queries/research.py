@@ -32,6 +32,7 @@ from storage.models import (
     Person,
     Role,
 )
+from storage.queries.as_text import seconds_between, true_false, utc_text
 from storage.types import UTCDateTime
 
 BATCH = 5000
@@ -140,11 +141,12 @@ def _reminders() -> Any:
     )
 
 
-def answers(window: Window, *, in_force: bool) -> Select:
+def answers(window: Window, *, in_force: bool, checkins: tuple[int, int] | None = None) -> Select:
     """Answers in force (or, with ``in_force=False``, the replaced ones), check-in by check-in.
 
-    ``previous_at`` is when the answer before it in the same check-in was given (None for the
-    first), so the caller can tell how long the partner took over each question.
+    Times come as UTC text (:mod:`storage.queries.as_text`); ``seconds`` is how long the partner
+    took over the question (from the answer before it in the check-in, or from its opening),
+    and ``reminded`` whether the check-in's reminder had gone out by then.
     """
     previous = (
         func.lag(Answer.answered_at, type_=UTCDateTime())
@@ -169,6 +171,11 @@ def answers(window: Window, *, in_force: bool) -> Select:
     )
     if window.groups:
         inner = inner.where(Answer.person_id.in_(partners_in(window)))
+    if checkins is not None:
+        inner = inner.where(Answer.checkin_id >= checkins[0], Answer.checkin_id < checkins[1])
+    if not in_force:  # only check-ins with a changed answer: the rest cannot have history
+        changed = select(Answer.checkin_id).where(Answer.superseded_at.is_not(None))
+        inner = inner.where(Answer.checkin_id.in_(changed))
     timed = inner.subquery("timed")
     reminders = _reminders()
     query = (
@@ -178,8 +185,7 @@ def answers(window: Window, *, in_force: bool) -> Select:
             timed.c.person_id,
             Checkin.checkin_key,
             Checkin.asked_for.label("manual"),
-            Checkin.due_at,
-            Checkin.opened_at,
+            utc_text(Checkin.due_at).label("due_at"),
             timed.c.question_key,
             timed.c.value_number,
             timed.c.value_choice,
@@ -188,10 +194,17 @@ def answers(window: Window, *, in_force: bool) -> Select:
             timed.c.voice_duration,
             timed.c.voice_path,
             timed.c.skipped,
-            timed.c.answered_at,
-            timed.c.previous_at,
-            reminders.c.reminded_at,
-            timed.c.superseded_at,
+            utc_text(timed.c.answered_at).label("answered_at"),
+            seconds_between(
+                timed.c.answered_at, func.coalesce(timed.c.previous_at, Checkin.opened_at)
+            ).label("seconds"),
+            true_false(
+                and_(
+                    reminders.c.reminded_at.is_not(None),
+                    reminders.c.reminded_at <= timed.c.answered_at,
+                )
+            ).label("reminded"),
+            utc_text(timed.c.superseded_at).label("superseded_at"),
         )
         .join(Checkin, Checkin.id == timed.c.checkin_id)
         .outerjoin(reminders, reminders.c.checkin_id == timed.c.checkin_id)
@@ -205,7 +218,11 @@ def answers(window: Window, *, in_force: bool) -> Select:
 
 
 def checkins(window: Window) -> Select:
-    """One row per check-in in the window (by when it was due), with its answer count."""
+    """One row per check-in in the window (by when it was due), with its answer count.
+
+    Times come as UTC text and ``reminded`` as ``'true'``/``'false'``
+    (:mod:`storage.queries.as_text`).
+    """
     counts = (
         select(Answer.checkin_id, func.count().label("answers"))
         .where(Answer.superseded_at.is_(None))
@@ -219,13 +236,13 @@ def checkins(window: Window) -> Select:
             Checkin.person_id,
             Checkin.checkin_key,
             Checkin.asked_for.label("manual"),
-            Checkin.due_at,
-            Checkin.opened_at,
-            Checkin.completed_at,
-            Checkin.closes_at,
+            utc_text(Checkin.due_at).label("due_at"),
+            utc_text(Checkin.opened_at).label("opened_at"),
+            utc_text(Checkin.completed_at).label("completed_at"),
+            utc_text(Checkin.closes_at).label("closes_at"),
             Checkin.status,
             Checkin.reason,
-            reminders.c.reminded_at,
+            true_false(reminders.c.reminded_at.is_not(None)).label("reminded"),
             func.coalesce(counts.c.answers, literal(0)).label("answers"),
         )
         .outerjoin(counts, counts.c.checkin_id == Checkin.id)
@@ -306,13 +323,23 @@ def involvement(window: Window) -> Select:
     return query
 
 
-async def count_answers(session: AsyncSession, window: Window, *, in_force: bool) -> int:
-    """How many answers :func:`answers` will give (for a progress bar), without its sorting."""
-    query = select(func.count()).select_from(Answer)
+@dataclass(frozen=True)
+class AnswerSpan:
+    """How many answers :func:`answers` will give, and the check-in ids they lie between."""
+
+    count: int
+    first_checkin: int
+    last_checkin: int
+
+
+async def answer_span(session: AsyncSession, window: Window, *, in_force: bool) -> AnswerSpan:
+    """The span of :func:`answers` (for a progress bar and to split a big export), unsorted."""
+    query = select(func.count(), func.min(Answer.checkin_id), func.max(Answer.checkin_id))
     query = query.where(
         Answer.superseded_at.is_(None) if in_force else Answer.superseded_at.is_not(None),
         *window.covers(Answer.answered_at),
     )
     if window.groups:
         query = query.where(Answer.person_id.in_(partners_in(window)))
-    return int((await session.execute(query)).scalar_one())
+    count, first, last = (await session.execute(query)).one()
+    return AnswerSpan(int(count), int(first or 0), int(last or 0))

@@ -1,0 +1,157 @@
+"""A big ``responses.csv`` written in parts by helper processes, one core each.
+
+One Python process formats rows on one core. For an export of more than
+:data:`PART_MIN_ANSWERS` answers on a machine with several cores, the answers are split by
+check-in id into as many parts as there are cores (at most :data:`MAX_PARTS`), and each part is
+read, decrypted and formatted by ``python -m bot.research.shard`` while this process writes the
+other tables. The parts are then appended in order, so ``responses.csv`` holds the same rows in
+the same order as one process would have written. Each part reads the database on its own
+connection: an answer given while the export runs may be in it or not, as with any export
+taken from a study that is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Dialect
+
+import bot
+from bot.research.rows import RowContext
+from storage.queries import research as q
+
+PART_MIN_ANSWERS = 100_000  # below this, starting helpers costs more than it saves
+MAX_PARTS = 4
+
+
+class PartFailedError(RuntimeError):
+    """A helper process did not write its part; the message is its one line."""
+
+
+def usable_cores() -> int:
+    """How many cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
+    """Check-in id ranges ``[first, end)`` for the parts; empty when one process is best."""
+    parts = min(cores, MAX_PARTS, span.count // max(1, PART_MIN_ANSWERS))
+    if parts < 2:
+        return []
+    first, end = span.first_checkin, span.last_checkin + 1
+    step = -(-(end - first) // parts)  # ceiling division: the last part may be shorter
+    return [(first + i * step, min(end, first + (i + 1) * step)) for i in range(parts)]
+
+
+@dataclass
+class Part:
+    """One helper process and the file it writes."""
+
+    process: asyncio.subprocess.Process
+    path: Path
+
+
+def _helper_env() -> dict[str, str]:
+    # The helper imports this package; make sure it finds the same copy as this process.
+    root = str(Path(bot.__file__).resolve().parent.parent)
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+async def start(
+    *,
+    ranges: list[tuple[int, int]],
+    window: q.Window,
+    dialect: Dialect,
+    target: tuple[str, str],
+    ctx: RowContext,
+    secret: str,
+    folder: Path,
+    prefix: str,
+) -> list[Part]:
+    """Start one helper per range; each writes ``folder/prefix.partN.csv``."""
+    parts: list[Part] = []
+    plain = ctx.to_plain()
+    try:
+        for number, checkins in enumerate(ranges):
+            statement = q.answers(window, in_force=True, checkins=checkins)
+            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            path = folder / f"{prefix}.part{number}.csv"
+            job = {
+                "driver": target[0],
+                "target": target[1],
+                "sql": sql,
+                "context": plain,
+                "secret": secret,
+                "history": False,
+                "out": str(path),
+            }
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot.research.shard",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=_helper_env(),
+            )
+            parts.append(Part(process, path))
+            assert process.stdin is not None
+            process.stdin.write(json.dumps(job).encode("utf-8"))
+            await process.stdin.drain()
+            process.stdin.close()
+    except BaseException:
+        await stop(parts)
+        raise
+    return parts
+
+
+async def finish(part: Part) -> tuple[int, list[tuple[str, str]]]:
+    """Wait for one helper: the rows it wrote and the voice notes they name."""
+    out, err = await part.process.communicate()
+    if part.process.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        raise PartFailedError(lines[-1] if lines else f"exit status {part.process.returncode}")
+    result: dict[str, Any] = json.loads(out)
+    return int(result["rows"]), [(stored, name) for stored, name in result["voice_files"]]
+
+
+async def stop(parts: list[Part]) -> None:
+    """Stop any helper still running and remove every part file."""
+    for part in parts:
+        if part.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                part.process.kill()
+            await part.process.wait()
+        part.path.unlink(missing_ok=True)
+
+
+async def append_all(
+    parts: list[Part],
+    write: Callable[[bytes], object],
+    progress: Callable[[int], None],
+) -> tuple[int, list[tuple[str, str]]]:
+    """Append each part's file to ``write`` in order; return the rows and voice notes."""
+    rows = 0
+    voice: list[tuple[str, str]] = []
+    for part in parts:
+        written, named = await finish(part)
+        with part.path.open("rb") as source:
+            while chunk := source.read(1 << 20):
+                write(chunk)
+        part.path.unlink(missing_ok=True)
+        rows += written
+        voice += named
+        progress(rows)
+    return rows, voice

@@ -1,0 +1,95 @@
+"""A helper process that writes one part of a big export's ``responses.csv``.
+
+``companion export`` splits a large ``responses.csv`` by check-in id into parts and hands all
+but the first to processes running ``python -m bot.research.shard``: on a machine with two or
+more cores the parts are read, decrypted and formatted side by side, where one Python process
+can use only one core. Each part is plain CSV without a header, in the export's order, and the
+export appends the parts in turn, so the file is the same as one process would have written.
+
+The process is lean (the database driver, the text cipher and :mod:`bot.research.rows`): its
+job arrives on standard input as JSON (the SQL the export compiled for the part, the row
+context, the key and where to write), so the key never appears in a process listing. It prints
+one JSON line when done: the rows written and the voice notes they name. Any failure exits
+non-zero with one line on standard error, and the export fails with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.research.pseudonyms import Pseudonymiser
+from bot.research.rows import RowContext, answer_rows
+from storage.crypto import TextCipher
+
+BATCH = 1000
+
+
+def _sqlite_batches(path: str, sql: str) -> Iterator[Sequence[Any]]:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        cursor = connection.execute(sql)
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+    finally:
+        connection.close()
+
+
+async def _postgres_batches(dsn: str, sql: str) -> AsyncIterator[Sequence[Any]]:
+    import asyncpg  # only a PostgreSQL export's parts need it (and it brings asyncio)
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        async with connection.transaction(readonly=True):
+            cursor = await connection.cursor(sql)
+            while batch := await cursor.fetch(BATCH):
+                yield batch
+    finally:
+        await connection.close()
+
+
+def write_part(job: dict[str, Any]) -> dict[str, Any]:
+    """Write the part ``job`` describes; return what :func:`main` prints."""
+    cipher = TextCipher(job["secret"])
+    ctx = RowContext.from_plain(job["context"], cipher, Pseudonymiser(job["secret"]))
+    written = 0
+    with Path(job["out"]).open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+
+        def take(batch: Sequence[Any]) -> None:
+            nonlocal written
+            writer.writerows(answer_rows(ctx, batch, history=job["history"]))
+            written += len(batch)
+
+        if job["driver"] == "sqlite":
+            for batch in _sqlite_batches(job["target"], job["sql"]):
+                take(batch)
+        else:
+            import asyncio  # about 9 MB that an SQLite part does without
+
+            async def read_all() -> None:
+                async for batch in _postgres_batches(job["target"], job["sql"]):
+                    take(batch)
+
+            asyncio.run(read_all())
+    return {"rows": written, "voice_files": ctx.voice_files}
+
+
+def main() -> int:
+    """Read the job from standard input, write the part, print the outcome."""
+    try:
+        result = write_part(json.load(sys.stdin))
+    except Exception as exc:  # one line for the export's error, whatever went wrong
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
