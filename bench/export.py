@@ -192,8 +192,9 @@ def timed(command: list[str], env: dict[str, str] | None = None, stdout=None) ->
     return time.perf_counter() - started
 
 
-def export_run(url: str, out: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of ``companion export`` in a child process of its own.
+def export_run(url: str, out: Path) -> tuple[float, float, list[float]]:
+    """Seconds and peak RSS (MB) of ``companion export`` in a child process of its own, and
+    the peak RSS of each helper process it started to write parts of responses.csv.
 
     The peak is the child's own high-water mark (``VmHWM``), not ``ru_maxrss``: on Linux the
     latter survives ``exec`` and so reported this bench's own memory (the million rows it had
@@ -206,10 +207,14 @@ def export_run(url: str, out: Path) -> tuple[float, float]:
         "COMPANION_DATA_DIR": str(out.parent),
     }
     script = (
-        "import sys; from bot.tools.cli import main; sys.argv=sys.argv[:1]+sys.argv[2:];"
-        "\ntry:\n main()\nexcept SystemExit as e:\n code = e.code\nelse:\n code = 0\n"
+        "import sys; from bot.tools.cli import main; from bot.research import export as ex\n"
+        "real = ex.write_export; peaks = []\n"
+        "async def spy(*a, **k):\n"
+        " result = await real(*a, **k); peaks.extend(result.helper_peaks_mb); return result\n"
+        "ex.write_export = spy; sys.argv=sys.argv[:1]+sys.argv[2:]\n"
+        "try:\n main()\nexcept SystemExit as e:\n code = e.code\nelse:\n code = 0\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
-        "print('PEAK', hwm, file=sys.stderr);"
+        "print('PEAK', hwm, *(round(p * 1024) for p in peaks), file=sys.stderr);"
         "sys.exit(code)"
     )
     started = time.perf_counter()
@@ -222,10 +227,20 @@ def export_run(url: str, out: Path) -> tuple[float, float]:
         cwd=ROOT,
     )
     seconds = time.perf_counter() - started
-    peak = next(
-        int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK")
+    peaks = next(
+        [int(kb) / 1024 for kb in line.split()[1:]]
+        for line in done.stderr.splitlines()
+        if line.startswith("PEAK")
     )
-    return seconds, peak / 1024
+    return seconds, peaks[0], peaks[1:]
+
+
+def memory(peak: float, helpers: list[float]) -> str:
+    """The export's peak RSS, with its helpers' and the sum of all (they run side by side)."""
+    if not helpers:
+        return f"peak RSS {peak:.0f} MB"
+    each = " + ".join(f"{h:.0f}" for h in helpers)
+    return f"peak RSS {peak:.0f} MB, helpers {each} MB, together {peak + sum(helpers):.0f} MB"
 
 
 def best_of(runs: int, measure):
@@ -256,9 +271,9 @@ def main() -> None:
                 return timed(["sqlite3", "-csv", str(path), query], stdout=sink)
 
         base = best_of(args.runs, sqlite_dump)
-        ours, peak = best_of(args.runs, lambda: export_run(url, work / "export.zip"))
+        ours, peak, helpers = best_of(args.runs, lambda: export_run(url, work / "export.zip"))
         print(f"  sqlite3 -csv (same join): {base:.2f}s")
-        print(f"  companion export (CSV):   {ours:.2f}s  peak RSS {peak:.0f} MB")
+        print(f"  companion export (CSV):   {ours:.2f}s  {memory(peak, helpers)}")
         print(
             f"  ratio {ours / base:.2f}x (budget 2x, aim 1.2x); zip "
             f"{(work / 'export.zip').stat().st_size / 1e6:.0f} MB"
@@ -272,9 +287,11 @@ def main() -> None:
             dsn = plain.render_as_string(hide_password=False)
             copy = f"\\copy ({responses_sql(postgresql.dialect())}) TO '{dump}' CSV"
             base = best_of(args.runs, lambda: timed(["psql", dsn, "-q", "-c", copy]))
-            ours, peak = best_of(args.runs, lambda: export_run(args.pg, work / "export.zip"))
+            ours, peak, helpers = best_of(
+                args.runs, lambda: export_run(args.pg, work / "export.zip")
+            )
             print(f"  psql \\copy (same join):   {base:.2f}s")
-            print(f"  companion export (CSV):   {ours:.2f}s  peak RSS {peak:.0f} MB")
+            print(f"  companion export (CSV):   {ours:.2f}s  {memory(peak, helpers)}")
             print(f"  ratio {ours / base:.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)

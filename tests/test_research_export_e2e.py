@@ -332,6 +332,7 @@ def run_cli(tmp_path: Path, database_url: str, *args: str, key: str | None = SEC
         (["--since", "2025-04-01", "--until", "2025-03-01"], SECRET, "must not be after"),
         (["--group", "narnia"], SECRET, "There is no group 'narnia'"),
         (["--format", "ods"], SECRET, "--format must be csv or xlsx"),
+        (["--jobs", "0"], SECRET, "--jobs must be 1 or more (it is 0)"),
         ([], None, "COMPANION_SECRET_KEY is not set"),
     ],
 )

@@ -78,6 +78,7 @@ class ExportOptions:
     window: q.Window = field(default_factory=q.Window)
     free_text: bool = True
     voice: bool = True
+    jobs: int | None = None  # processes for a big responses.csv; None: one per core
 
     def filters(self) -> dict[str, Any]:
         """The filters, as recorded in README.txt and the audit log."""
@@ -104,6 +105,7 @@ class ExportResult:
     size: int
     options: ExportOptions
     voice_notes: int
+    helper_peaks_mb: tuple[float, ...] = ()  # each helper process's peak memory, if any
 
 
 def parse_day(option: str, value: str | None) -> date | None:
@@ -207,6 +209,7 @@ class _Context(RowContext):
         self.prompts = prompts
         self.pseudonyms = pseudonyms
         self.options = options
+        self.helper_peaks_mb: list[float] = []  # of the processes that wrote parts
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -508,7 +511,8 @@ async def _start_parts(
 ) -> list[parts.Part]:
     if split is None:
         return []
-    ranges = parts.plan(span, cores=parts.usable_cores())
+    jobs = ctx.options.jobs
+    ranges = parts.plan(span, cores=parts.usable_cores() if jobs is None else jobs)
     target = split.db.plain_driver_target()
     if not ranges or target is None:
         return []
@@ -540,13 +544,14 @@ async def _write_parts(
             progress("responses", done, total)
 
     try:
-        rows, voice = await parts.append_all(helpers, writer.append_raw, report)
+        written = await parts.append_all(helpers, writer.append_raw, report)
     except parts.PartFailedError as exc:
         raise ExportError("part_failed", reason=str(exc)) from exc
     finally:
         writer.close()
-    ctx.voice_files += voice
-    return rows
+    ctx.voice_files += written.voice_files
+    ctx.helper_peaks_mb += written.peaks_mb
+    return written.rows
 
 
 async def _write_tables(
@@ -761,7 +766,7 @@ async def write_export(
     finally:
         _discard(workbook_path)
     sha, size = _checksum(out)
-    return ExportResult(out, counts, sha, size, options, voice_count)
+    return ExportResult(out, counts, sha, size, options, voice_count, tuple(ctx.helper_peaks_mb))
 
 
 def _add_protocol(bundle: _Zip, study_file: Path) -> None:

@@ -30,6 +30,7 @@ from storage.queries import research as q
 
 PART_MIN_ANSWERS = 100_000  # below this, starting helpers costs more than it saves
 MAX_PARTS = 4
+HELPER_MODULE = "bot.research.shard"
 
 
 class PartFailedError(RuntimeError):
@@ -100,7 +101,7 @@ async def start(
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bot.research.shard",
+                HELPER_MODULE,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -117,14 +118,27 @@ async def start(
     return parts
 
 
-async def finish(part: Part) -> tuple[int, list[tuple[str, str]]]:
-    """Wait for one helper: the rows it wrote and the voice notes they name."""
+@dataclass(frozen=True)
+class Written:
+    """What the helpers wrote: rows, the voice notes they name, each helper's peak memory."""
+
+    rows: int
+    voice_files: list[tuple[str, str]]
+    peaks_mb: list[float]
+
+
+async def finish(part: Part) -> Written:
+    """Wait for one helper and read what it wrote."""
     out, err = await part.process.communicate()
     if part.process.returncode != 0:
         lines = err.decode("utf-8", "replace").strip().splitlines()
         raise PartFailedError(lines[-1] if lines else f"exit status {part.process.returncode}")
     result: dict[str, Any] = json.loads(out)
-    return int(result["rows"]), [(stored, name) for stored, name in result["voice_files"]]
+    return Written(
+        int(result["rows"]),
+        [(stored, name) for stored, name in result["voice_files"]],
+        [] if result.get("peak_mb") is None else [float(result["peak_mb"])],
+    )
 
 
 async def stop(parts: list[Part]) -> None:
@@ -141,17 +155,19 @@ async def append_all(
     parts: list[Part],
     write: Callable[[bytes], object],
     progress: Callable[[int], None],
-) -> tuple[int, list[tuple[str, str]]]:
-    """Append each part's file to ``write`` in order; return the rows and voice notes."""
-    rows = 0
-    voice: list[tuple[str, str]] = []
+) -> Written:
+    """Append each part's file to ``write`` in order; return what they held together."""
+    total = Written(0, [], [])
     for part in parts:
-        written, named = await finish(part)
+        written = await finish(part)
         with part.path.open("rb") as source:
             while chunk := source.read(1 << 20):
                 write(chunk)
         part.path.unlink(missing_ok=True)
-        rows += written
-        voice += named
-        progress(rows)
-    return rows, voice
+        total = Written(
+            total.rows + written.rows,
+            total.voice_files + written.voice_files,
+            total.peaks_mb + written.peaks_mb,
+        )
+        progress(total.rows)
+    return total

@@ -77,7 +77,19 @@ def write_part(job: dict[str, Any]) -> dict[str, Any]:
                     take(batch)
 
             asyncio.run(read_all())
-    return {"rows": written, "voice_files": ctx.voice_files}
+    return {"rows": written, "voice_files": ctx.voice_files, "peak_mb": _peak_mb()}
+
+
+def _peak_mb() -> float | None:
+    """This process's peak resident memory (``VmHWM``), where Linux tells it."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
 
 
 def main() -> int:

@@ -927,6 +927,14 @@ def export(
         bool, typer.Option("--no-free-text", help="Leave out what partners wrote.")
     ] = False,
     no_voice: Annotated[bool, typer.Option("--no-voice", help="Leave out voice notes.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            help="Processes that write a big responses.csv side by side (default: one per "
+            "core; at most 4; 1 writes it in this process, with the least memory).",
+        ),
+    ] = None,
 ) -> None:
     """Export pseudonymised answers, check-ins and meetings, with a codebook, as one zip."""
     from rich.console import Console
@@ -940,6 +948,8 @@ def export(
     protocol = _meeting_protocol(settings)
     if fmt not in ("csv", "xlsx"):
         raise _research_fail(prompts.label("research.cli.bad_format", value=fmt))
+    if jobs is not None and jobs < 1:
+        raise _research_fail(prompts.label("research.cli.bad_jobs", value=jobs))
     secret = settings.companion_secret_key
     try:
         window = ex.make_window(
@@ -959,6 +969,7 @@ def export(
         window=window,
         free_text=not no_free_text,
         voice=not no_voice,
+        jobs=jobs,
     )
     console = Console(stderr=True)
     bar = Progress(

@@ -1,0 +1,103 @@
+"""A big export's responses.csv written in parts by helper processes (bot.research.parts).
+
+The split is forced on a small study (any size counts as big, three cores): the parts must add
+up to exactly the file one process writes, on SQLite and on PostgreSQL, and a helper that fails
+must fail the export plainly and leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import timedelta
+
+import pytest
+
+from bot.research import parts
+from bot.research.export import ExportError, ExportOptions, write_export
+from prompts import DEFAULT_STUDY_PATH
+from storage.queries import research as q
+from tests.factories import enrol
+from tests.support import SECRET
+from tests.tools_support import Given, add_checkin, day
+
+
+async def a_small_study(database) -> None:
+    """Three partners, four check-ins each: scales, a choice, encrypted words, a voice note."""
+    for n in range(3):
+        person = await enrol(database, 987_660_000 + n, name=f"P{n}", group="north")
+        for week in range(4):
+            at = day(3, 3 + 7 * week) + timedelta(minutes=n)
+            await add_checkin(
+                database,
+                person.id,
+                [
+                    Given("confidence", 1 + (n + week) % 5, at),
+                    Given("valued", 3, at + timedelta(seconds=31), superseded=week == 1),
+                    Given("valued", 4, at + timedelta(seconds=45)),
+                    Given("relationships", "better", at + timedelta(seconds=50)),
+                    Given("reflection", f"Week {week}, in my own words, from {n}.", at),
+                    Given("voice", None, at + timedelta(minutes=2), voice_path=f"v/{n}-{week}"),
+                ],
+            )
+
+
+async def export(companion, out, **options) -> dict[str, bytes]:
+    await write_export(
+        companion.db,
+        companion.protocol,
+        companion.prompts,
+        ExportOptions(out=out, **options),
+        secret=SECRET,
+        data_dir=companion.settings.companion_data_dir,
+        study_file=DEFAULT_STUDY_PATH,
+    )
+    with zipfile.ZipFile(out) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+async def test_the_parts_add_up_to_the_file_one_process_writes(
+    companion, database, tmp_path, monkeypatch
+):
+    await a_small_study(database)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    whole = await export(companion, folder / "whole.zip")
+    used: list[list[tuple[int, int]]] = []
+    real_plan = parts.plan
+
+    def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
+        used.append(real_plan(span, cores=cores))
+        return used[-1]
+
+    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)  # any study counts as big
+    monkeypatch.setattr(parts, "usable_cores", lambda: 3)
+    monkeypatch.setattr(parts, "plan", plan)
+    split = await export(companion, folder / "split.zip")
+    assert len(used[0]) == 3, "three helpers wrote the answers"
+    assert split["responses.csv"] == whole["responses.csv"]
+    assert split["responses.csv"].count(b"\n") == 1 + 3 * 4 * 6 - 3  # one answer was changed
+    assert "Week 2, in my own words, from 1." in split["responses.csv"].decode()
+    for name in whole:
+        if name not in ("README.txt", "datapackage.json", "SHA256SUMS"):  # these say when
+            assert split[name] == whole[name], name
+    assert sorted(p.name for p in folder.iterdir()) == ["split.zip", "whole.zip"], "no part left"
+    alone = await export(companion, folder / "alone.zip", jobs=1)
+    assert used[-1] == [], "--jobs 1: no helper"
+    assert alone["responses.csv"] == whole["responses.csv"]
+
+
+async def test_a_helper_that_fails_fails_the_export_plainly_and_leaves_nothing(
+    companion, database, tmp_path, monkeypatch
+):
+    await a_small_study(database)
+    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)
+    monkeypatch.setattr(parts, "usable_cores", lambda: 2)
+    monkeypatch.setattr(parts, "HELPER_MODULE", "bot.research.no_such_helper")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(ExportError) as failed:
+        await export(companion, folder / "broken.zip")
+    assert failed.value.reason == "part_failed"
+    sentence = failed.value.sentence(companion.prompts)
+    assert "no_such_helper" in sentence and "running the export again is safe" in sentence
+    assert list(folder.iterdir()) == [], "no zip, no partial file, no part file"
