@@ -7,17 +7,15 @@ must fail the export plainly and leave nothing behind.
 
 from __future__ import annotations
 
-import zipfile
 from datetime import timedelta
 
 import pytest
 
 from bot.research import parts
-from bot.research.export import ExportError, ExportOptions, write_export
-from prompts import DEFAULT_STUDY_PATH
+from bot.research.export import ExportError
 from storage.queries import research as q
 from tests.factories import enrol
-from tests.support import SECRET
+from tests.test_research_export_e2e import export_to
 from tests.tools_support import Given, add_checkin, day
 
 
@@ -41,27 +39,13 @@ async def a_small_study(database) -> None:
             )
 
 
-async def export(companion, out, **options) -> dict[str, bytes]:
-    await write_export(
-        companion.db,
-        companion.protocol,
-        companion.prompts,
-        ExportOptions(out=out, **options),
-        secret=SECRET,
-        data_dir=companion.settings.companion_data_dir,
-        study_file=DEFAULT_STUDY_PATH,
-    )
-    with zipfile.ZipFile(out) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
 async def test_the_parts_add_up_to_the_file_one_process_writes(
     companion, database, tmp_path, monkeypatch
 ):
     await a_small_study(database)
     folder = tmp_path / "out"
     folder.mkdir()
-    whole = await export(companion, folder / "whole.zip")
+    whole = await export_to(companion, folder / "whole.zip")
     used: list[list[tuple[int, int]]] = []
     real_plan = parts.plan
 
@@ -72,7 +56,7 @@ async def test_the_parts_add_up_to_the_file_one_process_writes(
     monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)  # any study counts as big
     monkeypatch.setattr(parts, "usable_cores", lambda: 3)
     monkeypatch.setattr(parts, "plan", plan)
-    split = await export(companion, folder / "split.zip")
+    split = await export_to(companion, folder / "split.zip")
     assert len(used[0]) == 3, "three helpers wrote the answers"
     assert split["responses.csv"] == whole["responses.csv"]
     assert split["responses.csv"].count(b"\n") == 1 + 3 * 4 * 6 - 3  # one answer was changed
@@ -81,7 +65,7 @@ async def test_the_parts_add_up_to_the_file_one_process_writes(
         if name not in ("README.txt", "datapackage.json", "SHA256SUMS"):  # these say when
             assert split[name] == whole[name], name
     assert sorted(p.name for p in folder.iterdir()) == ["split.zip", "whole.zip"], "no part left"
-    alone = await export(companion, folder / "alone.zip", jobs=1)
+    alone = await export_to(companion, folder / "alone.zip", jobs=1)
     assert used[-1] == [], "--jobs 1: no helper"
     assert alone["responses.csv"] == whole["responses.csv"]
 
@@ -96,7 +80,7 @@ async def test_a_helper_that_fails_fails_the_export_plainly_and_leaves_nothing(
     folder = tmp_path / "out"
     folder.mkdir()
     with pytest.raises(ExportError) as failed:
-        await export(companion, folder / "broken.zip")
+        await export_to(companion, folder / "broken.zip")
     assert failed.value.reason == "part_failed"
     sentence = failed.value.sentence(companion.prompts)
     assert "no_such_helper" in sentence and "running the export again is safe" in sentence
