@@ -31,7 +31,8 @@ BATCH = 1000
 
 
 def _sqlite_batches(path: str, sql: str) -> Iterator[Sequence[Any]]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # Read-only, as a URI: as_uri() escapes a "?" or "#" in the path.
+    connection = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
     try:
         cursor = connection.execute(sql)
         while batch := cursor.fetchmany(BATCH):
