@@ -10,8 +10,10 @@ import zipfile
 from sqlalchemy import select
 
 from bot.protocol import Research, load_protocol
+from bot.research import parts
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.models import AuditEvent, Role
+from storage.queries import research as q
 from tests.factories import enrol
 from tests.support import data_for, running_companion, settle
 from tests.tools_support import Given, add_checkin, day
@@ -92,3 +94,38 @@ async def test_connectors_may_export_when_the_protocol_says_so(
         await settle(bot, sandbox)
         await settle(bot, sandbox)
         assert "document" in sandbox.sent_to(CONNECTOR)[-1]
+
+
+async def test_a_big_export_in_telegram_is_written_in_parts_by_helpers(
+    companion, sandbox, database, monkeypatch
+):
+    """/export runs in a thread of the bot with its own event loop: its helper processes (the
+    parts of a big responses.csv) start and are waited for from there too."""
+    planned: list[list[tuple[int, int]]] = []
+    real_plan = parts.plan
+
+    def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
+        planned.append(real_plan(span, cores=cores))
+        return planned[-1]
+
+    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)  # any study counts as big
+    monkeypatch.setattr(parts, "usable_cores", lambda: 2)
+    monkeypatch.setattr(parts, "plan", plan)
+    sam = await enrol(database, PARTNER, name="Sam")
+    for week in range(3):
+        await add_checkin(database, sam.id, [Given("confidence", 2 + week, day(3, 1 + 7 * week))])
+    await enrol(database, RESEARCHER, role=Role.RESEARCHER, name="Rita")
+    rita = sandbox.user(RESEARCHER, "Rita")
+    rita.send_command("export")
+    await settle(companion, sandbox)
+    [choose] = sandbox.sent_to(RESEARCHER)
+    rita.press(choose, data_for(choose, "Everything"))
+    await settle(companion, sandbox)
+    await settle(companion, sandbox)
+    document = sandbox.sent_to(RESEARCHER)[-1]
+    assert "document" in document, document
+    assert [len(p) for p in planned] == [2], "two helpers wrote responses.csv"
+    data = sandbox.files.get(document["document"]["file_id"]).data
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("responses.csv").decode())))
+    assert [r["value"] for r in rows] == ["2", "3", "4"]
