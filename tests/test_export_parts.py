@@ -13,10 +13,9 @@ import pytest
 
 from bot.research import parts
 from bot.research.export import ExportError
-from storage.queries import research as q
 from tests.factories import enrol
 from tests.test_research_export_e2e import export_to
-from tests.tools_support import Given, add_checkin, day
+from tests.tools_support import Given, add_checkin, day, force_export_parts
 
 
 async def a_small_study(database) -> None:
@@ -46,16 +45,7 @@ async def test_the_parts_add_up_to_the_file_one_process_writes(
     folder = tmp_path / "out"
     folder.mkdir()
     whole = await export_to(companion, folder / "whole.zip")
-    used: list[list[tuple[int, int]]] = []
-    real_plan = parts.plan
-
-    def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
-        used.append(real_plan(span, cores=cores))
-        return used[-1]
-
-    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)  # any study counts as big
-    monkeypatch.setattr(parts, "usable_cores", lambda: 3)
-    monkeypatch.setattr(parts, "plan", plan)
+    used = force_export_parts(monkeypatch, cores=3)
     split = await export_to(companion, folder / "split.zip")
     assert len(used[0]) == 3, "three helpers wrote the answers"
     assert split["responses.csv"] == whole["responses.csv"]
@@ -74,8 +64,7 @@ async def test_a_helper_that_fails_fails_the_export_plainly_and_leaves_nothing(
     companion, database, tmp_path, monkeypatch
 ):
     await a_small_study(database)
-    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)
-    monkeypatch.setattr(parts, "usable_cores", lambda: 2)
+    force_export_parts(monkeypatch, cores=2)
     monkeypatch.setattr(parts, "HELPER_MODULE", "bot.research.no_such_helper")
     folder = tmp_path / "out"
     folder.mkdir()

@@ -10,13 +10,11 @@ import zipfile
 from sqlalchemy import select
 
 from bot.protocol import Research, load_protocol
-from bot.research import parts
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.models import AuditEvent, Role
-from storage.queries import research as q
 from tests.factories import enrol
 from tests.support import data_for, running_companion, settle
-from tests.tools_support import Given, add_checkin, day
+from tests.tools_support import Given, add_checkin, day, force_export_parts
 
 RESEARCHER, CONNECTOR, PARTNER = 9601, 9602, 9603
 NOT_FOR_YOU = Prompts().render("guards/not_for_you")
@@ -101,16 +99,7 @@ async def test_a_big_export_in_telegram_is_written_in_parts_by_helpers(
 ):
     """/export runs in a thread of the bot with its own event loop: its helper processes (the
     parts of a big responses.csv) start and are waited for from there too."""
-    planned: list[list[tuple[int, int]]] = []
-    real_plan = parts.plan
-
-    def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
-        planned.append(real_plan(span, cores=cores))
-        return planned[-1]
-
-    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)  # any study counts as big
-    monkeypatch.setattr(parts, "usable_cores", lambda: 2)
-    monkeypatch.setattr(parts, "plan", plan)
+    planned = force_export_parts(monkeypatch, cores=2)
     sam = await enrol(database, PARTNER, name="Sam")
     for week in range(3):
         await add_checkin(database, sam.id, [Given("confidence", 2 + week, day(3, 1 + 7 * week))])

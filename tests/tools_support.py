@@ -7,11 +7,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.protocol import StudyProtocol, Withdrawal, load_protocol
+from bot.research import parts
 from prompts import DEFAULT_STUDY_PATH
 from storage.crypto import TextCipher
 from storage.db import Database
 from storage.models import Answer, Checkin, CheckinStatus
+from storage.queries import research as research_queries
 from tests.support import SECRET, running_companion, settle
 
 CIPHER = TextCipher(SECRET)
@@ -94,3 +98,18 @@ async def add_checkin(
 def day(month: int, dom: int, hour: int = 12) -> datetime:
     """A moment in 2025 (UTC)."""
     return datetime(2025, month, dom, hour, tzinfo=UTC)
+
+
+def force_export_parts(monkeypatch: pytest.MonkeyPatch, cores: int) -> list[list[tuple[int, int]]]:
+    """Every export counts as big on ``cores`` cores; returns each export's planned parts."""
+    planned: list[list[tuple[int, int]]] = []
+    real_plan = parts.plan
+
+    def plan(span: research_queries.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
+        planned.append(real_plan(span, cores=cores))
+        return planned[-1]
+
+    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)
+    monkeypatch.setattr(parts, "usable_cores", lambda: cores)
+    monkeypatch.setattr(parts, "plan", plan)
+    return planned
