@@ -61,6 +61,15 @@ def _install_sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+#: Connection options SQLAlchemy's asyncpg dialect keeps for itself (asyncpg would send them to
+#: the server as settings, which it refuses).
+_SQLALCHEMY_ASYNCPG_OPTIONS = (
+    "prepared_statement_cache_size",
+    "prepared_statement_name_func",
+    "async_creator_fn",
+)
+
+
 def create_engine(url: str | URL, *, echo: bool = False, for_writes: bool = True) -> AsyncEngine:
     """Create the async engine for ``url`` with the backend's reliability settings.
 
@@ -134,18 +143,22 @@ class Database:
         """Whether this database is SQLite (one process only)."""
         return self.url.get_backend_name() == "sqlite"
 
-    def plain_driver_target(self) -> tuple[str, str] | None:
+    def plain_driver_target(self) -> tuple[str, Any] | None:
         """How another process reaches this database with its plain driver.
 
-        ``("sqlite", file)`` or ``("postgresql", dsn)`` (the dsn as asyncpg takes it, password
-        included: give it to that process on a pipe, never on its command line); None for an
+        ``("sqlite", file)``, or ``("postgresql", keywords)`` with what ``asyncpg.connect``
+        takes, as SQLAlchemy works them out from the URL (``?ssl=require`` included, its own
+        options such as ``prepared_statement_cache_size`` left out). The keywords hold the
+        password: give them to that process on a pipe, never on its command line. None for an
         SQLite database in memory, which no other process can see.
         """
         if self.is_sqlite:
             path = sqlite_path(self.url)
             return None if path is None else ("sqlite", str(path.resolve()))
-        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return ("postgresql", dsn)
+        _, keywords = self.engine.dialect.create_connect_args(self.url)
+        for sqlalchemy_only in _SQLALCHEMY_ASYNCPG_OPTIONS:
+            keywords.pop(sqlalchemy_only, None)
+        return ("postgresql", keywords)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -13,6 +13,8 @@ import pytest
 
 from bot.research import parts
 from bot.research.export import ExportError
+from storage.db import Database
+from storage.queries import research as q
 from tests.factories import enrol
 from tests.test_research_export_e2e import export_to
 from tests.tools_support import Given, add_checkin, day, force_export_parts
@@ -74,3 +76,59 @@ async def test_a_helper_that_fails_fails_the_export_plainly_and_leaves_nothing(
     sentence = failed.value.sentence(companion.prompts)
     assert "no_such_helper" in sentence and "running the export again is safe" in sentence
     assert list(folder.iterdir()) == [], "no zip, no partial file, no part file"
+
+
+def test_the_plan_splits_only_big_exports_into_non_empty_ranges(monkeypatch):
+    monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 100)
+    assert parts.plan(q.AnswerSpan(100, 1, 50), cores=2) == [], "not above the threshold"
+    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2) == [(1, 26), (26, 51)]
+    assert parts.plan(q.AnswerSpan(500, 7, 7), cores=4) == [], "one check-in: one process"
+    # four check-in ids on three cores: ranges of two, and no empty third one
+    assert parts.plan(q.AnswerSpan(500, 1, 4), cores=3) == [(1, 3), (3, 5)]
+    assert parts.plan(q.AnswerSpan(10**6, 1, 10**5), cores=16) == [
+        (1, 25001),
+        (25001, 50001),
+        (50001, 75001),
+        (75001, 100001),
+    ], "at most four parts"
+
+
+def test_a_helper_reaches_postgresql_with_the_urls_own_options():
+    """``?ssl=`` is asyncpg's; ``prepared_statement_cache_size`` is SQLAlchemy's and must not
+    reach the server as a setting."""
+    db = Database(
+        "postgresql+asyncpg://u:secret@db.example:6543/study"
+        "?ssl=require&prepared_statement_cache_size=0"
+    )
+    driver, keywords = db.plain_driver_target() or ("", {})
+    assert driver == "postgresql"
+    assert keywords == {
+        "host": "db.example",
+        "port": 6543,
+        "user": "u",
+        "password": "secret",
+        "database": "study",
+        "ssl": "require",
+    }
+    assert Database("sqlite+aiosqlite:///:memory:").plain_driver_target() is None
+
+
+async def test_parts_are_private_to_their_owner(companion, database, tmp_path, monkeypatch):
+    """A part holds partners' decrypted words until it is appended: its folder and file are
+    readable by the export's owner only."""
+    await a_small_study(database)
+    force_export_parts(monkeypatch, cores=2)
+    modes: list[tuple[int, int]] = []
+    real_finish = parts.finish
+
+    async def finish(part: parts.Part) -> parts.Written:
+        written = await real_finish(part)
+        modes.append((part.path.stat().st_mode & 0o777, part.path.parent.stat().st_mode & 0o777))
+        return written
+
+    monkeypatch.setattr(parts, "finish", finish)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    await export_to(companion, folder / "private.zip")
+    assert modes == [(0o600, 0o700), (0o600, 0o700)]
+    assert [p.name for p in folder.iterdir()] == ["private.zip"]

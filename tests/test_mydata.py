@@ -95,6 +95,26 @@ def _numbers_in(value: object) -> Iterator[int]:
         yield int(value)
 
 
+def _texts_in(value: object) -> Iterator[str]:
+    """Every string anywhere in a nested export."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _texts_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts_in(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 async def test_collect_holds_everything_about_one_person_and_nothing_of_others(database):
     sam, kim, _ = await two_partners_with_history(database)
     async with database.sessions() as session:
@@ -102,10 +122,13 @@ async def test_collect_holds_everything_about_one_person_and_nothing_of_others(d
     dumped = json.dumps(tables)
     for foreign in ("Kim", kim.pseudonym, "Kim's private words"):
         assert foreign not in dumped, f"{foreign!r} leaked into Sam's export"
-    # Numbers are compared as values: "999" is also a timestamp's microseconds now and then.
+    # Ids are looked for as values and inside every text but a timestamp, whose microseconds
+    # are now and then "...999".
     numbers = set(_numbers_in(tables))
+    texts = [t for t in _texts_in(tables) if not _is_timestamp(t)]
     for foreign_id in (8002, 999):
         assert foreign_id not in numbers, f"{foreign_id} leaked into Sam's export"
+        assert not [t for t in texts if str(foreign_id) in t], f"{foreign_id} leaked as text"
     assert tables["telegram_identity"][0]["telegram_user_id"] == 8001
     assert tables["telegram_identity"][0]["preferred_name"] == "Sam"
     assert len(tables["answers"]) == 3, "history included"

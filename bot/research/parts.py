@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,20 +49,22 @@ def usable_cores() -> int:
 
 def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
     """Check-in id ranges ``[first, end)`` for the parts; empty when one process is best."""
-    parts = min(cores, MAX_PARTS, span.count // max(1, PART_MIN_ANSWERS))
-    if parts < 2:
-        return []
     first, end = span.first_checkin, span.last_checkin + 1
+    parts = min(cores, MAX_PARTS, end - first)
+    if span.count <= PART_MIN_ANSWERS or parts < 2:
+        return []
     step = -(-(end - first) // parts)  # ceiling division: the last part may be shorter
-    return [(first + i * step, min(end, first + (i + 1) * step)) for i in range(parts)]
+    ranges = [(first + i * step, min(end, first + (i + 1) * step)) for i in range(parts)]
+    return [(low, high) for low, high in ranges if low < high]
 
 
 @dataclass
 class Part:
-    """One helper process and the file it writes."""
+    """One helper process and the file it writes (in a folder only its owner can read)."""
 
     process: asyncio.subprocess.Process
     path: Path
+    stderr_hint: str = ""  # why it could not be given its job, if that failed
 
 
 def _helper_env() -> dict[str, str]:
@@ -75,20 +79,21 @@ async def start(
     ranges: list[tuple[int, int]],
     window: q.Window,
     dialect: Dialect,
-    target: tuple[str, str],
+    target: tuple[str, Any],
     ctx: RowContext,
     secret: str,
     folder: Path,
     prefix: str,
 ) -> list[Part]:
-    """Start one helper per range; each writes ``folder/prefix.partN.csv``."""
+    """Start one helper per range; each writes ``partN.csv`` in a private folder in ``folder``."""
     parts: list[Part] = []
     plain = ctx.to_plain()
+    private = Path(tempfile.mkdtemp(prefix=f"{prefix}.parts-", dir=folder))  # mode 0700
     try:
         for number, checkins in enumerate(ranges):
             statement = q.answers(window, in_force=True, checkins=checkins)
             sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-            path = folder / f"{prefix}.part{number}.csv"
+            path = private / f"part{number}.csv"
             job = {
                 "driver": target[0],
                 "target": target[1],
@@ -107,13 +112,19 @@ async def start(
                 stderr=asyncio.subprocess.PIPE,
                 env=_helper_env(),
             )
-            parts.append(Part(process, path))
-            assert process.stdin is not None
-            process.stdin.write(json.dumps(job).encode("utf-8"))
-            await process.stdin.drain()
-            process.stdin.close()
+            part = Part(process, path)
+            parts.append(part)
+            if process.stdin is None:
+                raise RuntimeError("the helper has no standard input")
+            try:
+                process.stdin.write(json.dumps(job).encode("utf-8"))
+                await process.stdin.drain()
+                process.stdin.close()
+            except OSError as exc:  # it stopped before reading its job: finish() says why
+                part.stderr_hint = f"{type(exc).__name__}: {exc}"
     except BaseException:
         await stop(parts)
+        shutil.rmtree(private, ignore_errors=True)
         raise
     return parts
 
@@ -130,10 +141,14 @@ class Written:
 async def finish(part: Part) -> Written:
     """Wait for one helper and read what it wrote."""
     out, err = await part.process.communicate()
-    if part.process.returncode != 0:
-        lines = err.decode("utf-8", "replace").strip().splitlines()
-        raise PartFailedError(lines[-1] if lines else f"exit status {part.process.returncode}")
-    result: dict[str, Any] = json.loads(out)
+    lines = err.decode("utf-8", "replace").strip().splitlines()
+    if part.process.returncode != 0 or part.stderr_hint:
+        status = part.stderr_hint or f"exit status {part.process.returncode}"
+        raise PartFailedError(lines[-1] if lines else status)
+    try:
+        result: dict[str, Any] = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise PartFailedError(f"it answered {out[-200:]!r}") from exc
     return Written(
         int(result["rows"]),
         [(stored, name) for stored, name in result["voice_files"]],
@@ -142,13 +157,15 @@ async def finish(part: Part) -> Written:
 
 
 async def stop(parts: list[Part]) -> None:
-    """Stop any helper still running and remove every part file."""
+    """Stop any helper still running and remove every part file and their folder."""
     for part in parts:
         if part.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 part.process.kill()
             await part.process.wait()
         part.path.unlink(missing_ok=True)
+    for folder in {part.path.parent for part in parts}:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def append_all(

@@ -1,10 +1,11 @@
 """A helper process that writes one part of a big export's ``responses.csv``.
 
-``companion export`` splits a large ``responses.csv`` by check-in id into parts and hands all
-but the first to processes running ``python -m bot.research.shard``: on a machine with two or
-more cores the parts are read, decrypted and formatted side by side, where one Python process
-can use only one core. Each part is plain CSV without a header, in the export's order, and the
-export appends the parts in turn, so the file is the same as one process would have written.
+``companion export`` splits a large ``responses.csv`` by check-in id into parts and hands each
+to a process running ``python -m bot.research.shard``: on a machine with two or more cores the
+parts are read, decrypted and formatted side by side, where one Python process can use only
+one core. Each part is plain CSV without a header, in the export's order, readable by its
+owner only (it holds partners' words), and the export appends the parts in turn, so the file is
+the same as one process would have written.
 
 The process is lean (the database driver, the text cipher and :mod:`bot.research.rows`): its
 job arrives on standard input as JSON (the SQL the export compiled for the part, the row
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -41,12 +43,12 @@ def _sqlite_batches(path: str, sql: str) -> Iterator[Sequence[Any]]:
         connection.close()
 
 
-async def _postgres_batches(dsn: str, sql: str) -> AsyncIterator[Sequence[Any]]:
+async def _postgres_batches(keywords: dict[str, Any], sql: str) -> AsyncIterator[Sequence[Any]]:
     import asyncio  # about 9 MB, with asyncpg, that an SQLite part does without
 
     import asyncpg
 
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(**keywords)
     try:
         async with connection.transaction(readonly=True):
             cursor = await connection.cursor(sql)
@@ -64,12 +66,16 @@ async def _postgres_batches(dsn: str, sql: str) -> AsyncIterator[Sequence[Any]]:
         await connection.close()
 
 
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def write_part(job: dict[str, Any]) -> dict[str, Any]:
     """Write the part ``job`` describes; return what :func:`main` prints."""
     cipher = TextCipher(job["secret"])
     ctx = RowContext.from_plain(job["context"], cipher, Pseudonymiser(job["secret"]))
     written = 0
-    with Path(job["out"]).open("w", encoding="utf-8", newline="") as out:
+    with open(job["out"], "w", encoding="utf-8", newline="", opener=_private) as out:
         writer = csv.writer(out, lineterminator="\n")
 
         def take(batch: Sequence[Any]) -> None:

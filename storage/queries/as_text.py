@@ -25,9 +25,12 @@ class _UtcText(FunctionElement[str]):
 
 @compiles(_UtcText, "sqlite")
 def _utc_text_sqlite(element: _UtcText, compiler: SQLCompiler, **kw: Any) -> str:
-    # strftime reads the stored "YYYY-MM-DD HH:MM:SS.ffffff" (and any ISO form with an
-    # offset, which it moves to UTC); seconds are cut, not rounded, as Python's isoformat does.
-    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {compiler.process(element.clauses, **kw)})"
+    # The stored text is "YYYY-MM-DD HH:MM:SS.ffffff" in UTC (storage/types.py writes nothing
+    # else), so the answer is a matter of cutting it: exact, and unlike strftime it never
+    # rounds (newer SQLite rounds to the millisecond first, which can move 23:59:59.9996 on
+    # the last days of a month to the wrong day).
+    value = compiler.process(element.clauses, **kw)
+    return f"(substr({value}, 1, 10) || 'T' || substr({value}, 12, 8) || 'Z')"
 
 
 @compiles(_UtcText, "postgresql")
