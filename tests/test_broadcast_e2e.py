@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from bot.connector import broadcast as broadcasts
 from bot.protocol import load_protocol
+from bot.transport.outbox import enqueue_new
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.clock import utcnow
 from storage.models import (
@@ -30,6 +31,7 @@ from storage.models import (
     PersonStatus,
     StaffDraft,
 )
+from storage.queries.broadcasts import delivery_counts
 from tests.conftest import CONNECTOR_ID
 from tests.factories import enrol
 from tests.support import count, data_for, running_companion, wait_until
@@ -332,3 +334,33 @@ async def test_bad_input_on_the_command_line_sends_nothing(database, database_ur
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert await count(database, Broadcast) == 0
     assert await count(database, OutboxMessage) == 0
+
+
+async def test_a_copy_queued_for_at_once_is_never_counted_as_waiting(database) -> None:
+    """The report's clock can be read a moment before the broadcast's copies are made (the
+    progress pass read it, then waited for the database). A copy queued for at once is then
+    still going out, not "waiting for quiet hours", so the broadcast is not reported as done
+    with nothing delivered; a copy held for quiet hours is waiting."""
+    before = utcnow()
+    async with database.transaction() as session:
+        broadcast = Broadcast(recipients=2)
+        session.add(broadcast)
+        await session.flush()
+        await enqueue_new(
+            session,
+            [
+                {"key": "b:at-once", "chat_id": 1, "text": "Hello", "broadcast_id": broadcast.id},
+                {
+                    "key": "b:held",
+                    "chat_id": 2,
+                    "text": "Hello",
+                    "broadcast_id": broadcast.id,
+                    "not_before": utcnow() + timedelta(hours=8),
+                },
+            ],
+        )
+    async with database.sessions() as session:
+        counts = await delivery_counts(session, broadcast.id, now=before)
+        report = await broadcasts.report(session, broadcast.id, now=before)
+    assert (counts.sending, counts.waiting) == (1, 1)
+    assert report is not None and not report.done

@@ -63,10 +63,10 @@ class BroadcastProgress:
 
     async def pass_once(self) -> None:
         """One look at every unfinished broadcast."""
-        now = utcnow()
         edits: list[tuple[int, int, int, str]] = []
         queued = False
         async with self.db.transaction() as session:
+            now = utcnow()  # once the transaction has begun: not before a wait for SQLite's lock
             for item in await unfinished_broadcasts(session):
                 current = await broadcasts.report(session, item.id, now=now)
                 if current is None:

@@ -111,9 +111,11 @@ async def delivery_counts(
 ) -> DeliveryCounts:
     """Count a broadcast's outbox rows by outcome.
 
-    A pending row with no error whose first attempt lies ahead waits for quiet hours; one
-    with an error waits for a retry and counts as still sending. A failed row whose error
-    starts "unreachable" failed because the partner blocked the bot or left.
+    A pending row with no error whose first attempt was put after its creation, and lies
+    ahead, waits for quiet hours; one with an error waits for a retry and counts as still
+    sending. A failed row whose error starts "unreachable" failed because the partner blocked
+    the bot or left. (A row queued for at once is never "waiting", even when ``now`` was read
+    a moment before it was made: that once ended a broadcast with everything "waiting".)
     """
     status = OutboxMessage.status
     error = func.coalesce(OutboxMessage.last_error, "")
@@ -122,6 +124,7 @@ async def delivery_counts(
             and_(
                 status == OutboxStatus.PENDING,
                 OutboxMessage.next_attempt_at > now,
+                OutboxMessage.next_attempt_at > OutboxMessage.created_at,
                 OutboxMessage.last_error.is_(None),
             ),
             "waiting",
