@@ -174,17 +174,17 @@ async def append_all(
     progress: Callable[[int], None],
 ) -> Written:
     """Append each part's file to ``write`` in order; return what they held together."""
-    total = Written(0, [], [])
+    rows = 0
+    voice_files: list[tuple[str, str]] = []
+    peaks_mb: list[float] = []
     for part in parts:
         written = await finish(part)
         with part.path.open("rb") as source:
             while chunk := source.read(1 << 20):
                 write(chunk)
         part.path.unlink(missing_ok=True)
-        total = Written(
-            total.rows + written.rows,
-            total.voice_files + written.voice_files,
-            total.peaks_mb + written.peaks_mb,
-        )
-        progress(total.rows)
-    return total
+        rows += written.rows
+        voice_files += written.voice_files
+        peaks_mb += written.peaks_mb
+        progress(rows)
+    return Written(rows, voice_files, peaks_mb)

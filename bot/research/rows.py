@@ -200,7 +200,7 @@ def answer_rows(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> Itera
             question.labels.get(value, value) if question and value else "",
         ]
         if free_text:
-            row.append(ctx.text(text, encrypted) if text is not None else "")
+            row.append(ctx.text(text, encrypted))
         if voice:
             if voice_path:
                 name = f"voice/{partner.pseudonym}-{answer_id}.ogg"
