@@ -7,11 +7,12 @@ must fail the export plainly and leave nothing behind.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
 import pytest
 
-from bot.research import parts
+from bot.research import parts, shard
 from bot.research.export import ExportError
 from storage.db import Database
 from storage.queries import research as q
@@ -132,3 +133,14 @@ async def test_parts_are_private_to_their_owner(companion, database, tmp_path, m
     await export_to(companion, folder / "private.zip")
     assert modes == [(0o600, 0o700), (0o600, 0o700)]
     assert [p.name for p in folder.iterdir()] == ["private.zip"]
+
+
+def test_a_helper_reads_sqlite_from_a_folder_with_a_question_mark_in_its_name(tmp_path):
+    """The helper opens SQLite read-only by URI, where a bare "?" or "#" would cut the path."""
+    odd = tmp_path / "study?2025#north"
+    odd.mkdir()
+    path = odd / "companion.db"
+    with sqlite3.connect(path) as made:
+        made.execute("CREATE TABLE t (n INTEGER)")
+        made.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+    assert [list(b) for b in shard._sqlite_batches(str(path), "SELECT n FROM t")] == [[(1,), (2,)]]
