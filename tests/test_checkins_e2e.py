@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from bot.partners.checkins import expire_due
-from bot.partners.voice import read_voice
+from bot.partners.voice_files import read_voice
 from storage.clock import utcnow
 from storage.crypto import TextCipher
 from storage.models import Answer, Checkin, CheckinStatus, PartnerProfile, Person

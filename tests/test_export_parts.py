@@ -1,4 +1,4 @@
-"""A big export's responses.csv written in parts by helper processes (bot.research.parts).
+"""A big export's responses.csv written in parts, with helper processes (bot.research.parts).
 
 The split is forced on a small study (any size counts as big, three cores): the parts must add
 up to exactly the file one process writes, on SQLite and on PostgreSQL, and a helper that fails
@@ -50,7 +50,7 @@ async def test_the_parts_add_up_to_the_file_one_process_writes(
     whole = await export_to(companion, folder / "whole.zip")
     used = force_export_parts(monkeypatch, cores=3)
     split = await export_to(companion, folder / "split.zip")
-    assert len(used[0]) == 3, "three helpers wrote the answers"
+    assert len(used[0]) == 3, "three parts: the export's own and two helpers'"
     assert split["responses.csv"] == whole["responses.csv"]
     assert split["responses.csv"].count(b"\n") == 1 + 3 * 4 * 6 - 3  # one answer was changed
     assert "Week 2, in my own words, from 1." in split["responses.csv"].decode()
@@ -82,15 +82,17 @@ async def test_a_helper_that_fails_fails_the_export_plainly_and_leaves_nothing(
 def test_the_plan_splits_only_big_exports_into_non_empty_ranges(monkeypatch):
     monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 100)
     assert parts.plan(q.AnswerSpan(100, 1, 50), cores=2) == [], "not above the threshold"
-    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2) == [(1, 26), (26, 51)]
+    # the export's own part (first) is three quarters of a helper's: 21 and 29 check-in ids
+    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2) == [(1, 22), (22, 51)]
     assert parts.plan(q.AnswerSpan(500, 7, 7), cores=4) == [], "one check-in: one process"
-    # four check-in ids on three cores: ranges of two, and no empty third one
-    assert parts.plan(q.AnswerSpan(500, 1, 4), cores=3) == [(1, 3), (3, 5)]
+    # four check-in ids on three cores: no empty range
+    assert parts.plan(q.AnswerSpan(500, 1, 4), cores=3) == [(1, 2), (2, 4), (4, 5)]
+    assert parts.plan(q.AnswerSpan(500, 1, 2), cores=3) == [(1, 2), (2, 3)]
     assert parts.plan(q.AnswerSpan(10**6, 1, 10**5), cores=16) == [
-        (1, 25001),
-        (25001, 50001),
-        (50001, 75001),
-        (75001, 100001),
+        (1, 20001),
+        (20001, 46668),
+        (46668, 73334),
+        (73334, 100001),
     ], "at most four parts"
 
 
@@ -118,7 +120,7 @@ async def test_parts_are_private_to_their_owner(companion, database, tmp_path, m
     """A part holds partners' decrypted words until it is appended: its folder and file are
     readable by the export's owner only."""
     await a_small_study(database)
-    force_export_parts(monkeypatch, cores=2)
+    force_export_parts(monkeypatch, cores=3)
     modes: list[tuple[int, int]] = []
     real_finish = parts.finish
 
@@ -131,7 +133,7 @@ async def test_parts_are_private_to_their_owner(companion, database, tmp_path, m
     folder = tmp_path / "out"
     folder.mkdir()
     await export_to(companion, folder / "private.zip")
-    assert modes == [(0o600, 0o700), (0o600, 0o700)]
+    assert modes == [(0o600, 0o700), (0o600, 0o700)], "two helpers, two parts"
     assert [p.name for p in folder.iterdir()] == ["private.zip"]
 
 

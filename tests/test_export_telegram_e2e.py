@@ -113,7 +113,7 @@ async def test_a_big_export_in_telegram_is_written_in_parts_by_helpers(
     await settle(companion, sandbox)
     document = sandbox.sent_to(RESEARCHER)[-1]
     assert "document" in document, document
-    assert [len(p) for p in planned] == [2], "two helpers wrote responses.csv"
+    assert [len(p) for p in planned] == [2], "the export and one helper wrote responses.csv"
     data = sandbox.files.get(document["document"]["file_id"]).data
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         rows = list(csv.DictReader(io.StringIO(archive.read("responses.csv").decode())))

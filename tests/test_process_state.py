@@ -53,6 +53,19 @@ def test_companion_run_imports_only_what_running_needs() -> None:
     assert extra == []
 
 
+@pytest.mark.slow
+def test_companion_export_runs_without_python_telegram_bot_or_aiohttp() -> None:
+    """Loading them would cost an export about 45 MB of its memory budget for nothing."""
+    code = (
+        "import sys, bot.tools.cli, bot.research.export; "
+        "print(*sorted(n for n, m in sys.modules.items() if m is not None))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert [m for m in loaded if m.split(".")[0] in ("telegram", "aiohttp", "apscheduler")] == []
+
+
 async def test_a_running_bot_owns_its_clock_throttle_switch_interval_and_collector(
     sandbox, database, database_url: str, tmp_path: Path
 ) -> None:

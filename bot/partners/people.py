@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from telegram import User
 
 from bot.settings import Settings
 from bot.text import telegram_name
@@ -18,6 +18,9 @@ from storage.models import (
     RoleSource,
     TelegramIdentity,
 )
+
+if TYPE_CHECKING:  # an annotation only: the CLI's commands look people up without Telegram
+    from telegram import User
 
 
 def new_pseudonym() -> str:

@@ -6,8 +6,8 @@ long) and may fail (network, a file too big for the Bot API, a crash in between)
 is then kept without a local copy, and the file id still lets the team fetch the audio later.
 
 With ``COMPANION_SECRET_KEY`` set, the audio is encrypted at rest like typed text: the file is
-kept as ``<name>.enc`` (Fernet) and :func:`read_voice` gives the audio back to whoever needs it
-(``/mydata``, the research export).
+kept as ``<name>.enc`` (Fernet) and ``read_voice`` gives the audio back to whoever needs it
+(``/mydata``, the research export), from :mod:`bot.partners.voice_files`.
 """
 
 from __future__ import annotations
@@ -20,39 +20,12 @@ from sqlalchemy import update
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot.partners.voice_files import ENCRYPTED_SUFFIX, encrypt_in_place
 from storage.crypto import TextCipher
 from storage.db import Database
 from storage.models import Answer
 
 log = logging.getLogger(__name__)
-
-ENCRYPTED_SUFFIX = ".enc"
-
-
-def _encrypt_in_place(target: Path, cipher: TextCipher) -> Path:
-    """Replace the plain file ``target`` by its encrypted copy ``<target>.enc``."""
-    sealed = target.with_name(target.name + ENCRYPTED_SUFFIX)
-    partial = sealed.with_name(sealed.name + ".partial")
-    partial.write_bytes(cipher.encrypt_bytes(target.read_bytes()))
-    partial.replace(sealed)
-    target.unlink(missing_ok=True)
-    return sealed
-
-
-def read_voice(path: Path, cipher: TextCipher) -> bytes:
-    """The audio of a stored voice note, decrypted if it was kept encrypted.
-
-    Raises OSError when the file cannot be read and ValueError when its key is gone.
-    """
-    data = path.read_bytes()
-    if path.name.endswith(ENCRYPTED_SUFFIX):
-        return cipher.decrypt_bytes(data)
-    return data
-
-
-def audio_name(path: Path) -> str:
-    """The file name a person sees for a stored voice note (without ``.enc``)."""
-    return path.name.removesuffix(ENCRYPTED_SUFFIX)
 
 
 async def download_voice(
@@ -73,7 +46,7 @@ async def download_voice(
         telegram_file = await bot.get_file(file_id)
         await telegram_file.download_to_drive(target)
         if cipher is not None and cipher.enabled:
-            await asyncio.to_thread(_encrypt_in_place, target, cipher)
+            await asyncio.to_thread(encrypt_in_place, target, cipher)
             return relative_path + ENCRYPTED_SUFFIX
     except (TelegramError, OSError) as exc:
         target.unlink(missing_ok=True)

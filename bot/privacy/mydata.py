@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.partners.voice import audio_name, read_voice
+from bot.partners.voice_files import audio_name, read_voice
 from bot.privacy import views
 from prompts import Prompts
 from storage.clock import utcnow

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.zones import zone_named
-from bot.partners.voice import read_voice
+from bot.partners.voice_files import read_voice
 from bot.protocol import StudyProtocol
 from bot.research import codebook as cb
 from bot.research import parts
@@ -506,18 +506,26 @@ class _Split:
     prefix: str
 
 
+@dataclass
+class _Parts:
+    """The export's own part of ``responses.csv`` (a check-in id range) and its helpers."""
+
+    own: tuple[int, int]
+    helpers: list[parts.Part]
+
+
 async def _start_parts(
     session: AsyncSession, ctx: _Context, span: q.AnswerSpan, split: _Split | None
-) -> list[parts.Part]:
+) -> _Parts | None:
     if split is None:
-        return []
+        return None
     jobs = ctx.options.jobs
     ranges = parts.plan(span, cores=parts.usable_cores() if jobs is None else jobs)
     target = split.db.plain_driver_target()
     if not ranges or target is None:
-        return []
-    return await parts.start(
-        ranges=ranges,
+        return None
+    helpers = await parts.start(
+        ranges=ranges[1:],
         window=ctx.options.window,
         dialect=session.get_bind().dialect,
         target=target,
@@ -526,16 +534,19 @@ async def _start_parts(
         folder=split.folder,
         prefix=split.prefix,
     )
+    return _Parts(ranges[0], helpers)
 
 
 async def _write_parts(
+    session: AsyncSession,
     writer: _TableWriter,
-    helpers: list[parts.Part],
+    split: _Parts,
     ctx: _Context,
     *,
     total: int,
     progress: Progress | None,
 ) -> int:
+    """``responses.csv``: the export's own part, then the helpers' parts appended in order."""
     if not isinstance(writer, _CsvTable):
         raise TypeError("only CSV is written in parts")
 
@@ -544,14 +555,20 @@ async def _write_parts(
             progress("responses", done, total)
 
     try:
-        written = await parts.append_all(helpers, writer.append_raw, report)
+        own = 0
+        statement = q.answers(ctx.options.window, in_force=True, checkins=split.own)
+        async for batch in q.stream(session, statement):
+            own += len(batch)
+            writer.rows(answer_rows(ctx, batch, history=False))
+        report(own)
+        written = await parts.append_all(split.helpers, writer.append_raw, report, done=own)
     except parts.PartFailedError as exc:
         raise ExportError("part_failed", reason=str(exc)) from exc
     finally:
         writer.close()
     ctx.voice_files += written.voice_files
     ctx.helper_peaks_mb += written.peaks_mb
-    return written.rows
+    return own + written.rows
 
 
 async def _write_tables(
@@ -563,14 +580,14 @@ async def _write_tables(
     progress: Progress | None,
     split: _Split | None = None,
 ) -> dict[str, int]:
-    """Write every table; a big ``responses.csv`` is written in parts by helpers, last."""
+    """Write every table; a big ``responses.csv`` is written in parts (with helpers), last."""
     window = ctx.options.window
     counts: dict[str, int] = {}
     participants = await _load_partners(session, ctx)
     span = await q.answer_span(session, window, in_force=True)
-    helpers = await _start_parts(session, ctx, span, split)
+    in_parts = await _start_parts(session, ctx, span, split)
     try:
-        if not helpers:
+        if in_parts is None:
             counts["responses"] = await _write_streamed(
                 session,
                 sink,
@@ -604,16 +621,17 @@ async def _write_tables(
         questions, labels = _question_rows(ctx)
         counts["questions"] = _write_rows(sink, tables["questions"], questions)
         counts["value_labels"] = _write_rows(sink, tables["value_labels"], labels)
-        if helpers:
+        if in_parts is not None:
             counts["responses"] = await _write_parts(
+                session,
                 sink.table(tables["responses"]),
-                helpers,
+                in_parts,
                 ctx,
                 total=span.count,
                 progress=progress,
             )
     finally:
-        await parts.stop(helpers)
+        await parts.stop(in_parts.helpers if in_parts is not None else [])
     return {name: counts[name] for name in tables}
 
 

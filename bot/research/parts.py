@@ -1,13 +1,15 @@
-"""A big ``responses.csv`` written in parts by helper processes, one core each.
+"""A big ``responses.csv`` written in parts, the export's own and its helpers', one core each.
 
 One Python process formats rows on one core. For an export of more than
 :data:`PART_MIN_ANSWERS` answers on a machine with several cores, the answers are split by
-check-in id into as many parts as there are cores (at most :data:`MAX_PARTS`), and each part is
-read, decrypted and formatted by ``python -m bot.research.shard`` while this process writes the
-other tables. The parts are then appended in order, so ``responses.csv`` holds the same rows in
-the same order as one process would have written. Each part reads the database on its own
-connection: an answer given while the export runs may be in it or not, as with any export
-taken from a study that is running.
+check-in id into as many parts as there are cores (at most :data:`MAX_PARTS`). The export
+writes the first part itself, after the other tables; each other part is read, decrypted and
+formatted by a helper, ``python -m bot.research.shard``, started at once. The helpers' parts are
+then appended in order, so ``responses.csv`` holds the same rows in the same order as one
+process would have written. The export's own part is the smaller (:data:`OWN_SHARE`) because it
+writes the other tables too, and there is one helper fewer than parts because every process
+costs memory. Each part reads the database on its own connection: an answer given while the
+export runs may be in it or not, as with any export taken from a study that is running.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,8 @@ from storage.queries import research as q
 
 PART_MIN_ANSWERS = 100_000  # below this, starting helpers costs more than it saves
 MAX_PARTS = 4
+#: The export's own part, as a share of a helper's: it writes the other tables besides.
+OWN_SHARE = 0.75
 HELPER_MODULE = "bot.research.shard"
 
 
@@ -48,14 +53,22 @@ def usable_cores() -> int:
 
 
 def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
-    """Check-in id ranges ``[first, end)`` for the parts; empty when one process is best."""
+    """Check-in id ranges ``[first, end)``, the export's own part first and the helpers' after.
+
+    Empty when one process is best: a small export, one core, or a single check-in.
+    """
     first, end = span.first_checkin, span.last_checkin + 1
-    parts = min(cores, MAX_PARTS, end - first)
-    if span.count <= PART_MIN_ANSWERS or parts < 2:
+    count = min(cores, MAX_PARTS, end - first)
+    if span.count <= PART_MIN_ANSWERS or count < 2:
         return []
-    step = -(-(end - first) // parts)  # ceiling division: the last part may be shorter
-    ranges = [(first + i * step, min(end, first + (i + 1) * step)) for i in range(parts)]
-    return [(low, high) for low, high in ranges if low < high]
+    shares = [OWN_SHARE] + [1.0] * (count - 1)
+    bounds, done = [first], 0.0
+    for share in shares[:-1]:
+        done += share
+        bounds.append(first + round((end - first) * done / sum(shares)))
+    bounds.append(end)
+    ranges = [(low, high) for low, high in pairwise(bounds) if low < high]
+    return ranges if len(ranges) >= 2 else []
 
 
 @dataclass
@@ -85,7 +98,10 @@ async def start(
     folder: Path,
     prefix: str,
 ) -> list[Part]:
-    """Start one helper per range; each writes ``partN.csv`` in a private folder in ``folder``."""
+    """Start one helper per range; each writes ``partN.csv`` in a private folder in ``folder``.
+
+    ``ranges`` are the helpers' (the plan's ranges but the export's own first one).
+    """
     parts: list[Part] = []
     plain = ctx.to_plain()
     private = Path(tempfile.mkdtemp(prefix=f"{prefix}.parts-", dir=folder))  # mode 0700
@@ -172,8 +188,13 @@ async def append_all(
     parts: list[Part],
     write: Callable[[bytes], object],
     progress: Callable[[int], None],
+    *,
+    done: int = 0,
 ) -> Written:
-    """Append each part's file to ``write`` in order; return what they held together."""
+    """Append each part's file to ``write`` in order; return what they held together.
+
+    ``progress`` is told the rows written so far, counting from ``done`` (the export's own).
+    """
     rows = 0
     voice_files: list[tuple[str, str]] = []
     peaks_mb: list[float] = []
@@ -186,5 +207,5 @@ async def append_all(
         rows += written.rows
         voice_files += written.voice_files
         peaks_mb += written.peaks_mb
-        progress(rows)
+        progress(done + rows)
     return Written(rows, voice_files, peaks_mb)

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from telegram.error import TelegramError
 
 from bot.logs import configure_logging
 from bot.partners.invites import (
@@ -408,6 +407,8 @@ def invite_create(
         known = ", ".join(g.key for g in protocol.groups)
         typer.echo(prompts.label("invite.unknown_group", group=group, known=known), err=True)
         raise typer.Exit(2)
+    from telegram.error import TelegramError  # only the commands that call Telegram load it
+
     try:
         username = asyncio.run(_bot_username(settings))
     except (TelegramError, RuntimeError, OSError) as exc:  # no token, wrong token, offline

@@ -13,12 +13,12 @@ themselves (``check-config``, ``invite create``) use it too.
 
 from __future__ import annotations
 
+import sys
 import traceback
 from typing import Any
 
 import typer
 from sqlalchemy.exc import ArgumentError, InvalidRequestError, SQLAlchemyError
-from telegram.error import InvalidToken, NetworkError, TelegramError
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
@@ -79,14 +79,25 @@ def _safe_database_url(settings: Settings | None) -> str:
         return ""
 
 
+def _is_telegram_error(exc: BaseException, name: str = "TelegramError") -> bool:
+    """Whether ``exc`` is python-telegram-bot's error ``name`` (from ``telegram.error``).
+
+    It is looked up, not imported: only a command that loaded python-telegram-bot can raise one,
+    and importing it costs about 40 MB that commands such as ``export`` do without.
+    """
+    errors = sys.modules.get("telegram.error")
+    return errors is not None and isinstance(exc, getattr(errors, name))
+
+
 def telegram_sentence(prompts: Prompts, exc: BaseException, settings: Settings | None) -> str:
     """What a failed Bot API call means for the person at the keyboard (no token in it)."""
     url = settings.api_base_url if settings is not None else ""
     if isinstance(exc, MissingTokenError):
         return prompts.label("cli.token_missing")
-    if isinstance(exc, InvalidToken):  # Telegram answered 401 (or 404 for a malformed token)
+    if _is_telegram_error(exc, "InvalidToken"):  # Telegram answered 401 (404: a malformed token)
         return prompts.label("cli.failed.token_rejected", url=url)
-    if isinstance(exc, NetworkError | OSError):  # TimedOut too: the request got no answer
+    # NetworkError covers TimedOut too: the request got no answer
+    if _is_telegram_error(exc, "NetworkError") or isinstance(exc, OSError):
         return prompts.label(
             "cli.failed.telegram_unreachable", url=url, reason=reason(exc, settings)
         )
@@ -96,7 +107,7 @@ def telegram_sentence(prompts: Prompts, exc: BaseException, settings: Settings |
 def failure_sentence(exc: BaseException, settings: Settings | None = None) -> str:
     """One sentence saying what went wrong and what to do next; it never holds the token."""
     prompts = default_prompts()
-    if isinstance(exc, TelegramError | MissingTokenError):
+    if _is_telegram_error(exc) or isinstance(exc, MissingTokenError):
         return telegram_sentence(prompts, exc, settings)
     if isinstance(exc, ProtocolError):
         return prompts.label("cli.protocol_bad", reason=redact(str(exc), token_secrets(settings)))
