@@ -14,6 +14,12 @@ that imports nothing but python-telegram-bot). For each:
 Rounds alternate the two bots; the figures are medians, shown as absolute values and as ratios
 (ours / bare). Budget: DESIGN.md's idle RSS under 100 MB; issue 10 asks for under 90 MB.
 
+A third bot shows the floor the chosen libraries set: the same bare echo bot, but it first
+imports every third-party module that ``companion run`` loads (SQLAlchemy's asyncio ORM,
+pydantic-settings, aiohttp, typer, Jinja2, APScheduler, ...; the list is read from a fresh
+``companion run`` import, not written here). Ours minus this floor is what the bot's own code
+and state cost.
+
 Usage: python bench/startup.py [--rounds R] [--settle SECONDS]
                                [--database-url postgresql+asyncpg://...]
 """
@@ -24,6 +30,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +47,19 @@ TARGET_MB = 90.0  # issue 10
 START_TIMEOUT = 60.0  # seconds a bot may take to reach its first getUpdates
 
 
+PRELOAD_ENV = "BENCH_PRELOAD"  # modules the bare bot imports first (space-separated)
+
+
 def run_bare_bot() -> None:
-    """The baseline: a bare python-telegram-bot echo bot, long polling until SIGTERM."""
+    """The baseline: a bare python-telegram-bot echo bot, long polling until SIGTERM.
+
+    With ``BENCH_PRELOAD`` set, it imports those modules first (and uses none of them).
+    """
+    import importlib
+
+    for name in os.environ.get(PRELOAD_ENV, "").split():
+        importlib.import_module(name)
+
     from telegram import Update
     from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
@@ -156,6 +174,27 @@ async def migrate(env: dict[str, str], workdir: Path) -> None:
         raise RuntimeError("companion db upgrade failed")
 
 
+OURS = ("bot", "handlers", "storage", "prompts", "bench")
+
+
+def library_modules(env: dict[str, str]) -> list[str]:
+    """The third-party modules ``companion run`` loads, in the order it loads them."""
+    code = (
+        "import sys, bot.tools.cli, bot.runtime; "
+        "print(*(n for n, m in sys.modules.items() if m is not None))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [
+        name
+        for name in loaded
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and name.split(".")[0] not in OURS
+        and not name.startswith("_")
+    ]
+
+
 def report(name: str, samples: list[Sample]) -> Sample:
     """Print one bot's medians and return them."""
     median = Sample(
@@ -178,6 +217,7 @@ async def main(rounds: int, settle: float, database_url: str | None) -> int:
     from bench._sandbox import remote_sandbox
 
     bare: list[Sample] = []
+    floor: list[Sample] = []
     ours: list[Sample] = []
     async with remote_sandbox() as sb:
         with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
@@ -185,12 +225,12 @@ async def main(rounds: int, settle: float, database_url: str | None) -> int:
             url = database_url or f"sqlite+aiosqlite:///{workdir / 'companion.db'}"
             env = bot_env(sb, url)
             await migrate(env, workdir)
+            libraries = library_modules(env)
+            floor_env = {**env, PRELOAD_ENV: " ".join(libraries)}
+            bare_bot = [sys.executable, __file__, "--bare"]
             for _ in range(rounds):
-                bare.append(
-                    await measure_one(
-                        sb, [sys.executable, __file__, "--bare"], env, workdir, settle
-                    )
-                )
+                bare.append(await measure_one(sb, bare_bot, env, workdir, settle))
+                floor.append(await measure_one(sb, bare_bot, floor_env, workdir, settle))
                 ours.append(
                     await measure_one(
                         sb, [sys.executable, "-m", "bot", "run"], env, workdir, settle
@@ -198,7 +238,14 @@ async def main(rounds: int, settle: float, database_url: str | None) -> int:
                 )
     print(f"{rounds} rounds, medians; settled {settle:.0f} s after the first getUpdates")
     print(f"database: {'PostgreSQL' if database_url else 'SQLite'}")
-    base, our = report("bare PTB bot", bare), report("companion run", ours)
+    base = report("bare PTB bot", bare)
+    least = report("+ libraries", floor)
+    our = report("companion run", ours)
+    print(
+        f"the libraries alone ({len(libraries)} modules that companion run loads, imported by "
+        f"the bare bot): {least.idle_mb - base.idle_mb:+.1f} MB; the bot's own code and state: "
+        f"{our.idle_mb - least.idle_mb:+.1f} MB"
+    )
     print(
         f"start-up ratio (ours / bare): {our.startup / base.startup:.2f} "
         f"(CPU {our.cpu / base.cpu:.2f})"

@@ -82,17 +82,17 @@ async def test_a_helper_that_fails_fails_the_export_plainly_and_leaves_nothing(
 def test_the_plan_splits_only_big_exports_into_non_empty_ranges(monkeypatch):
     monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 100)
     assert parts.plan(q.AnswerSpan(100, 1, 50), cores=2) == [], "not above the threshold"
-    # the export's own part (first) is three quarters of a helper's: 21 and 29 check-in ids
-    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2) == [(1, 22), (22, 51)]
+    # the export's own part (first) is 0.6 of a helper's: 19 and 31 check-in ids
+    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2) == [(1, 20), (20, 51)]
     assert parts.plan(q.AnswerSpan(500, 7, 7), cores=4) == [], "one check-in: one process"
     # four check-in ids on three cores: no empty range
-    assert parts.plan(q.AnswerSpan(500, 1, 4), cores=3) == [(1, 2), (2, 4), (4, 5)]
+    assert parts.plan(q.AnswerSpan(500, 1, 4), cores=3) == [(1, 2), (2, 3), (3, 5)]
     assert parts.plan(q.AnswerSpan(500, 1, 2), cores=3) == [(1, 2), (2, 3)]
     assert parts.plan(q.AnswerSpan(10**6, 1, 10**5), cores=16) == [
-        (1, 20001),
-        (20001, 46668),
-        (46668, 73334),
-        (73334, 100001),
+        (1, 16668),
+        (16668, 44445),
+        (44445, 72223),
+        (72223, 100001),
     ], "at most four parts"
 
 
