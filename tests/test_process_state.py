@@ -40,15 +40,20 @@ ONLY_SOMETIMES = (
 )
 
 
-@pytest.mark.slow
-def test_companion_run_imports_only_what_running_needs() -> None:
+def modules_loaded_by(imports: str) -> list[str]:
+    """The modules a fresh interpreter holds after ``import <imports>``."""
     code = (
-        "import sys, bot.tools.cli, bot.runtime; "
+        f"import sys, {imports}; "
         "print(*sorted(n for n, m in sys.modules.items() if m is not None))"
     )
-    loaded = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
+
+
+@pytest.mark.slow
+def test_companion_run_imports_only_what_running_needs() -> None:
+    loaded = modules_loaded_by("bot.tools.cli, bot.runtime")
     extra = [m for m in loaded if any(m == n or m.startswith(f"{n}.") for n in ONLY_SOMETIMES)]
     assert extra == []
 
@@ -56,13 +61,7 @@ def test_companion_run_imports_only_what_running_needs() -> None:
 @pytest.mark.slow
 def test_companion_export_runs_without_python_telegram_bot_or_aiohttp() -> None:
     """Loading them would cost an export about 45 MB of its memory budget for nothing."""
-    code = (
-        "import sys, bot.tools.cli, bot.research.export; "
-        "print(*sorted(n for n, m in sys.modules.items() if m is not None))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    loaded = modules_loaded_by("bot.tools.cli, bot.research.export")
     assert [m for m in loaded if m.split(".")[0] in ("telegram", "aiohttp", "apscheduler")] == []
 
 
