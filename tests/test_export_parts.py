@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from bot.research import parts, shard
+from bot.research import export, parts, shard
 from bot.research.export import ExportError
+from bot.research.rows import answer_rows
 from storage.db import Database
 from storage.queries import research as q
 from tests.factories import enrol
@@ -114,6 +116,35 @@ def test_a_helper_reaches_postgresql_with_the_urls_own_options():
         "ssl": "require",
     }
     assert Database("sqlite+aiosqlite:///:memory:").plain_driver_target() is None
+
+
+async def test_a_failure_in_the_exports_own_part_stops_the_helpers_and_leaves_nothing(
+    companion, database, tmp_path, monkeypatch
+):
+    await a_small_study(database)
+    force_export_parts(monkeypatch, cores=3)
+    started: list[parts.Part] = []
+    real_start = parts.start
+
+    async def start(**job: Any) -> list[parts.Part]:
+        started.extend(await real_start(**job))
+        return started
+
+    def broken_rows(ctx: Any, rows: Any, *, history: bool) -> Any:
+        if not history:  # the export's own part of responses.csv
+            raise OSError("disk full")
+        return answer_rows(ctx, rows, history=history)
+
+    monkeypatch.setattr(parts, "start", start)
+    monkeypatch.setattr(export, "answer_rows", broken_rows)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        await export_to(companion, folder / "broken.zip")
+    assert len(started) == 2, "two helpers had started"
+    assert all(p.process.returncode is not None for p in started), "every helper is reaped"
+    assert not any(p.path.parent.exists() for p in started), "no part folder is left"
+    assert list(folder.iterdir()) == [], "no zip, no partial file"
 
 
 async def test_parts_are_private_to_their_owner(companion, database, tmp_path, monkeypatch):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from typing import Any
 
 from sqlalchemy import select
 
 from bot.protocol import Research, load_protocol
+from bot.research import parts
 from prompts import DEFAULT_STUDY_PATH, Prompts
 from storage.models import AuditEvent, Role
 from tests.factories import enrol
@@ -100,6 +102,14 @@ async def test_a_big_export_in_telegram_is_written_in_parts_by_helpers(
     """/export runs in a thread of the bot with its own event loop: its helper processes (the
     parts of a big responses.csv) start and are waited for from there too."""
     planned = force_export_parts(monkeypatch, cores=2)
+    helpers: list[int] = []
+    real_start = parts.start
+
+    async def start(**job: Any) -> list[parts.Part]:
+        helpers.append(len(job["ranges"]))
+        return await real_start(**job)
+
+    monkeypatch.setattr(parts, "start", start)
     sam = await enrol(database, PARTNER, name="Sam")
     for week in range(3):
         await add_checkin(database, sam.id, [Given("confidence", 2 + week, day(3, 1 + 7 * week))])
@@ -113,7 +123,9 @@ async def test_a_big_export_in_telegram_is_written_in_parts_by_helpers(
     await settle(companion, sandbox)
     document = sandbox.sent_to(RESEARCHER)[-1]
     assert "document" in document, document
-    assert [len(p) for p in planned] == [2], "the export and one helper wrote responses.csv"
+    assert [len(p) for p in planned] == [2] and helpers == [2], (
+        "in the running bot, two helpers wrote every part of responses.csv"
+    )
     data = sandbox.files.get(document["document"]["file_id"]).data
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         rows = list(csv.DictReader(io.StringIO(archive.read("responses.csv").decode())))

@@ -105,8 +105,10 @@ def force_export_parts(monkeypatch: pytest.MonkeyPatch, cores: int) -> list[list
     planned: list[list[tuple[int, int]]] = []
     real_plan = parts.plan
 
-    def plan(span: research_queries.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
-        planned.append(real_plan(span, cores=cores))
+    def plan(
+        span: research_queries.AnswerSpan, *, cores: int, **shares: float
+    ) -> list[tuple[int, int]]:
+        planned.append(real_plan(span, cores=cores, **shares))
         return planned[-1]
 
     monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 1)

@@ -79,6 +79,9 @@ class ExportOptions:
     free_text: bool = True
     voice: bool = True
     jobs: int | None = None  # processes for a big responses.csv; None: one per core
+    #: Write one part of a big responses.csv in this process; a running bot (/export) leaves
+    #: every part to helpers so that its own process keeps answering partners.
+    own_part: bool = True
 
     def filters(self) -> dict[str, Any]:
         """The filters, as recorded in README.txt and the audit log."""
@@ -508,9 +511,9 @@ class _Split:
 
 @dataclass
 class _Parts:
-    """The export's own part of ``responses.csv`` (a check-in id range) and its helpers."""
+    """The export's own part of ``responses.csv`` (a check-in id range, if any) and helpers."""
 
-    own: tuple[int, int]
+    own: tuple[int, int] | None
     helpers: list[parts.Part]
 
 
@@ -519,14 +522,19 @@ async def _start_parts(
 ) -> _Parts | None:
     if split is None:
         return None
-    jobs = ctx.options.jobs
-    ranges = parts.plan(span, cores=parts.usable_cores() if jobs is None else jobs)
+    options = ctx.options
+    cores = parts.usable_cores() if options.jobs is None else options.jobs
+    if options.own_part:
+        ranges = parts.plan(span, cores=cores)
+    else:
+        ranges = parts.plan(span, cores=cores, own_share=1.0)
     target = split.db.plain_driver_target()
     if not ranges or target is None:
         return None
+    own = ranges[0] if options.own_part else None
     helpers = await parts.start(
-        ranges=ranges[1:],
-        window=ctx.options.window,
+        ranges=ranges[1:] if options.own_part else ranges,
+        window=options.window,
         dialect=session.get_bind().dialect,
         target=target,
         ctx=ctx,
@@ -534,13 +542,13 @@ async def _start_parts(
         folder=split.folder,
         prefix=split.prefix,
     )
-    return _Parts(ranges[0], helpers)
+    return _Parts(own, helpers)
 
 
 async def _write_parts(
     session: AsyncSession,
     writer: _TableWriter,
-    split: _Parts,
+    in_parts: _Parts,
     ctx: _Context,
     *,
     total: int,
@@ -556,12 +564,13 @@ async def _write_parts(
 
     try:
         own = 0
-        statement = q.answers(ctx.options.window, in_force=True, checkins=split.own)
-        async for batch in q.stream(session, statement):
-            own += len(batch)
-            writer.rows(answer_rows(ctx, batch, history=False))
-        report(own)
-        written = await parts.append_all(split.helpers, writer.append_raw, report, done=own)
+        if in_parts.own is not None:
+            statement = q.answers(ctx.options.window, in_force=True, checkins=in_parts.own)
+            async for batch in q.stream(session, statement):
+                writer.rows(answer_rows(ctx, batch, history=False))
+                own += len(batch)
+                report(own)
+        written = await parts.append_all(in_parts.helpers, writer.append_raw, report, done=own)
     except parts.PartFailedError as exc:
         raise ExportError("part_failed", reason=str(exc)) from exc
     finally:

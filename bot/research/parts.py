@@ -8,8 +8,10 @@ formatted by a helper, ``python -m bot.research.shard``, started at once. The he
 then appended in order, so ``responses.csv`` holds the same rows in the same order as one
 process would have written. The export's own part is the smaller (:data:`OWN_SHARE`) because it
 writes the other tables too, and there is one helper fewer than parts because every process
-costs memory. Each part reads the database on its own connection: an answer given while the
-export runs may be in it or not, as with any export taken from a study that is running.
+costs memory. In a running bot (``/export``) every part goes to a helper instead, so that the
+bot's own process keeps answering partners. Each part reads the database on its own
+connection: an answer given while the export runs may be in it or not, as with any export
+taken from a study that is running.
 """
 
 from __future__ import annotations
@@ -53,16 +55,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def plan(span: q.AnswerSpan, *, cores: int) -> list[tuple[int, int]]:
+def plan(span: q.AnswerSpan, *, cores: int, own_share: float = OWN_SHARE) -> list[tuple[int, int]]:
     """Check-in id ranges ``[first, end)``, the export's own part first and the helpers' after.
 
+    ``own_share`` is the first part's size as a share of each other's (1.0: all the same).
     Empty when one process is best: a small export, one core, or a single check-in.
     """
     first, end = span.first_checkin, span.last_checkin + 1
     count = min(cores, MAX_PARTS, end - first)
     if span.count <= PART_MIN_ANSWERS or count < 2:
         return []
-    shares = [OWN_SHARE] + [1.0] * (count - 1)
+    shares = [own_share] + [1.0] * (count - 1)
     bounds, done = [first], 0.0
     for share in shares[:-1]:
         done += share

@@ -1,11 +1,12 @@
 """A helper process that writes one part of a big export's ``responses.csv``.
 
-``companion export`` splits a large ``responses.csv`` by check-in id into parts and hands each
-to a process running ``python -m bot.research.shard``: on a machine with two or more cores the
-parts are read, decrypted and formatted side by side, where one Python process can use only
-one core. Each part is plain CSV without a header, in the export's order, readable by its
-owner only (it holds partners' words), and the export appends the parts in turn, so the file is
-the same as one process would have written.
+An export splits a large ``responses.csv`` by check-in id into parts (see
+:mod:`bot.research.parts`): ``companion export`` writes the first itself and hands each other
+to a process running ``python -m bot.research.shard`` (in a running bot every part goes to one),
+so that on a machine with two or more cores the parts are read, decrypted and formatted side
+by side, where one Python process can use only one core. Each part is plain CSV without a
+header, in the export's order, readable by its owner only (it holds partners' words), and the
+export appends the parts in turn, so the file is the same as one process would have written.
 
 The process is lean (the database driver, the text cipher and :mod:`bot.research.rows`): its
 job arrives on standard input as JSON (the SQL the export compiled for the part, the row

@@ -103,7 +103,9 @@ async def export_and_send(delivery: Delivery, period: str) -> None:
     data_dir = delivery.settings.companion_data_dir
     await asyncio.to_thread((data_dir / EXPORTS_FOLDER).mkdir, parents=True, exist_ok=True)
     options = ExportOptions(
-        out=data_dir / relative, window=make_window(delivery.protocol, since=since)
+        out=data_dir / relative,
+        window=make_window(delivery.protocol, since=since),
+        own_part=False,  # helpers format a big export: this process answers partners
     )
     result: ExportResult | None = None
     problem = None
