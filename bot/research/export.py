@@ -25,6 +25,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -347,8 +348,24 @@ class _Counter:
         for row in rows:
             self.count += 1
             yield row
+        self.reached(self.count)
+
+    def reached(self, count: int) -> None:
+        """``count`` rows are written: report it."""
+        self.count = count
         if self.progress is not None:
-            self.progress(self.name, self.count, self.total)
+            self.progress(self.name, count, self.total)
+
+
+Build = Callable[[Sequence[Any]], Iterator[list[Any]]]
+
+
+async def _stream_into(
+    session: AsyncSession, writer: _TableWriter, statement: Any, build: Build, counter: _Counter
+) -> None:
+    """The rows of ``statement``, a batch at a time, built and written, and counted."""
+    async for batch in q.stream(session, statement):
+        writer.rows(counter.each(build(batch)))
 
 
 async def _write_streamed(
@@ -356,7 +373,7 @@ async def _write_streamed(
     sink: _Sink,
     table: cb.Table,
     statement: Any,
-    build: Callable[[Sequence[Any]], Iterator[list[Any]]],
+    build: Build,
     *,
     total: int | None = None,
     progress: Progress | None = None,
@@ -364,8 +381,7 @@ async def _write_streamed(
     writer = sink.table(table)
     counter = _Counter(table.name, total, progress)
     try:
-        async for batch in q.stream(session, statement):
-            writer.rows(counter.each(build(batch)))
+        await _stream_into(session, writer, statement, build, counter)
     finally:
         writer.close()
     return counter.count
@@ -524,16 +540,14 @@ async def _start_parts(
         return None
     options = ctx.options
     cores = parts.usable_cores() if options.jobs is None else options.jobs
-    if options.own_part:
-        ranges = parts.plan(span, cores=cores)
-    else:
-        ranges = parts.plan(span, cores=cores, own_share=1.0)
+    own_share = parts.OWN_SHARE if options.own_part else 1.0
+    ranges = parts.plan(span, cores=cores, own_share=own_share)
     target = split.db.plain_driver_target()
     if not ranges or target is None:
         return None
-    own = ranges[0] if options.own_part else None
+    own, theirs = (ranges[0], ranges[1:]) if options.own_part else (None, ranges)
     helpers = await parts.start(
-        ranges=ranges[1:] if options.own_part else ranges,
+        ranges=theirs,
         window=options.window,
         dialect=session.get_bind().dialect,
         target=target,
@@ -557,20 +571,16 @@ async def _write_parts(
     """``responses.csv``: the export's own part, then the helpers' parts appended in order."""
     if not isinstance(writer, _CsvTable):
         raise TypeError("only CSV is written in parts")
-
-    def report(done: int) -> None:
-        if progress is not None:
-            progress("responses", done, total)
-
+    counter = _Counter("responses", total, progress)
     try:
-        own = 0
         if in_parts.own is not None:
             statement = q.answers(ctx.options.window, in_force=True, checkins=in_parts.own)
-            async for batch in q.stream(session, statement):
-                writer.rows(answer_rows(ctx, batch, history=False))
-                own += len(batch)
-                report(own)
-        written = await parts.append_all(in_parts.helpers, writer.append_raw, report, done=own)
+            build = partial(answer_rows, ctx, history=False)
+            await _stream_into(session, writer, statement, build, counter)
+        own = counter.count
+        written = await parts.append_all(
+            in_parts.helpers, writer.append_raw, counter.reached, done=own
+        )
     except parts.PartFailedError as exc:
         raise ExportError("part_failed", reason=str(exc)) from exc
     finally:

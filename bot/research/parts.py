@@ -66,10 +66,11 @@ def plan(span: q.AnswerSpan, *, cores: int, own_share: float = OWN_SHARE) -> lis
     if span.count <= PART_MIN_ANSWERS or count < 2:
         return []
     shares = [own_share] + [1.0] * (count - 1)
+    whole = sum(shares)
     bounds, done = [first], 0.0
     for share in shares[:-1]:
         done += share
-        bounds.append(first + round((end - first) * done / sum(shares)))
+        bounds.append(first + round((end - first) * done / whole))
     bounds.append(end)
     ranges = [(low, high) for low, high in pairwise(bounds) if low < high]
     return ranges if len(ranges) >= 2 else []
