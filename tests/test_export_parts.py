@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from bot.research import export, parts, shard
-from bot.research.export import ExportError
+from bot.research.export import ExportError, ExportOptions, write_export
 from bot.research.rows import answer_rows
 from storage.db import Database
 from storage.queries import research as q
 from tests.factories import enrol
+from tests.support import SECRET
 from tests.test_research_export_e2e import export_to
 from tests.tools_support import Given, add_checkin, day, force_export_parts
 
@@ -116,6 +117,30 @@ def test_a_helper_reaches_postgresql_with_the_urls_own_options():
         "ssl": "require",
     }
     assert Database("sqlite+aiosqlite:///:memory:").plain_driver_target() is None
+
+
+async def test_progress_counts_the_exports_own_part_and_then_each_helpers_up_to_the_total(
+    companion, database, tmp_path, monkeypatch
+):
+    await a_small_study(database)
+    force_export_parts(monkeypatch, cores=3)
+    reports: list[tuple[int, int | None]] = []
+    await write_export(
+        companion.db,
+        companion.protocol,
+        companion.prompts,
+        ExportOptions(out=tmp_path / "progress.zip"),
+        secret=SECRET,
+        data_dir=companion.settings.companion_data_dir,
+        progress=lambda table, done, total: (
+            reports.append((done, total)) if table == "responses" else None
+        ),
+    )
+    answers = 3 * 4 * 6 - 3  # one answer in each of three check-ins was changed
+    assert [total for _, total in reports] == [answers] * len(reports)
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and done[-1] == answers
+    assert len(done) >= 3, "the export's own part, then each of the two helpers' parts"
 
 
 async def test_a_failure_in_the_exports_own_part_stops_the_helpers_and_leaves_nothing(
