@@ -7,15 +7,17 @@ must fail the export plainly and leave nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import sys
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from bot.research import export, parts, shard
+from bot.research import export, parts, reading
 from bot.research.export import ExportError, ExportOptions, write_export
-from bot.research.rows import answer_rows
+from bot.research.rows import answer_csv
 from storage.db import Database
 from storage.queries import research as q
 from tests.factories import enrol
@@ -85,13 +87,14 @@ async def test_a_helper_that_fails_fails_the_export_plainly_and_leaves_nothing(
 def test_the_plan_splits_only_big_exports_into_non_empty_ranges(monkeypatch):
     monkeypatch.setattr(parts, "PART_MIN_ANSWERS", 100)
     assert parts.plan(q.AnswerSpan(100, 1, 50), cores=2) == [], "not above the threshold"
-    # the export's own part (first) is 0.6 of a helper's: 19 and 31 check-in ids
-    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2) == [(1, 20), (20, 51)]
+    # the export's own part (first) at 0.6 of a helper's: 19 and 31 check-in ids
+    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2, own_share=0.6) == [(1, 20), (20, 51)]
+    assert parts.plan(q.AnswerSpan(101, 1, 50), cores=2) == [(1, 26), (26, 51)], "all alike"
     assert parts.plan(q.AnswerSpan(500, 7, 7), cores=4) == [], "one check-in: one process"
     # four check-in ids on three cores: no empty range
-    assert parts.plan(q.AnswerSpan(500, 1, 4), cores=3) == [(1, 2), (2, 3), (3, 5)]
+    assert parts.plan(q.AnswerSpan(500, 1, 4), cores=3) == [(1, 2), (2, 4), (4, 5)]
     assert parts.plan(q.AnswerSpan(500, 1, 2), cores=3) == [(1, 2), (2, 3)]
-    assert parts.plan(q.AnswerSpan(10**6, 1, 10**5), cores=16) == [
+    assert parts.plan(q.AnswerSpan(10**6, 1, 10**5), cores=16, own_share=0.6) == [
         (1, 16668),
         (16668, 44445),
         (44445, 72223),
@@ -158,10 +161,10 @@ async def test_a_failure_in_the_exports_own_part_stops_the_helpers_and_leaves_no
     def broken_rows(ctx: Any, rows: Any, *, history: bool) -> Any:
         if not history:  # the export's own part of responses.csv
             raise OSError("disk full")
-        return answer_rows(ctx, rows, history=history)
+        return answer_csv(ctx, rows, history=history)
 
     monkeypatch.setattr(parts, "start", start)
-    monkeypatch.setattr(export, "answer_rows", broken_rows)
+    monkeypatch.setattr(export, "answer_csv", broken_rows)
     folder = tmp_path / "out"
     folder.mkdir()
     with pytest.raises(OSError, match="disk full"):
@@ -193,12 +196,51 @@ async def test_parts_are_private_to_their_owner(companion, database, tmp_path, m
     assert [p.name for p in folder.iterdir()] == ["private.zip"]
 
 
-def test_a_helper_reads_sqlite_from_a_folder_with_a_question_mark_in_its_name(tmp_path):
-    """The helper opens SQLite read-only by URI, where a bare "?" or "#" would cut the path."""
+def test_big_tables_read_sqlite_from_a_folder_with_a_question_mark_in_its_name(tmp_path):
+    """SQLite is opened read-only by URI, where a bare "?" or "#" would cut the path."""
     odd = tmp_path / "study?2025#north"
     odd.mkdir()
     path = odd / "companion.db"
     with sqlite3.connect(path) as made:
         made.execute("CREATE TABLE t (n INTEGER)")
         made.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
-    assert [list(b) for b in shard._sqlite_batches(str(path), "SELECT n FROM t")] == [[(1,), (2,)]]
+    read = reading.sqlite_batches(str(path), "SELECT n FROM t")
+    assert [list(b) for b in read] == [[(1,), (2,)]]
+
+
+async def test_a_part_is_appended_while_its_helper_is_still_writing_it(tmp_path):
+    """The export compresses a part as it grows, so little is left to do when the helper ends;
+    a helper that has not made its file yet is waited for."""
+    out = tmp_path / "part0.csv"
+    script = (
+        "import json, sys, time\n"
+        "time.sleep(0.2)\n"  # the file does not exist yet when the export first looks
+        "f = open(sys.argv[1], 'w')\n"
+        "f.write('1,first\\n'); f.flush()\n"
+        "sys.stdin.readline()\n"  # wait for the test to say it has seen the first row
+        "f.write('2,second\\n'); f.close()\n"
+        "print(json.dumps({'rows': 2, 'voice_files': [], 'peak_mb': None}))\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(out),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    received: list[bytes] = []
+
+    def write(chunk: bytes) -> None:
+        received.append(chunk)
+        if b"first" in chunk and process.returncode is None:
+            process.stdin.write(b"go on\n")  # type: ignore[union-attr]
+
+    written = await asyncio.wait_for(
+        parts.append_all([parts.Part(process, out)], write, lambda rows: None), 10
+    )
+    assert received[0] == b"1,first\n", "the first row was appended before the helper ended"
+    assert b"".join(received) == b"1,first\n2,second\n"
+    assert written.rows == 2 and not out.exists()

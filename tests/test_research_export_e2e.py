@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,9 +300,14 @@ async def test_filters_keep_only_what_was_asked(companion, database, tmp_path):
         sheets = "".join(
             book.read(n).decode() for n in book.namelist() if n.startswith("xl/worksheets/")
         )
+        responses = book.read("xl/worksheets/sheet1.xml").decode()
     for sheet in ("responses", "checkins", "participants", "codebook"):
         assert f'name="{sheet}"' in workbook
+    assert '<sheet name="responses" sheetId="1"' in workbook
     assert "Private words" in strings + sheets
+    # An integer column's cells are numbers (no t="..."), as the codebook types them.
+    assert re.search(r'<c r="A2"( s="\d+")?><v>\d+</v></c>', responses), responses[:600]
+    assert re.search(r'<c r="B2"[^>]* t="(inlineStr|s)"', responses), "the pseudonym is text"
 
 
 async def test_withdrawn_partners_kept_data_is_marked(companion, database, tmp_path):

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -30,21 +30,17 @@ from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Dialect, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.calendar.zones import zone_named
 from bot.partners.voice_files import read_voice
 from bot.protocol import StudyProtocol
 from bot.research import codebook as cb
-from bot.research import parts
+from bot.research import parts, reading
 from bot.research.pseudonyms import Pseudonymiser
-from bot.research.rows import (
-    Partner,
-    Question,
-    RowContext,
-    answer_rows,
-    checkin_rows,
-)
+from bot.research.reading import Target, plain_sql
+from bot.research.rows import Partner, Question, RowContext, answer_csv, checkin_csv
 from prompts import Prompts
 from storage.clock import utcnow
 from storage.crypto import TextCipher
@@ -241,6 +237,8 @@ class _Sink(Protocol):
 class _TableWriter(Protocol):
     def rows(self, rows: Iterable[list[Any]]) -> None: ...
 
+    def lines(self, text: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -285,6 +283,10 @@ class _CsvTable:
     def rows(self, rows: Iterable[list[Any]]) -> None:
         self.writer.writerows(rows)
 
+    def lines(self, text: str) -> None:
+        """Append rows already made into CSV lines (:mod:`bot.research.rows`)."""
+        self.text.write(text)
+
     def append_raw(self, data: bytes) -> None:
         """Append CSV rows already encoded (a part written by a helper process)."""
         self.text.flush()
@@ -305,11 +307,15 @@ class _CsvSink:
         return _CsvTable(self.bundle, table)
 
 
+_NUMBER_TYPES: dict[str, Callable[[str], Any]] = {"integer": int, "number": float}
+
+
 class _SheetTable:
     def __init__(self, workbook: Any, table: cb.Table) -> None:
         self.sheet = workbook.add_worksheet(table.name)
         self.sheet.write_row(0, 0, table.names)
         self.next_row = 1
+        self.converters = [_NUMBER_TYPES.get(c.type) for c in table.columns]
 
     def rows(self, rows: Iterable[list[Any]]) -> None:
         sheet, index = self.sheet, self.next_row
@@ -317,6 +323,14 @@ class _SheetTable:
             sheet.write_row(index, 0, row)
             index += 1
         self.next_row = index
+
+    def lines(self, text: str) -> None:
+        """Rows made into CSV lines, read back into cells, a number column's as numbers."""
+        typed = self.converters
+        self.rows(
+            [convert(v) if convert and v else v for convert, v in zip(typed, row, strict=True)]
+            for row in csv.reader(io.StringIO(text))
+        )
 
     def close(self) -> None:
         return None
@@ -344,12 +358,6 @@ class _Counter:
     def __init__(self, name: str, total: int | None, progress: Progress | None) -> None:
         self.name, self.total, self.progress, self.count = name, total, progress, 0
 
-    def each(self, rows: Iterable[list[Any]]) -> Iterator[list[Any]]:
-        for row in rows:
-            self.count += 1
-            yield row
-        self.reached(self.count)
-
     def reached(self, count: int) -> None:
         """``count`` rows are written: report it."""
         self.count = count
@@ -357,22 +365,44 @@ class _Counter:
             self.progress(self.name, count, self.total)
 
 
-Build = Callable[[Sequence[Any]], Iterator[list[Any]]]
+Build = Callable[[Sequence[Any]], str]  # query rows to CSV lines, one per row
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where the big tables are read: with the plain driver on a connection of their own
+    (:mod:`bot.research.reading`), or through the session for a database only it can see (an
+    SQLite database in memory)."""
+
+    session: AsyncSession
+    target: Target | None
+
+    def batches(self, statement: Select) -> AsyncIterator[Sequence[Any]]:
+        """The rows of ``statement``, a batch at a time."""
+        if self.target is None:
+            return q.stream(self.session, statement)
+        return reading.batches(self.target, plain_sql(statement, self.dialect))
+
+    @property
+    def dialect(self) -> Dialect:
+        """The database's SQL dialect."""
+        return self.session.get_bind().dialect
 
 
 async def _stream_into(
-    session: AsyncSession, writer: _TableWriter, statement: Any, build: Build, counter: _Counter
+    source: _Source, writer: _TableWriter, statement: Select, build: Build, counter: _Counter
 ) -> None:
     """The rows of ``statement``, a batch at a time, built and written, and counted."""
-    async for batch in q.stream(session, statement):
-        writer.rows(counter.each(build(batch)))
+    async for batch in source.batches(statement):
+        writer.lines(build(batch))
+        counter.reached(counter.count + len(batch))
 
 
 async def _write_streamed(
-    session: AsyncSession,
+    source: _Source,
     sink: _Sink,
     table: cb.Table,
-    statement: Any,
+    statement: Select,
     build: Build,
     *,
     total: int | None = None,
@@ -381,7 +411,7 @@ async def _write_streamed(
     writer = sink.table(table)
     counter = _Counter(table.name, total, progress)
     try:
-        await _stream_into(session, writer, statement, build, counter)
+        await _stream_into(source, writer, statement, build, counter)
     finally:
         writer.close()
     return counter.count
@@ -519,7 +549,6 @@ def _question_rows(ctx: _Context) -> tuple[list[list[Any]], list[list[Any]]]:
 class _Split:
     """What starting helper processes for ``responses.csv`` takes (see bot.research.parts)."""
 
-    db: Database
     secret: str
     folder: Path
     prefix: str
@@ -534,22 +563,22 @@ class _Parts:
 
 
 async def _start_parts(
-    session: AsyncSession, ctx: _Context, span: q.AnswerSpan, split: _Split | None
+    source: _Source, ctx: _Context, span: q.AnswerSpan, split: _Split | None
 ) -> _Parts | None:
-    if split is None:
+    target = source.target
+    if split is None or target is None:
         return None
     options = ctx.options
     cores = parts.usable_cores() if options.jobs is None else options.jobs
-    own_share = parts.OWN_SHARE if options.own_part else 1.0
+    own_share = parts.OWN_SHARE[target[0]] if options.own_part else 1.0
     ranges = parts.plan(span, cores=cores, own_share=own_share)
-    target = split.db.plain_driver_target()
-    if not ranges or target is None:
+    if not ranges:
         return None
     own, theirs = (ranges[0], ranges[1:]) if options.own_part else (None, ranges)
     helpers = await parts.start(
         ranges=theirs,
         window=options.window,
-        dialect=session.get_bind().dialect,
+        dialect=source.dialect,
         target=target,
         ctx=ctx,
         secret=split.secret,
@@ -560,7 +589,7 @@ async def _start_parts(
 
 
 async def _write_parts(
-    session: AsyncSession,
+    source: _Source,
     writer: _TableWriter,
     in_parts: _Parts,
     ctx: _Context,
@@ -575,8 +604,8 @@ async def _write_parts(
     try:
         if in_parts.own is not None:
             statement = q.answers(ctx.options.window, in_force=True, checkins=in_parts.own)
-            build = partial(answer_rows, ctx, history=False)
-            await _stream_into(session, writer, statement, build, counter)
+            build = partial(answer_csv, ctx, history=False)
+            await _stream_into(source, writer, statement, build, counter)
         own = counter.count
         written = await parts.append_all(
             in_parts.helpers, writer.append_raw, counter.reached, done=own
@@ -591,7 +620,7 @@ async def _write_parts(
 
 
 async def _write_tables(
-    session: AsyncSession,
+    source: _Source,
     sink: _Sink,
     ctx: _Context,
     tables: dict[str, cb.Table],
@@ -600,36 +629,36 @@ async def _write_tables(
     split: _Split | None = None,
 ) -> dict[str, int]:
     """Write every table; a big ``responses.csv`` is written in parts (with helpers), last."""
-    window = ctx.options.window
+    window, session = ctx.options.window, source.session
     counts: dict[str, int] = {}
     participants = await _load_partners(session, ctx)
     span = await q.answer_span(session, window, in_force=True)
-    in_parts = await _start_parts(session, ctx, span, split)
+    in_parts = await _start_parts(source, ctx, span, split)
     try:
         if in_parts is None:
             counts["responses"] = await _write_streamed(
-                session,
+                source,
                 sink,
                 tables["responses"],
                 q.answers(window, in_force=True),
-                lambda rows: answer_rows(ctx, rows, history=False),
+                partial(answer_csv, ctx, history=False),
                 total=span.count,
                 progress=progress,
             )
         counts["answer_history"] = await _write_streamed(
-            session,
+            source,
             sink,
             tables["answer_history"],
             q.answers(window, in_force=False),
-            lambda rows: answer_rows(ctx, rows, history=True),
+            partial(answer_csv, ctx, history=True),
             progress=progress,
         )
         counts["checkins"] = await _write_streamed(
-            session,
+            source,
             sink,
             tables["checkins"],
             q.checkins(window),
-            lambda rows: checkin_rows(ctx, rows),
+            partial(checkin_csv, ctx),
             progress=progress,
         )
         counts["participants"] = _write_rows(sink, tables["participants"], participants)
@@ -642,7 +671,7 @@ async def _write_tables(
         counts["value_labels"] = _write_rows(sink, tables["value_labels"], labels)
         if in_parts is not None:
             counts["responses"] = await _write_parts(
-                session,
+                source,
                 sink.table(tables["responses"]),
                 in_parts,
                 ctx,
@@ -753,17 +782,18 @@ async def write_export(
     try:
         bundle = _Zip(partial)
         async with db.sessions() as session:
+            source = _Source(session, db.plain_driver_target())
             if options.format == "xlsx":
                 sheets = _SheetSink(workbook_path)
-                counts = await _write_tables(session, sheets, ctx, tables, progress=progress)
+                counts = await _write_tables(source, sheets, ctx, tables, progress=progress)
                 codebook = cb.codebook_rows(prompts, list(tables.values()), fmt="xlsx")
                 _write_rows(sheets, cb.CODEBOOK, codebook)
                 sheets.close()
                 bundle.add_file(WORKBOOK, workbook_path)
             else:
-                split = _Split(db, secret or "", partial.parent, partial.name)
+                split = _Split(secret or "", partial.parent, partial.name)
                 counts = await _write_tables(
-                    session, _CsvSink(bundle), ctx, tables, progress=progress, split=split
+                    source, _CsvSink(bundle), ctx, tables, progress=progress, split=split
                 )
                 codebook = cb.codebook_rows(prompts, list(tables.values()), fmt="csv")
         bundle.add_bytes("codebook.csv", _csv_bytes(cb.CODEBOOK.names, codebook))

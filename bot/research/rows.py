@@ -1,4 +1,4 @@
-"""The rows of ``responses.csv``, ``answer_history.csv`` and ``checkins.csv``, from query rows.
+"""The rows of ``responses.csv``, ``answer_history.csv`` and ``checkins.csv``, as CSV text.
 
 This module is lean on purpose (the standard library and the text cipher, nothing of the bot or
 SQLAlchemy): :mod:`bot.research.shard` runs it in a helper process that writes part of a big
@@ -6,14 +6,21 @@ export, and that process should not carry the bot's memory. Everything a row nee
 in the query row is in :class:`RowContext`, which can travel to that process as plain data.
 
 The query rows come from :func:`storage.queries.research.answers` and
-:func:`storage.queries.research.checkins`, with times already as UTC text.
+:func:`storage.queries.research.checkins`, with times already as UTC text. A batch of them
+becomes one string of CSV lines, one line per query row: these tables run to a million rows,
+and most of a row (the person, the check-in, the question with its wording and the value's
+label) repeats from row to row, so each of those is made into CSV once and reused, where the
+``csv`` module would look at all twenty fields of every row again. The workbook (``--format
+xlsx``) reads the same lines back, so what a row holds has this one home.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import io
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +28,16 @@ from storage.crypto import TextCipher
 
 UTC_ZONE = ZoneInfo("UTC")
 _fromisoformat = datetime.fromisoformat
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+_HOUR = timedelta(hours=1)
+_LAST_OF_HOUR = _HOUR - timedelta(microseconds=1)
+
+
+def csv_field(value: str) -> str:
+    """``value`` as one CSV field: quoted, with its quotes doubled, only where it has to be."""
+    if _NEEDS_QUOTES.search(value) is None:
+        return value
+    return '"' + value.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,9 @@ class Question:
     labels: dict[str, str]
 
 
+_NOBODY = Partner("", "", UTC_ZONE, "")
+
+
 def local_time(utc: str | None, zone: ZoneInfo) -> str:
     """A UTC text time as ISO 8601 in ``zone``, with its offset, to the second."""
     if not utc:
@@ -49,11 +69,57 @@ def local_time(utc: str | None, zone: ZoneInfo) -> str:
     return _fromisoformat(utc).astimezone(zone).isoformat(timespec="seconds")
 
 
-def local_date(utc: str | None, zone: ZoneInfo) -> str:
-    """The date in ``zone`` of a UTC text time."""
-    if not utc:
-        return ""
-    return _fromisoformat(utc).astimezone(zone).date().isoformat()
+class LocalClock:
+    """:func:`local_time` for one zone, for a million times: the offset looked up once an hour.
+
+    Converting a time with ``zoneinfo`` costs about 1.5 µs, and an offset holds for months.
+    So the local date and hour are worked out once per UTC hour, and each time in that hour
+    takes its minutes and seconds from the UTC text. An hour that holds a change of offset, or
+    whose offset is not whole hours (India, Newfoundland), is converted time by time instead,
+    as is anything not in the queries' ``YYYY-MM-DDTHH:MM:SSZ`` form. Offsets never change
+    twice within one hour, so an hour with the same offset at its first and last microsecond
+    has it throughout.
+    """
+
+    MAX_HOURS = 20_000  # about two years of hours: forgotten all at once beyond that
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._hours: dict[str, tuple[str, str] | None] = {}
+
+    def time(self, utc: str | None) -> str:
+        """``utc`` (``YYYY-MM-DDTHH:MM:SSZ``) as ISO 8601 in this zone, with its offset."""
+        if not utc:
+            return ""
+        hour = utc[:13]
+        try:
+            known = self._hours[hour]
+        except KeyError:
+            known = self._learn(hour)
+        if known is None or len(utc) != 20:
+            return local_time(utc, self.zone)
+        return known[0] + utc[13:19] + known[1]
+
+    def date(self, utc: str | None) -> str:
+        """The date in this zone of a UTC text time."""
+        return self.time(utc)[:10]
+
+    def _learn(self, hour: str) -> tuple[str, str] | None:
+        if len(self._hours) >= self.MAX_HOURS:
+            self._hours.clear()
+        try:
+            start = _fromisoformat(hour + ":00:00+00:00")
+        except ValueError:
+            return None  # not a time this clock reads; local_time will say what is wrong
+        first = start.astimezone(self.zone)
+        offset = first.utcoffset()
+        last = (start + _LAST_OF_HOUR).astimezone(self.zone)
+        known = None
+        if offset is not None and offset == last.utcoffset() and not offset % _HOUR:
+            stamp = first.isoformat(timespec="seconds")  # YYYY-MM-DDTHH:00:00+HH:MM
+            known = (stamp[:13], stamp[19:])
+        self._hours[hour] = known
+        return known
 
 
 class RowContext:
@@ -79,6 +145,8 @@ class RowContext:
         self.voice = voice
         self.people: dict[int, Partner] = {}
         self.voice_files: list[tuple[str, str]] = []  # (stored path, name in the zip)
+        self._clocks: dict[str, LocalClock] = {}
+        self._question_cells: dict[tuple[str, str], str] = {}
 
     def kind(self, checkin_key: str, manual: bool) -> str:
         """The check-in's kind as the export names it."""
@@ -94,14 +162,31 @@ class RowContext:
             self.people[person_id] = known
         return known
 
-    def text(self, stored: str | None, encrypted: bool) -> str:
-        """Free text as the partner wrote it, or a note when its key is gone."""
-        if stored is None:
-            return ""
-        try:
-            return self.cipher.decrypt(stored, encrypted)
-        except ValueError:
-            return self.unreadable
+    def clock(self, zone: ZoneInfo) -> LocalClock:
+        """The clock for ``zone``, one for everyone in it."""
+        clock = self._clocks.get(zone.key)
+        if clock is None:
+            clock = self._clocks[zone.key] = LocalClock(zone)
+        return clock
+
+    def question_cells(self, question_key: str, value: str) -> str:
+        """The question, its wording and version, the value and its label, as CSV fields."""
+        key = (question_key, value)
+        cells = self._question_cells.get(key)
+        if cells is None:
+            question = self.questions.get(question_key)
+            wording, version, label = "", "", ""
+            if question is not None:
+                wording, version = question.wording, question.version
+                label = question.labels.get(value, value) if value else ""
+            cells = ",".join(map(csv_field, (question_key, wording, version, value, label)))
+            self._question_cells[key] = cells
+        return cells
+
+    def open_texts(self, sealed: Sequence[str]) -> list[str]:
+        """Encrypted free text as the partners wrote it, or a note where its key is gone."""
+        unreadable = self.unreadable
+        return [unreadable if text is None else text for text in self.cipher.decrypt_many(sealed)]
 
     def to_plain(self) -> dict[str, Any]:
         """Everything but the cipher and the pseudonym maker, as JSON-ready data."""
@@ -144,14 +229,21 @@ class RowContext:
         return ctx
 
 
-def answer_rows(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> Iterator[list[Any]]:
-    """Rows of responses.csv (or answer_history.csv) from the answers query."""
+_TEXT, _ENCRYPTED = 9, 10  # where the answers query has the free text and its flag
+
+
+def answer_csv(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> str:
+    """Lines of responses.csv (or answer_history.csv), one per row of the answers query."""
     free_text = ctx.free_text
     voice = ctx.voice
-    questions = ctx.questions
     people = ctx.people
+    question_cells = ctx.question_cells
+    sealed = [r[_TEXT] for r in rows if r[_TEXT] and r[_ENCRYPTED]] if free_text else []
+    opened = iter(ctx.open_texts(sealed))  # decrypted together: much cheaper than one by one
+    out = io.StringIO()
+    add = out.write
     last_checkin = None
-    planned = kind = ""
+    partner, clock, checkin_cells = _NOBODY, ctx.clock(UTC_ZONE), ""  # set by the first row
     for r in rows:
         (
             answer_id,
@@ -163,7 +255,7 @@ def answer_rows(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> Itera
             question_key,
             number,
             choice,
-            text,
+            stored_text,
             encrypted,
             voice_seconds,
             voice_path,
@@ -173,57 +265,55 @@ def answer_rows(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> Itera
             reminded,
             superseded_at,
         ) = r
-        partner = people.get(person_id) or ctx.partner(person_id)
         if checkin_id != last_checkin:
             last_checkin = checkin_id
-            planned = local_date(due_at, partner.zone)
-            kind = ctx.kind(checkin_key, bool(manual))
-        question = questions.get(question_key)
+            partner = people.get(person_id) or ctx.partner(person_id)
+            clock = ctx.clock(partner.zone)
+            checkin_cells = ",".join(
+                (
+                    csv_field(partner.pseudonym),
+                    csv_field(partner.group),
+                    str(checkin_id),
+                    csv_field(ctx.kind(checkin_key, bool(manual))),
+                    csv_field(checkin_key),
+                    clock.date(due_at),
+                )
+            )
         if number is not None:
             value = str(number)
         elif choice is not None:
             value = choice
         else:
             value = ""
-        row = [
-            answer_id,
-            partner.pseudonym,
-            partner.group,
-            checkin_id,
-            kind,
-            checkin_key,
-            planned,
-            question_key,
-            question.wording if question else "",
-            question.version if question else "",
-            value,
-            question.labels.get(value, value) if question and value else "",
-        ]
+        line = f"{answer_id},{checkin_cells},{question_cells(question_key, value)}"
         if free_text:
-            row.append(ctx.text(text, encrypted))
+            if not stored_text:
+                line += ","
+            else:
+                line += "," + csv_field(next(opened) if encrypted else stored_text)
         if voice:
             if voice_path:
                 name = f"voice/{partner.pseudonym}-{answer_id}.ogg"
                 ctx.voice_files.append((voice_path, name))
-                row.append(name)
+                line += "," + csv_field(name)
             else:
-                row.append("")
-        row += [
-            voice_seconds if voice_seconds is not None else "",
-            "true" if skipped else "false",
-            answered_at,
-            local_time(answered_at, partner.zone),
-            reminded,
-            seconds if seconds is not None else "",
-            partner.withdrawn,
-        ]
+                line += ","
+        line += (
+            f",{'' if voice_seconds is None else voice_seconds}"
+            f",{'true' if skipped else 'false'}"
+            f",{answered_at},{clock.time(answered_at)},{reminded}"
+            f",{'' if seconds is None else seconds},{partner.withdrawn}"
+        )
         if history:
-            row.append(superseded_at or "")
-        yield row
+            line += "," + (superseded_at or "")
+        add(line)
+        add("\n")
+    return out.getvalue()
 
 
-def checkin_rows(ctx: RowContext, rows: Sequence[Any]) -> Iterator[list[Any]]:
-    """Rows of checkins.csv from the check-ins query."""
+def checkin_csv(ctx: RowContext, rows: Sequence[Any]) -> str:
+    """Lines of checkins.csv, one per row of the check-ins query."""
+    out = io.StringIO()
     for r in rows:
         (
             checkin_id,
@@ -240,20 +330,26 @@ def checkin_rows(ctx: RowContext, rows: Sequence[Any]) -> Iterator[list[Any]]:
             answers,
         ) = r
         partner = ctx.partner(person_id)
-        yield [
-            checkin_id,
-            partner.pseudonym,
-            partner.group,
-            ctx.kind(checkin_key, bool(manual)),
-            checkin_key,
-            local_date(due_at, partner.zone),
-            due_at or "",
-            opened_at or "",
-            completed_at or "",
-            closes_at or "",
-            status,
-            reason or "",
-            reminded,
-            answers,
-            partner.withdrawn,
-        ]
+        out.write(
+            ",".join(
+                (
+                    str(checkin_id),
+                    csv_field(partner.pseudonym),
+                    csv_field(partner.group),
+                    csv_field(ctx.kind(checkin_key, bool(manual))),
+                    csv_field(checkin_key),
+                    ctx.clock(partner.zone).date(due_at),
+                    due_at or "",
+                    opened_at or "",
+                    completed_at or "",
+                    closes_at or "",
+                    csv_field(status),
+                    csv_field(reason or ""),
+                    reminded,
+                    str(answers),
+                    partner.withdrawn,
+                )
+            )
+        )
+        out.write("\n")
+    return out.getvalue()

@@ -17,54 +17,17 @@ non-zero with one line on standard error, and the export fails with it.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.research.pseudonyms import Pseudonymiser
-from bot.research.rows import RowContext, answer_rows
+from bot.research.reading import postgres_batches, sqlite_batches
+from bot.research.rows import RowContext, answer_csv
 from storage.crypto import TextCipher
-
-BATCH = 1000
-
-
-def _sqlite_batches(path: str, sql: str) -> Iterator[Sequence[Any]]:
-    # Read-only, as a URI: as_uri() escapes a "?" or "#" in the path.
-    connection = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
-    try:
-        cursor = connection.execute(sql)
-        while batch := cursor.fetchmany(BATCH):
-            yield batch
-    finally:
-        connection.close()
-
-
-async def _postgres_batches(keywords: dict[str, Any], sql: str) -> AsyncIterator[Sequence[Any]]:
-    import asyncio  # about 9 MB, with asyncpg, that an SQLite part does without
-
-    import asyncpg
-
-    connection = await asyncpg.connect(**keywords)
-    try:
-        async with connection.transaction(readonly=True):
-            cursor = await connection.cursor(sql)
-            ahead = asyncio.ensure_future(cursor.fetch(BATCH))
-            try:
-                while batch := await ahead:
-                    # Ask for the next batch before formatting this one: the server reads it
-                    # meanwhile, on another core.
-                    ahead = asyncio.ensure_future(cursor.fetch(BATCH))
-                    await asyncio.sleep(0)
-                    yield batch
-            finally:
-                ahead.cancel()
-    finally:
-        await connection.close()
 
 
 def _private(path: str, flags: int) -> int:
@@ -76,22 +39,22 @@ def write_part(job: dict[str, Any]) -> dict[str, Any]:
     cipher = TextCipher(job["secret"])
     ctx = RowContext.from_plain(job["context"], cipher, Pseudonymiser(job["secret"]))
     written = 0
+    history = job["history"]
     with open(job["out"], "w", encoding="utf-8", newline="", opener=_private) as out:
-        writer = csv.writer(out, lineterminator="\n")
 
         def take(batch: Sequence[Any]) -> None:
             nonlocal written
-            writer.writerows(answer_rows(ctx, batch, history=job["history"]))
+            out.write(answer_csv(ctx, batch, history=history))
             written += len(batch)
 
         if job["driver"] == "sqlite":
-            for batch in _sqlite_batches(job["target"], job["sql"]):
+            for batch in sqlite_batches(job["target"], job["sql"]):
                 take(batch)
         else:
             import asyncio
 
             async def read_all() -> None:
-                async for batch in _postgres_batches(job["target"], job["sql"]):
+                async for batch in postgres_batches(job["target"], job["sql"]):
                     take(batch)
 
             asyncio.run(read_all())
