@@ -251,3 +251,41 @@ async def test_a_part_is_appended_while_its_helper_is_still_writing_it(tmp_path)
     assert received[0] == b"1,first\n", "the first row was appended before the helper ended"
     assert b"".join(received) == b"1,first\n2,second\n"
     assert written.rows == 2 and not out.exists()
+
+
+async def _helper(script: str, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_a_helper_naming_thousands_of_voice_notes_is_heard_to_the_end(tmp_path):
+    """Its last line is far bigger than a pipe holds: the export reads it as it comes, or the
+    helper would wait for ever to write it."""
+    out = tmp_path / "part0.csv"
+    script = (
+        "import json, sys\n"
+        "open(sys.argv[1], 'w').write('1,a\\n')\n"
+        "notes = [[f'voice/2025/{n:05d}.ogg.enc', f'voice/R-ABCDEFGHIJKL-{n}.ogg']"
+        " for n in range(20000)]\n"
+        "print(json.dumps({'rows': 1, 'voice_files': notes, 'peak_mb': None}))\n"
+    )
+    process = await _helper(script, str(out))
+    written = await asyncio.wait_for(
+        parts.append_all([parts.Part(process, out)], lambda chunk: None, lambda rows: None), 20
+    )
+    assert len(written.voice_files) == 20_000
+
+
+async def test_stopping_a_helper_stuck_on_a_full_pipe_ends_it(tmp_path):
+    script = "import sys\nsys.stdout.write('x' * 2_000_000)\n"
+    part = parts.Part(await _helper(script), tmp_path / "part0.csv")
+    await asyncio.sleep(0.5)  # it has filled the pipe and waits for it to be read
+    await asyncio.wait_for(parts.stop([part]), 10)
+    assert part.process.returncode is not None

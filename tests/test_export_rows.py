@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.research.rows import LocalClock, csv_field, local_time
+from bot.research.rows import LocalClock, csv_field, csv_line, local_time
 
 ZONES = [
     "Europe/London",  # the default: summer time from the last Sunday in March, 01:00 UTC
@@ -117,3 +117,10 @@ def test_only_fields_that_need_it_are_quoted() -> None:
     assert csv_field('say "hi", then go') == '"say ""hi"", then go"'
     assert csv_field("one\ntwo") == '"one\ntwo"'
     assert csv_field("carriage\rreturn") == '"carriage\rreturn"'
+
+
+def test_a_line_of_mixed_values_reads_back_as_text() -> None:
+    line = csv_line([1, None, "a, b", 2.5, "x\ry", True])
+    assert line == '1,,"a, b",2.5,"x\ry",True\n'
+    read = next(csv.reader(io.StringIO(line, newline="")))
+    assert read == ["1", "", "a, b", "2.5", "x\ry", "True"]

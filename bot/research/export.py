@@ -40,7 +40,14 @@ from bot.research import codebook as cb
 from bot.research import parts, reading
 from bot.research.pseudonyms import Pseudonymiser
 from bot.research.reading import Target, plain_sql
-from bot.research.rows import Partner, Question, RowContext, answer_csv, checkin_csv
+from bot.research.rows import (
+    Partner,
+    Question,
+    RowContext,
+    answer_csv,
+    checkin_csv,
+    csv_line,
+)
 from prompts import Prompts
 from storage.clock import utcnow
 from storage.crypto import TextCipher
@@ -277,11 +284,10 @@ class _CsvTable:
         self.hashing = _Hashing(self.raw)
         buffered = io.BufferedWriter(self.hashing, buffer_size=1 << 16)
         self.text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
-        self.writer = csv.writer(self.text, lineterminator="\n")
-        self.writer.writerow(table.names)
+        self.text.write(csv_line(table.names))
 
     def rows(self, rows: Iterable[list[Any]]) -> None:
-        self.writer.writerows(rows)
+        self.text.write("".join(map(csv_line, rows)))
 
     def lines(self, text: str) -> None:
         """Append rows already made into CSV lines (:mod:`bot.research.rows`)."""
@@ -726,11 +732,7 @@ def datapackage(
 
 
 def _csv_bytes(header: list[str], rows: list[list[str]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    return "".join(map(csv_line, [header, *rows])).encode("utf-8")
 
 
 def _add_voice(bundle: _Zip, ctx: _Context, data_dir: Path) -> int:

@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -79,6 +79,9 @@ def plan(span: q.AnswerSpan, *, cores: int, own_share: float = 1.0) -> list[tupl
     return ranges if len(ranges) >= 2 else []
 
 
+Ended = asyncio.Future[tuple[bytes, bytes]]  # a helper's output and errors, once it has ended
+
+
 @dataclass
 class Part:
     """One helper process and the file it writes (in a folder only its owner can read)."""
@@ -86,6 +89,18 @@ class Part:
     process: asyncio.subprocess.Process
     path: Path
     stderr_hint: str = ""  # why it could not be given its job, if that failed
+    _ended: Ended | None = field(default=None, init=False, repr=False)
+
+    def ended(self) -> Ended:
+        """The helper's output and errors, done when it has ended.
+
+        Its pipes are read all the while: a helper whose last line (its answer, with every
+        voice note it names) is bigger than a pipe holds would otherwise wait for ever to
+        write it, and never end.
+        """
+        if self._ended is None:
+            self._ended = asyncio.ensure_future(self.process.communicate())
+        return self._ended
 
 
 def _helper_env() -> dict[str, str]:
@@ -164,7 +179,7 @@ class Written:
 
 async def finish(part: Part) -> Written:
     """Wait for one helper and read what it wrote."""
-    out, err = await part.process.communicate()
+    out, err = await part.ended()
     lines = err.decode("utf-8", "replace").strip().splitlines()
     if part.process.returncode != 0 or part.stderr_hint:
         status = part.stderr_hint or f"exit status {part.process.returncode}"
@@ -186,7 +201,8 @@ async def stop(parts: list[Part]) -> None:
         if part.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 part.process.kill()
-            await part.process.wait()
+        with contextlib.suppress(OSError):
+            await part.ended()  # its pipes read to the end: waiting alone could wait for ever
         part.path.unlink(missing_ok=True)
     for folder in {part.path.parent for part in parts}:
         shutil.rmtree(folder, ignore_errors=True)
@@ -201,9 +217,10 @@ async def _follow(part: Part, write: Callable[[bytes], object]) -> None:
     The helper closes its file before it ends, so once it has ended what is read is whole.
     """
     source: BinaryIO | None = None
+    ending = part.ended()
     try:
         while True:
-            ended = part.process.returncode is not None
+            ended = ending.done()
             if source is None:
                 with contextlib.suppress(FileNotFoundError):  # not made yet, or never
                     source = part.path.open("rb")
@@ -212,8 +229,7 @@ async def _follow(part: Part, write: Callable[[bytes], object]) -> None:
                     write(chunk)
             if ended:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(part.process.wait(), FOLLOW_SECONDS)
+            await asyncio.wait({ending}, timeout=FOLLOW_SECONDS)
     finally:
         if source is not None:
             source.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,10 +34,24 @@ _LAST_OF_HOUR = _HOUR - timedelta(microseconds=1)
 
 
 def csv_field(value: str) -> str:
-    """``value`` as one CSV field: quoted, with its quotes doubled, only where it has to be."""
+    """``value`` as one CSV field: quoted, with its quotes doubled, only where it has to be.
+
+    A line break of either kind needs it: Python's ``csv`` writer leaves a lone carriage
+    return bare when lines end in a newline, and readers take it for the end of the row.
+    """
     if _NEEDS_QUOTES.search(value) is None:
         return value
     return '"' + value.replace('"', '""') + '"'
+
+
+def csv_line(values: Iterable[Any]) -> str:
+    """One CSV line of ``values`` (text as it is, None as empty, anything else as ``str``)."""
+    return (
+        ",".join(
+            csv_field(v if isinstance(v, str) else "" if v is None else str(v)) for v in values
+        )
+        + "\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -74,14 +88,14 @@ class LocalClock:
 
     Converting a time with ``zoneinfo`` costs about 1.5 µs, and an offset holds for months.
     So the local date and hour are worked out once per UTC hour, and each time in that hour
-    takes its minutes and seconds from the UTC text. An hour that holds a change of offset, or
-    whose offset is not whole hours (India, Newfoundland), is converted time by time instead,
-    as is anything not in the queries' ``YYYY-MM-DDTHH:MM:SSZ`` form. Offsets never change
-    twice within one hour, so an hour with the same offset at its first and last microsecond
-    has it throughout.
+    takes its minutes and seconds from the UTC text as they are. An hour that holds a change
+    of offset, or whose offset is not whole hours (India, Newfoundland), is converted time by
+    time instead, as is a text that is not 20 characters ending in ``Z`` (the queries give
+    ``YYYY-MM-DDTHH:MM:SSZ`` and nothing else). Offsets never change twice within one hour,
+    so an hour with the same offset at its first and last microsecond has it throughout.
     """
 
-    MAX_HOURS = 20_000  # about two years of hours: forgotten all at once beyond that
+    MAX_HOURS = 2_000  # about 0.5 MB for a zone; forgotten all at once beyond that
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
@@ -96,7 +110,7 @@ class LocalClock:
             known = self._hours[hour]
         except KeyError:
             known = self._learn(hour)
-        if known is None or len(utc) != 20:
+        if known is None or len(utc) != 20 or utc[19] != "Z":
             return local_time(utc, self.zone)
         return known[0] + utc[13:19] + known[1]
 
@@ -145,7 +159,7 @@ class RowContext:
         self.voice = voice
         self.people: dict[int, Partner] = {}
         self.voice_files: list[tuple[str, str]] = []  # (stored path, name in the zip)
-        self._clocks: dict[str, LocalClock] = {}
+        self._clocks: dict[ZoneInfo, LocalClock] = {}
         self._question_cells: dict[tuple[str, str], str] = {}
 
     def kind(self, checkin_key: str, manual: bool) -> str:
@@ -164,9 +178,9 @@ class RowContext:
 
     def clock(self, zone: ZoneInfo) -> LocalClock:
         """The clock for ``zone``, one for everyone in it."""
-        clock = self._clocks.get(zone.key)
+        clock = self._clocks.get(zone)
         if clock is None:
-            clock = self._clocks[zone.key] = LocalClock(zone)
+            clock = self._clocks[zone] = LocalClock(zone)
         return clock
 
     def question_cells(self, question_key: str, value: str) -> str:

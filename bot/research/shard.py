@@ -11,8 +11,9 @@ export appends the parts in turn, so the file is the same as one process would h
 The process is lean (the database driver, the text cipher and :mod:`bot.research.rows`): its
 job arrives on standard input as JSON (the SQL the export compiled for the part, the row
 context, the key and where to write), so the key never appears in a process listing. It prints
-one JSON line when done: the rows written and the voice notes they name. Any failure exits
-non-zero with one line on standard error, and the export fails with it.
+one JSON line when done: the rows written and the voice notes they name (which can run to
+megabytes: the export reads it as it comes). Any failure exits non-zero with one line on
+standard error, and the export fails with it.
 """
 
 from __future__ import annotations

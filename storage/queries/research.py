@@ -1,9 +1,10 @@
 """Reads for research exports and the impact report: plain statements, streamed in batches.
 
 Every function builds or runs a query over an AsyncSession and never commits. The big tables
-(answers, check-ins) are read with :func:`stream`, which keeps one batch in memory at a time
-(a server-side cursor on PostgreSQL, ``fetchmany`` on SQLite), so an export of a million
-answers needs no more memory than one of a hundred.
+(answers, check-ins) are read one batch at a time (a server-side cursor on PostgreSQL,
+``fetchmany`` on SQLite), so an export of a million answers needs no more memory than one of a
+hundred: the export compiles these statements and reads them with the database's own driver
+(``bot.research.reading``), or with :func:`stream` through the session.
 """
 
 from __future__ import annotations
