@@ -215,6 +215,18 @@ def test_big_tables_read_sqlite_from_a_folder_with_a_question_mark_in_its_name(t
     assert [list(b) for b in read] == [[(1,), (2,)]]
 
 
+async def _helper(script: str, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_a_part_is_appended_while_its_helper_is_still_writing_it(tmp_path):
     """The export compresses a part as it grows, so little is left to do when the helper ends;
     a helper that has not made its file yet is waited for."""
@@ -228,15 +240,7 @@ async def test_a_part_is_appended_while_its_helper_is_still_writing_it(tmp_path)
         "f.write('2,second\\n'); f.close()\n"
         "print(json.dumps({'rows': 2, 'voice_files': [], 'peak_mb': None}))\n"
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        script,
-        str(out),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _helper(script, str(out))
     assert process.stdin is not None
     received: list[bytes] = []
 
@@ -251,18 +255,6 @@ async def test_a_part_is_appended_while_its_helper_is_still_writing_it(tmp_path)
     assert received[0] == b"1,first\n", "the first row was appended before the helper ended"
     assert b"".join(received) == b"1,first\n2,second\n"
     assert written.rows == 2 and not out.exists()
-
-
-async def _helper(script: str, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        script,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 async def test_a_helper_naming_thousands_of_voice_notes_is_heard_to_the_end(tmp_path):
