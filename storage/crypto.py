@@ -32,20 +32,16 @@ def _key_for(secret: str) -> bytes:
     )
 
 
-def _fernet_for(secret: str) -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(_key_for(secret)))
-
-
 class TextCipher:
     """Encrypts and decrypts free text with the study's secret key(s)."""
 
     def __init__(self, secret: str | None) -> None:
         secrets = [s.strip() for s in (secret or "").split(",") if s.strip()]
-        self._fernet = MultiFernet([_fernet_for(s) for s in secrets]) if secrets else None
-        # Each secret's HMAC (keyed with its signing half) and its AES key, for decrypt_many.
-        self._keys = [
-            (hmac.new(k[:16], digestmod=hashlib.sha256), k[16:]) for k in map(_key_for, secrets)
-        ]
+        keys = [_key_for(s) for s in secrets]  # derived once: a handler makes a cipher per update
+        self._fernet = (
+            MultiFernet([Fernet(base64.urlsafe_b64encode(k)) for k in keys]) if keys else None
+        )
+        self._keys = [(k[:16], k[16:]) for k in keys]  # (signing, encryption), for decrypt_many
 
     @property
     def enabled(self) -> bool:
@@ -101,6 +97,7 @@ class TextCipher:
         """
         found: list[str | None] = [None] * len(stored)
         by_key: list[list[tuple[int, bytes]]] = [[] for _ in self._keys]
+        signers = [hmac.new(signing, digestmod=hashlib.sha256) for signing, _ in self._keys]
         for index, token in enumerate(stored):
             try:
                 data = base64.urlsafe_b64decode(token)
@@ -113,8 +110,8 @@ class TextCipher:
             ):
                 continue
             signed, mac = memoryview(data)[:-_MAC], data[-_MAC:]
-            for number, (signing, _) in enumerate(self._keys):
-                check = signing.copy()  # the keyed HMAC, copied: cheaper than keying it again
+            for number, signer in enumerate(signers):
+                check = signer.copy()  # the keyed HMAC, copied: cheaper than keying it again
                 check.update(signed)
                 if hmac.compare_digest(check.digest(), mac):
                     by_key[number].append((index, data[_IV_AT:-_MAC]))
