@@ -1,12 +1,11 @@
 """Big export tables read with the database's plain driver: ``sqlite3`` or ``asyncpg``.
 
 The export's large tables (``responses.csv``, ``answer_history.csv`` and ``checkins.csv``)
-run to a million rows. Read
-through SQLAlchemy's async session, a row costs about twice what it costs read by the driver
-itself, so they are read here instead, from the statement compiled to plain SQL, on a
-connection of their own: by the export for its own share and by each helper process
-(:mod:`bot.research.shard`) for its part. This module is lean (the standard library and, for
-PostgreSQL, ``asyncpg``) because the helpers import it.
+run to a million rows. Read through SQLAlchemy's async session, a row costs about twice what
+it costs read by the driver itself, so they are read here instead, from the statement
+compiled to plain SQL, on a connection of their own: by the export for its own share and by
+each helper process (:mod:`bot.research.shard`) for its part. This module is lean (the
+standard library and, for PostgreSQL, ``asyncpg``) because the helpers import it.
 """
 
 from __future__ import annotations

@@ -243,6 +243,19 @@ class RowContext:
         return ctx
 
 
+def _person_cells(partner: Partner) -> str:
+    """The pseudonym and the group, as CSV fields."""
+    return f"{csv_field(partner.pseudonym)},{csv_field(partner.group)}"
+
+
+def _checkin_cells(
+    ctx: RowContext, clock: LocalClock, checkin_key: str, manual: Any, due_at: str | None
+) -> str:
+    """A check-in's kind, key and planned local date, as CSV fields."""
+    kind = ctx.kind(checkin_key, bool(manual))
+    return f"{csv_field(kind)},{csv_field(checkin_key)},{clock.date(due_at)}"
+
+
 _TEXT, _ENCRYPTED = 9, 10  # where the answers query has the free text and its flag
 
 
@@ -283,15 +296,9 @@ def answer_csv(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> str:
             last_checkin = checkin_id
             partner = people.get(person_id) or ctx.partner(person_id)
             clock = ctx.clock(partner.zone)
-            checkin_cells = ",".join(
-                (
-                    csv_field(partner.pseudonym),
-                    csv_field(partner.group),
-                    str(checkin_id),
-                    csv_field(ctx.kind(checkin_key, bool(manual))),
-                    csv_field(checkin_key),
-                    clock.date(due_at),
-                )
+            checkin_cells = (
+                f"{_person_cells(partner)},{checkin_id},"
+                f"{_checkin_cells(ctx, clock, checkin_key, manual, due_at)}"
             )
         if number is not None:
             value = str(number)
@@ -348,11 +355,8 @@ def checkin_csv(ctx: RowContext, rows: Sequence[Any]) -> str:
             ",".join(
                 (
                     str(checkin_id),
-                    csv_field(partner.pseudonym),
-                    csv_field(partner.group),
-                    csv_field(ctx.kind(checkin_key, bool(manual))),
-                    csv_field(checkin_key),
-                    ctx.clock(partner.zone).date(due_at),
+                    _person_cells(partner),
+                    _checkin_cells(ctx, ctx.clock(partner.zone), checkin_key, manual, due_at),
                     due_at or "",
                     opened_at or "",
                     completed_at or "",
