@@ -30,7 +30,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from tenacity.wait import wait_exponential_jitter
 
-from bot.partners.reachability import unreachable_handler
+from bot.partners.reachability import mark_unreachable, unreachable_handler
 from bot.transport import receipts as receipts_module
 from bot.transport.delivery_errors import Outcome, classify
 from bot.transport.http import AiohttpRequest
@@ -548,6 +548,45 @@ async def test_a_write_that_loses_a_deadlock_is_tried_again(
     assert "delivery crashed" not in caplog.text
     async with database.sessions() as session:
         stored = await session.get(Person, person)
+    assert stored is not None and stored.status == PersonStatus.UNREACHABLE
+
+
+async def test_a_block_and_a_403_for_the_same_person_at_once_both_go_through(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], caplog: Any
+) -> None:
+    """An update saying they blocked the bot is being handled (it has their row) while the
+    sender records a 403 for them: the sender waits for the person's row before touching
+    their messages, so neither transaction deadlocks (on PostgreSQL one used to fail)."""
+    sb.user(114)
+    person = await add_person(database, "P-both")
+    first, _ = await queue(
+        database,
+        {"key": "b1", "chat_id": 114, "text": "one", "person_id": person},
+        {"key": "b2", "chat_id": 114, "text": "two", "person_id": person},
+    )
+    assert first is not None
+    sender = make_sender()
+    claimed = (await sender._claim_batch([first]))[0]
+    assert claimed is not None
+    with caplog.at_level(logging.WARNING, logger="bot.transport.sender"):
+        async with database.transaction() as session:
+            blocked = await session.get(Person, person)
+            assert blocked is not None
+            await session.refresh(blocked, ["status"], with_for_update=True)
+            commit_403 = asyncio.create_task(sender._mark_unreachable_once(claimed, "blocked"))
+            await asyncio.sleep(0.5)  # the sender's commit has started and is waiting
+            assert await mark_unreachable(
+                session, Prompts(), blocked, reason="blocked", staff_chats=staff_chats
+            )
+        assert await asyncio.wait_for(commit_403, 10) == 0  # b2 was already held
+    by_key = {r.idempotency_key: r for r in await rows(database)}
+    assert by_key["b1"].status == OutboxStatus.FAILED
+    assert by_key["b2"].status == OutboxStatus.FAILED and by_key["b2"].last_error == "unreachable"
+    assert len([r for r in by_key.values() if r.kind == "staff_notice"]) == 1
+    async with database.sessions() as session:
+        events = (await session.scalars(select(AuditEvent))).all()
+        stored = await session.get(Person, person)
+    assert [e.action for e in events] == ["person.unreachable"]
     assert stored is not None and stored.status == PersonStatus.UNREACHABLE
 
 

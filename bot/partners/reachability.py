@@ -41,6 +41,9 @@ async def mark_unreachable(
     Used both when Telegram answers 403 to a send and when a ``my_chat_member`` update says
     they blocked the bot. Returns False when they were already unreachable or withdrawn.
     """
+    # Their row locked and read again first (storage.queries.people.lock_person): a 403 and
+    # a block for the same person at once then wait for each other instead of deadlocking.
+    await session.refresh(person, ["status"], with_for_update=True)
     if person.status != PersonStatus.ACTIVE:
         return False
     now = now or utcnow()

@@ -57,6 +57,7 @@ from bot.transport.receipts import Receipt, Receipts
 from storage.clock import utcnow
 from storage.db import Database
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonStatus
+from storage.queries.people import lock_person
 
 log = logging.getLogger(__name__)
 
@@ -851,6 +852,9 @@ class OutboxSender:
         """The commit of :meth:`_mark_unreachable`; how many queued rows it held back."""
         now = utcnow()
         async with self.db.transaction() as session:
+            if claimed.person_id is not None:
+                # Before their rows: a block seen in an update marks them unreachable too.
+                await lock_person(session, claimed.person_id)
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == claimed.id)

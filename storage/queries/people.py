@@ -60,3 +60,14 @@ async def person_by_id(session: AsyncSession, person_id: int) -> Person | None:
 async def profile_of(session: AsyncSession, person_id: int) -> PartnerProfile | None:
     """A partner's profile (None for staff, and for ids that are not partners)."""
     return await session.get(PartnerProfile, person_id)
+
+
+async def lock_person(session: AsyncSession, person_id: int) -> None:
+    """Lock a person's row until the transaction ends (PostgreSQL; SQLite has one writer).
+
+    The house's locking order: a transaction that changes a person and their other rows
+    (queued messages, check-ins) takes the person's row first. Withdrawal, a due batch and
+    marking someone unreachable all do, so two of them wait for each other instead of
+    deadlocking.
+    """
+    await session.execute(select(Person.id).where(Person.id == person_id).with_for_update())
