@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary, WeakValueDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +28,19 @@ from sqlalchemy.ext.asyncio import (
 from storage.sqlite_driver import one_hop_dbapi
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+#: PostgreSQL's codes for a transaction that lost to another one: a deadlock (one of the two
+#: is failed) and a serialisation failure. Neither means the work itself was wrong.
+_LOST_TO_ANOTHER_WRITER = {"40P01", "40001"}
+
+
+def lost_to_another_writer(error: BaseException) -> bool:
+    """Whether ``error`` is a deadlock or serialisation failure: the same work, run again once
+    the other transaction is through, can succeed."""
+    if not isinstance(error, DBAPIError) or error.connection_invalidated:
+        return False
+    return getattr(error.orig, "sqlstate", None) in _LOST_TO_ANOTHER_WRITER
 
 
 def is_sqlite(url: str | URL) -> bool:

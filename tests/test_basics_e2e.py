@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, CommandHandler
 
@@ -146,6 +148,60 @@ async def test_a_failure_mid_batch_redoes_only_what_is_safe_to_redo(
     async with database.sessions() as session:
         keys = (await session.execute(select(OutboxMessage.idempotency_key))).scalars().all()
     assert len(keys) == len(set(keys))
+
+
+class _LostLock(Exception):
+    """What asyncpg raises when PostgreSQL picks this transaction to end a deadlock."""
+
+    sqlstate = "40P01"
+
+
+def _lost_lock() -> DBAPIError:
+    return DBAPIError("UPDATE person SET status=...", {}, _LostLock("deadlock detected"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (1, False, 0),  # lost once: run again, kept, answered once
+        (2, False, 0),
+        (3, False, 1),  # lost every time: recorded as failed, as any other failure
+        (1, True, 1),  # it had already called Telegram: never run twice
+    ],
+)
+async def test_an_update_that_loses_a_deadlock_is_run_again_unless_it_called_telegram(
+    companion, sandbox, database, case
+):
+    """PostgreSQL ends a deadlock by failing one of the two transactions. That is no fault of
+    the update, so it runs again (its first try's rows rolled back) rather than being lost."""
+    losses, calls_telegram, failed = case
+    runs = 0
+
+    async def contended(update: Update, context) -> None:
+        nonlocal runs
+        runs += 1
+        await context.reply(update, "fallback/not_understood")  # a row that must appear once
+        if calls_telegram:
+            await context.bot.send_message(chat_id=update.effective_chat.id, text="direct")
+        if runs <= losses:
+            raise _lost_lock()
+
+    companion.application.add_handler(CommandHandler("contended", contended), group=1)
+    connector = sandbox.user(CONNECTOR_ID, "Jo")
+    connector.send_command("help")
+    await sandbox.wait_for_messages(CONNECTOR_ID, 1)
+    connector.send_command("contended")
+    await settle(companion, sandbox)
+
+    texts = [m["text"] for m in sandbox.sent_to(CONNECTOR_ID)[1:]]
+    assert runs == (1 if calls_telegram else min(losses + 1, 3))
+    assert await count(database, InboxUpdate, InboxUpdate.status == InboxStatus.FAILED) == failed
+    apologies = [t for t in texts if "Sorry, something went wrong" in t]
+    replies = [t for t in texts if "/help" in t and t not in apologies]
+    assert len(apologies) == failed
+    # kept: the bot's own "not understood" and the handler's row, each once; failed: neither
+    assert len(replies) == 2 * (1 - failed), texts
+    assert texts.count("direct") == (1 if calls_telegram else 0)
 
 
 async def test_blocking_the_bot_marks_the_person_unreachable(companion, sandbox, database):

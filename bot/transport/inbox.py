@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any, NamedTuple
@@ -47,7 +48,7 @@ except ImportError:  # pragma: no cover - only with a python-telegram-bot that m
 from bot.transport.ratelimit import recording_bot_calls, retry_after_seconds
 from bot.transport.scope import AfterCommit, UpdateScope, current_scope
 from storage.clock import utcnow
-from storage.db import Database
+from storage.db import Database, lost_to_another_writer
 from storage.models import (
     Checkin,
     CheckinStatus,
@@ -134,6 +135,19 @@ async def store_updates(db: Database, updates: Sequence[dict[str, Any]]) -> int:
             )
             fresh += 1
     return fresh
+
+
+#: How many more times an update that lost a deadlock is run before it is recorded as failed.
+RUNS_AFTER_A_LOST_LOCK = 2
+
+
+@dataclass
+class _Failed:
+    """The update a batch stopped at: what went wrong, and whether it had called Telegram."""
+
+    row: InboxUpdate
+    error: BaseException
+    reached_out: bool
 
 
 def _log_failure(update_id: int, error: BaseException) -> None:
@@ -335,13 +349,13 @@ class InboxWorker:
             calls: dict[int, list[AfterCommit]] = {}
             checkpoint = await session.begin_nested()
             since_checkpoint: list[InboxUpdate] = []  # undone if a later update fails
-            failed: tuple[InboxUpdate, BaseException] | None = None
+            failed: _Failed | None = None
             for row in rows:
                 raw = raws.get(row.update_id)
                 if raw is not None:
                     scope, reached_out = await self._run(session, row.update_id, raw, people)
                     if scope.error is not None:
-                        failed = (row, scope.error)
+                        failed = _Failed(row, scope.error, reached_out)
                         break
                     calls[row.update_id] = scope.after_commit
                     if reached_out:
@@ -357,7 +371,7 @@ class InboxWorker:
                 del done[len(done) - len(since_checkpoint) :]
                 failures += await self._after_failure(
                     session,
-                    *failed,
+                    failed,
                     since_checkpoint=since_checkpoint,
                     raws=raws,
                     done=done,
@@ -392,8 +406,7 @@ class InboxWorker:
     async def _after_failure(
         self,
         session: AsyncSession,
-        row: InboxUpdate,
-        error: BaseException,
+        failed: _Failed,
         *,
         since_checkpoint: list[InboxUpdate],
         raws: dict[int, dict[str, Any]],
@@ -401,27 +414,67 @@ class InboxWorker:
         calls: dict[int, list[AfterCommit]],
     ) -> int:
         """After a rollback to the last checkpoint: run the updates since then again, each in
-        a savepoint, then record ``row`` as failed. Returns how many updates failed."""
-        _log_failure(row.update_id, error)
+        a savepoint, then the failed one again if it only lost a lock (see :meth:`_run_again`),
+        else record it as failed. Returns how many updates failed."""
+        row = failed.row
         failures = 0
         people: dict[int, Sender] = {}  # the rollback expired them
         for again in since_checkpoint:
             calls.pop(again.update_id, None)
             raw = raws.get(again.update_id)
             if raw is not None:
-                scope = await self._process(session, again.update_id, raw, people)
+                scope, _ = await self._process(session, again.update_id, raw, people)
                 if scope.error is not None:
                     await self._record_failure(session, again, update_chat_id(raw), scope.error)
                     calls[again.update_id] = self._stop_spinner(raw)
                     failures += 1
-                    people = {}
                     continue
                 calls[again.update_id] = scope.after_commit
             done.append(again.update_id)
+        raw = raws[row.update_id]
+        went_through = await self._run_again(session, failed, raw, people)
+        if went_through is not None:
+            calls[row.update_id] = went_through.after_commit
+            done.append(row.update_id)
+            return failures
         # Recorded at once, so the apology is queued before later replies.
-        await self._record_failure(session, row, update_chat_id(raws[row.update_id]), error)
-        calls[row.update_id] = self._stop_spinner(raws[row.update_id])
+        await self._record_failure(session, row, update_chat_id(raw), failed.error)
+        calls[row.update_id] = self._stop_spinner(raw)
         return failures + 1
+
+    async def _run_again(
+        self,
+        session: AsyncSession,
+        failed: _Failed,
+        raw: dict[str, Any],
+        people: dict[int, Sender],
+    ) -> UpdateScope | None:
+        """Run an update that lost a deadlock (or a serialisation check) again, in a savepoint.
+
+        Another transaction wanting the same rows is no fault of the update: run again, it
+        waits for the other one and goes through, and the partner's answer is kept rather
+        than apologised for. Only an update that has not called Telegram is run again.
+        Returns its scope once it went through, or None (the failure is logged) when it
+        failed for another reason, called Telegram, or lost every time.
+        """
+        error, reached_out = failed.error, failed.reached_out
+        for _ in range(RUNS_AFTER_A_LOST_LOCK):
+            if reached_out or not lost_to_another_writer(error):
+                break
+            log.warning(
+                "update %s lost a lock to another transaction (%s); running it again",
+                failed.row.update_id,
+                type(error).__name__,
+            )
+            scope, reached_out = await self._process(
+                session, failed.row.update_id, raw, people, log_failure=False
+            )
+            if scope.error is None:
+                return scope
+            error = scope.error
+        _log_failure(failed.row.update_id, error)
+        failed.error = error
+        return None
 
     def _stop_spinner(self, raw: dict[str, Any]) -> list[AfterCommit]:
         """For a button press that failed: an empty answer, so its spinner stops at once."""
@@ -544,18 +597,25 @@ class InboxWorker:
         update_id: int,
         raw: dict[str, Any],
         people: dict[int, Sender],
-    ) -> UpdateScope:
-        """Run one update's handlers inside a savepoint; ``scope.error`` if one failed."""
+        *,
+        log_failure: bool = True,
+    ) -> tuple[UpdateScope, bool]:
+        """Run one update's handlers inside a savepoint; ``scope.error`` if one failed.
+
+        Returns its scope and whether it called the Bot API.
+        """
         await self._lookup(session, raw, people)
         scope = self._scope(update_id, raw, session, people)
         savepoint = await session.begin_nested()
-        await self._handle(scope, raw)
+        reached_out = await self._handle(scope, raw)
         if scope.error is None:
             await savepoint.commit()
-            return scope
+            return scope, reached_out
         await savepoint.rollback()
-        _log_failure(update_id, scope.error)
-        return scope
+        people.clear()  # the rollback expired them
+        if log_failure:
+            _log_failure(update_id, scope.error)
+        return scope, reached_out
 
     async def _record_failure(
         self,
