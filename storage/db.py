@@ -30,17 +30,18 @@ from storage.sqlite_driver import one_hop_dbapi
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-#: PostgreSQL's codes for a transaction that lost to another one: a deadlock (one of the two
-#: is failed) and a serialisation failure. Neither means the work itself was wrong.
-_LOST_TO_ANOTHER_WRITER = {"40P01", "40001"}
+#: PostgreSQL's code for the transaction it failed to end a deadlock. (A serialisation failure,
+#: 40001, is left out: it cannot happen under READ COMMITTED, which the companion uses, and
+#: under a stricter level a savepoint run again keeps the snapshot that failed.)
+_DEADLOCK = "40P01"
 
 
 def lost_to_another_writer(error: BaseException) -> bool:
-    """Whether ``error`` is a deadlock or serialisation failure: the same work, run again once
-    the other transaction is through, can succeed."""
+    """Whether ``error`` is PostgreSQL ending a deadlock with this transaction: no fault of
+    the work, which run again (the other transaction through) can succeed."""
     if not isinstance(error, DBAPIError) or error.connection_invalidated:
         return False
-    return getattr(error.orig, "sqlstate", None) in _LOST_TO_ANOTHER_WRITER
+    return getattr(error.orig, "sqlstate", None) == _DEADLOCK
 
 
 def is_sqlite(url: str | URL) -> bool:

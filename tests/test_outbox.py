@@ -14,7 +14,7 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
@@ -126,6 +126,28 @@ async def rows(db: Database) -> list[OutboxMessage]:
         return list(
             (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
         )
+
+
+async def waiting_for_a_lock(db: Database, within: float = 10.0) -> None:
+    """Until another transaction waits for a row lock (PostgreSQL); on SQLite, where a second
+    writer waits in the process itself, a moment."""
+    if db.is_sqlite:
+        await asyncio.sleep(0.3)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        async with db.sessions() as session:
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no transaction came to wait for a lock")
 
 
 def texts(sb: Any, chat_id: int) -> list[str]:
@@ -574,7 +596,7 @@ async def test_a_block_and_a_403_for_the_same_person_at_once_both_go_through(
             assert blocked is not None
             await session.refresh(blocked, ["status"], with_for_update=True)
             commit_403 = asyncio.create_task(sender._mark_unreachable_once(claimed, "blocked"))
-            await asyncio.sleep(0.5)  # the sender's commit has started and is waiting
+            await waiting_for_a_lock(database)  # the sender's commit has started and waits
             assert await mark_unreachable(
                 session, Prompts(), blocked, reason="blocked", staff_chats=staff_chats
             )
@@ -588,6 +610,35 @@ async def test_a_block_and_a_403_for_the_same_person_at_once_both_go_through(
         stored = await session.get(Person, person)
     assert [e.action for e in events] == ["person.unreachable"]
     assert stored is not None and stored.status == PersonStatus.UNREACHABLE
+
+
+async def test_a_block_handled_after_a_403_committed_sees_it_and_does_nothing_twice(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    """A batch of updates loaded the person before the sender's 403 for them committed; its
+    "blocked" update then finds them unreachable already: one notice, one audit line."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: the two cannot overlap")
+    sb.user(115)
+    person = await add_person(database, "P-later")
+    [first] = await queue(
+        database, {"key": "l1", "chat_id": 115, "text": "one", "person_id": person}
+    )
+    assert first is not None
+    sender = make_sender()
+    claimed = (await sender._claim_batch([first]))[0]
+    assert claimed is not None
+    async with database.transaction() as session:
+        loaded = await session.get(Person, person)  # read at the batch's start: still active
+        assert loaded is not None and loaded.status == PersonStatus.ACTIVE
+        await sender._mark_unreachable_once(claimed, "blocked")
+        assert not await mark_unreachable(
+            session, Prompts(), loaded, reason="blocked", staff_chats=staff_chats
+        )
+    async with database.sessions() as session:
+        events = (await session.scalars(select(AuditEvent))).all()
+    assert [e.action for e in events] == ["person.unreachable"]
+    assert len([r for r in await rows(database) if r.kind == "staff_notice"]) == 1
 
 
 async def test_withdrawn_person_is_never_sent_anything(

@@ -321,6 +321,16 @@ async def test_withdraw_service_is_idempotent_and_files_wait_for_the_commit(data
     assert voice.exists(), "a rolled-back withdrawal removes no file"
     assert await count(database, Answer) == 3
 
+    # An update that failed inside a batch: its savepoint is rolled back, the batch commits.
+    async with database.transaction() as session:
+        savepoint = await session.begin_nested()
+        person = await session.get(Person, sam.id)
+        assert person is not None
+        await withdraw(session, person, protocol=protocol, prompts=prompts, data_dir=tmp_path)
+        await savepoint.rollback()
+    assert voice.exists(), "a withdrawal rolled back to its savepoint removes no file"
+    assert await count(database, Answer) == 3
+
     async with database.transaction() as session:
         person = await session.get(Person, sam.id)
         assert person is not None

@@ -22,7 +22,7 @@ from storage.models import (
     PersonStatus,
     StaffNotice,
 )
-from storage.queries.people import chat_ids_of, connector_chat_ids
+from storage.queries.people import chat_ids_of, connector_chat_ids, lock_person
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,8 @@ async def mark_unreachable(
     Used both when Telegram answers 403 to a send and when a ``my_chat_member`` update says
     they blocked the bot. Returns False when they were already unreachable or withdrawn.
     """
-    # Their row locked and read again first (storage.queries.people.lock_person): a 403 and
-    # a block for the same person at once then wait for each other instead of deadlocking.
-    await session.refresh(person, ["status"], with_for_update=True)
+    # A 403 and a block for the same person at once: the second waits and finds it done.
+    await lock_person(session, person)
     if person.status != PersonStatus.ACTIVE:
         return False
     now = now or utcnow()
@@ -83,6 +82,7 @@ async def mark_unreachable(
 
 async def mark_reachable(session: AsyncSession, person: Person) -> bool:
     """Someone who had blocked the bot opened it again: they can be reached once more."""
+    await lock_person(session, person)  # an unblock just after a 403 must see the 403
     if person.status != PersonStatus.UNREACHABLE:
         return False
     now = utcnow()

@@ -40,7 +40,7 @@ from storage.models import (
     TelegramIdentity,
 )
 from storage.queries import drafts
-from storage.queries.people import identity_of
+from storage.queries.people import identity_of, lock_person
 
 STAFF_ROLES: frozenset[str] = frozenset({Role.CONNECTOR, Role.RESEARCHER})
 #: Who ``settings`` stands for in the audit log when the allow-lists changed a role.
@@ -170,6 +170,7 @@ async def _end_role(
 ) -> int | None:
     """What ending a staff role does: their draft is forgotten, nothing still waiting is sent
     to them, an audit line. Returns their chat."""
+    await lock_person(session, person)  # before the messages it cancels
     identity = await identity_of(session, person.id)
     chat_id = identity.chat_id if identity is not None else None
     await drafts.drop_any(session, person.id)

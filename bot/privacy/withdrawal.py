@@ -135,11 +135,20 @@ def remove_files(paths: Iterable[Path]) -> int:
 
 
 def remove_after_commit(session: AsyncSession, paths: list[Path]) -> None:
-    """Delete ``paths`` once the session's outermost transaction commits (never on rollback)."""
+    """Delete ``paths`` once the session's outermost transaction commits.
+
+    Never when the change behind them is rolled back: neither the whole transaction nor a
+    savepoint it was made in (an update that failed inside a batch of updates).
+    """
     if not paths:
         return
     sync = session.sync_session
     state = {"done": False}
+    made_in: set[SessionTransaction] = set()
+    transaction = sync.get_nested_transaction() or sync.get_transaction()
+    while transaction is not None:
+        made_in.add(transaction)
+        transaction = transaction.parent
 
     def on_commit(committed: Session) -> None:
         if state["done"] or committed.in_nested_transaction():
@@ -147,11 +156,16 @@ def remove_after_commit(session: AsyncSession, paths: list[Path]) -> None:
         state["done"] = True
         remove_files(paths)
 
-    def on_end(_session: Session, transaction: SessionTransaction) -> None:
-        if transaction.parent is None:
+    def on_rollback(_session: Session, rolled_back: SessionTransaction) -> None:
+        if rolled_back in made_in:
+            state["done"] = True
+
+    def on_end(_session: Session, ended: SessionTransaction) -> None:
+        if ended.parent is None:
             state["done"] = True
 
     event.listen(sync, "after_commit", on_commit)
+    event.listen(sync, "after_soft_rollback", on_rollback)
     event.listen(sync, "after_transaction_end", on_end)
 
 

@@ -319,8 +319,8 @@ class InboxWorker:
 
         An update that called the Bot API while it was processed (answered a button, replied
         directly) cannot be undone, so it must never run twice: a checkpoint (a savepoint) is
-        set right after it. The failing update itself is not run again either (it may have
-        called Telegram before it failed); it is recorded as failed, as before. Returns how
+        set right after it. The failing update itself is recorded as failed, unless it only
+        lost a deadlock and called no Telegram method (see :meth:`_run_again`). Returns how
         many updates were handled (0: nothing pending).
         """
         failures = 0
@@ -449,13 +449,18 @@ class InboxWorker:
         raw: dict[str, Any],
         people: dict[int, Sender],
     ) -> UpdateScope | None:
-        """Run an update that lost a deadlock (or a serialisation check) again, in a savepoint.
+        """Run an update that lost a deadlock again, in a savepoint.
 
         Another transaction wanting the same rows is no fault of the update: run again, it
         waits for the other one and goes through, and the partner's answer is kept rather
         than apologised for. Only an update that has not called Telegram is run again.
         Returns its scope once it went through, or None (the failure is logged) when it
         failed for another reason, called Telegram, or lost every time.
+
+        Limits: the batch's locks from before the last checkpoint stay held, so a cycle
+        through one of them is lost again (each try costs PostgreSQL's deadlock_timeout,
+        1 s by default). An update redone after the failure (since the checkpoint) that then
+        loses a deadlock itself is recorded as failed, not run again.
         """
         error, reached_out = failed.error, failed.reached_out
         for _ in range(RUNS_AFTER_A_LOST_LOCK):

@@ -62,12 +62,17 @@ async def profile_of(session: AsyncSession, person_id: int) -> PartnerProfile | 
     return await session.get(PartnerProfile, person_id)
 
 
-async def lock_person(session: AsyncSession, person_id: int) -> None:
+async def lock_person(session: AsyncSession, person: Person | int) -> None:
     """Lock a person's row until the transaction ends (PostgreSQL; SQLite has one writer).
 
     The house's locking order: a transaction that changes a person and their other rows
-    (queued messages, check-ins) takes the person's row first. Withdrawal, a due batch and
-    marking someone unreachable all do, so two of them wait for each other instead of
-    deadlocking.
+    (queued messages, check-ins) takes the person's row first, so two of them wait for each
+    other instead of deadlocking. Given a loaded ``Person``, any change to it is written
+    first and its status read again under the lock: what another transaction committed
+    meanwhile (a 403, a withdrawal) is seen before anything is decided on it.
     """
-    await session.execute(select(Person.id).where(Person.id == person_id).with_for_update())
+    if isinstance(person, Person):
+        await session.flush()
+        await session.refresh(person, ["status"], with_for_update=True)
+        return
+    await session.execute(select(Person.id).where(Person.id == person).with_for_update())
