@@ -263,7 +263,6 @@ def answer_csv(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> str:
     """Lines of responses.csv (or answer_history.csv), one per row of the answers query."""
     free_text = ctx.free_text
     voice = ctx.voice
-    people = ctx.people
     question_cells = ctx.question_cells
     sealed = [r[_TEXT] for r in rows if r[_TEXT] and r[_ENCRYPTED]] if free_text else []
     opened = iter(ctx.open_texts(sealed))  # decrypted together: much cheaper than one by one
@@ -294,7 +293,7 @@ def answer_csv(ctx: RowContext, rows: Sequence[Any], *, history: bool) -> str:
         ) = r
         if checkin_id != last_checkin:
             last_checkin = checkin_id
-            partner = people.get(person_id) or ctx.partner(person_id)
+            partner = ctx.partner(person_id)
             clock = ctx.clock(partner.zone)
             checkin_cells = (
                 f"{_person_cells(partner)},{checkin_id},"

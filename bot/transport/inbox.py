@@ -141,7 +141,7 @@ async def store_updates(db: Database, updates: Sequence[dict[str, Any]]) -> int:
 RUNS_AFTER_A_LOST_LOCK = 2
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Failed:
     """The update a batch stopped at: what went wrong, and whether it had called Telegram."""
 
@@ -432,13 +432,13 @@ class InboxWorker:
                 calls[again.update_id] = scope.after_commit
             done.append(again.update_id)
         raw = raws[row.update_id]
-        went_through = await self._run_again(session, failed, raw, people)
-        if went_through is not None:
-            calls[row.update_id] = went_through.after_commit
+        outcome = await self._run_again(session, failed, raw, people)
+        if isinstance(outcome, UpdateScope):
+            calls[row.update_id] = outcome.after_commit
             done.append(row.update_id)
             return failures
         # Recorded at once, so the apology is queued before later replies.
-        await self._record_failure(session, row, update_chat_id(raw), failed.error)
+        await self._record_failure(session, row, update_chat_id(raw), outcome)
         calls[row.update_id] = self._stop_spinner(raw)
         return failures + 1
 
@@ -448,13 +448,13 @@ class InboxWorker:
         failed: _Failed,
         raw: dict[str, Any],
         people: dict[int, Sender],
-    ) -> UpdateScope | None:
+    ) -> UpdateScope | BaseException:
         """Run an update that lost a deadlock again, in a savepoint.
 
         Another transaction wanting the same rows is no fault of the update: run again, it
         waits for the other one and goes through, and the partner's answer is kept rather
         than apologised for. Only an update that has not called Telegram is run again.
-        Returns its scope once it went through, or None (the failure is logged) when it
+        Returns its scope once it went through, else the error to record (logged here): it
         failed for another reason, called Telegram, or lost every time.
 
         Limits: the batch's locks from before the last checkpoint stay held, so a cycle
@@ -478,8 +478,7 @@ class InboxWorker:
                 return scope
             error = scope.error
         _log_failure(failed.row.update_id, error)
-        failed.error = error
-        return None
+        return error
 
     def _stop_spinner(self, raw: dict[str, Any]) -> list[AfterCommit]:
         """For a button press that failed: an empty answer, so its spinner stops at once."""
