@@ -30,7 +30,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from tenacity.wait import wait_exponential_jitter
 
-from bot.partners.reachability import mark_unreachable, unreachable_handler
+from bot.partners.reachability import mark_reachable, mark_unreachable, unreachable_handler
 from bot.transport import receipts as receipts_module
 from bot.transport.delivery_errors import Outcome, classify
 from bot.transport.http import AiohttpRequest
@@ -639,6 +639,78 @@ async def test_a_block_handled_after_a_403_committed_sees_it_and_does_nothing_tw
         events = (await session.scalars(select(AuditEvent))).all()
     assert [e.action for e in events] == ["person.unreachable"]
     assert len([r for r in await rows(database) if r.kind == "staff_notice"]) == 1
+
+
+async def test_an_unblock_handled_after_a_403_committed_makes_them_reachable_again(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender]
+) -> None:
+    """They unblocked the bot just after a 403 for them committed, in a batch that had loaded
+    them as reachable: the unblock sees the 403 and undoes it, so they are not left cut off."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: the two cannot overlap")
+    sb.user(116)
+    person = await add_person(database, "P-back")
+    [first] = await queue(
+        database, {"key": "u1", "chat_id": 116, "text": "one", "person_id": person}
+    )
+    assert first is not None
+    sender = make_sender()
+    claimed = (await sender._claim_batch([first]))[0]
+    assert claimed is not None
+    async with database.transaction() as session:
+        loaded = await session.get(Person, person)  # read at the batch's start: still active
+        assert loaded is not None and loaded.status == PersonStatus.ACTIVE
+        await sender._mark_unreachable_once(claimed, "blocked")
+        assert await mark_reachable(session, loaded)
+    async with database.sessions() as session:
+        stored = await session.get(Person, person)
+        events = (await session.scalars(select(AuditEvent))).all()
+    assert stored is not None and stored.status == PersonStatus.ACTIVE
+    assert [e.action for e in events] == ["person.unreachable", "person.reachable"]
+
+
+async def test_revoking_staff_while_a_403_for_them_is_recorded_does_not_deadlock(
+    database: Database, sb: Any, make_sender: Callable[..., OutboxSender], monkeypatch: Any
+) -> None:
+    """Ending a staff role cancels their queued messages; the sender's 403 for them fails
+    those same messages. Both take the person's row first, so the second waits."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: the two cannot overlap")
+    from bot.partners import staff_roles
+
+    sb.user(117)
+    async with database.transaction() as session:
+        staff = Person(pseudonym="C-leaving", role="connector", status=PersonStatus.ACTIVE)
+        session.add(staff)
+        await session.flush()
+        person = staff.id
+    first, _ = await queue(
+        database,
+        {"key": "r1", "chat_id": 117, "text": "one", "person_id": person},
+        {"key": "r2", "chat_id": 117, "text": "two", "person_id": person},
+    )
+    assert first is not None
+    sender = make_sender()
+    claimed = (await sender._claim_batch([first]))[0]
+    assert claimed is not None
+    commit_403: list[asyncio.Task[int]] = []
+    cancel = staff_roles.cancel_pending
+
+    async def cancel_then_let_the_403_start(session: AsyncSession, **kwargs: Any) -> int:
+        cancelled = await cancel(session, **kwargs)  # their queued messages are held now
+        commit_403.append(asyncio.create_task(sender._mark_unreachable_once(claimed, "blocked")))
+        await waiting_for_a_lock(database)
+        return cancelled
+
+    monkeypatch.setattr(staff_roles, "cancel_pending", cancel_then_let_the_403_start)
+    async with database.transaction() as session:
+        leaving = await session.get(Person, person)
+        assert leaving is not None
+        await staff_roles.revoke(session, leaving, by="cli", now=utcnow())
+    await asyncio.wait_for(commit_403[0], 10)
+    by_key = {r.idempotency_key: r for r in await rows(database)}
+    assert by_key["r1"].status == OutboxStatus.FAILED
+    assert by_key["r2"].status == OutboxStatus.CANCELLED
 
 
 async def test_withdrawn_person_is_never_sent_anything(
